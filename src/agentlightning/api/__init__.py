@@ -1,0 +1,1 @@
+"""The HTTP API: app factory, envelope, errors, middleware and routes."""

@@ -1,0 +1,118 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from agentlightning import __version__
+from agentlightning.api.envelope import error_body
+from agentlightning.api.errors import AppError
+from agentlightning.api.middleware import GatewayMiddleware
+from agentlightning.api.ratelimit import RateLimiter
+from agentlightning.api.routes import ROUTERS
+from agentlightning.auth.service import ensure_admin
+from agentlightning.core.context import AppContext
+from agentlightning.core.services import start_services, stop_services
+from agentlightning.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+_STATUS_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+}
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        errors.append({"field": ".".join(loc), "message": err.get("msg", "invalid"), "type": err.get("type", "")})
+    return errors
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and message == "Not Found":
+        message = "No such resource"
+    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _field_errors(exc)
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return JSONResponse(
+        error_body("VALIDATION_ERROR", f"Invalid request: {summary}", {"errors": errors}), status_code=422
+    )
+
+
+def create_app(settings: Settings | None = None, *, start_background: bool | None = None) -> FastAPI:
+    """Build the API for ``settings``; the lifespan opens the context and starts background services."""
+    settings = settings or get_settings()
+    run_services = settings.agl_run_services if start_background is None else start_background
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = await AppContext.create(settings)
+        app.state.ctx = ctx
+        generated = await ensure_admin(ctx)
+        if generated:
+            # Printed once, on the first start of an empty database.
+            print(
+                f"\n  Created the first admin user '{settings.agl_admin_username}' with password: {generated}\n"
+                "  Store it now; it will not be shown again (set AGL_ADMIN_PASSWORD to choose it).\n",
+                flush=True,
+            )
+        if run_services:
+            await start_services(ctx)
+        try:
+            yield
+        finally:
+            await stop_services(ctx)
+            await ctx.close()
+
+    app = FastAPI(
+        title="Agent Lightning",
+        version=__version__,
+        description="Serve LLM agents behind an HTTP API and improve them with reinforcement learning.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(settings)
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
+    app.add_middleware(GatewayMiddleware)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

@@ -1,0 +1,12 @@
+"""Every router the app serves; a feature adds its router here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from agentlightning.api.routes import auth, system
+
+ROUTERS: list[APIRouter] = [
+    auth.router,
+    system.router,
+]

@@ -1,0 +1,75 @@
+"""System management: health, readiness, status, statistics, configuration and ``/metrics``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from agentlightning.api.deps import Ctx, public, require
+from agentlightning.api.envelope import error_body, ok
+from agentlightning.auth.service import Principal
+from agentlightning.core import system_status
+from agentlightning.core.system_config import SystemConfigUpdate, get_config, update_config
+from agentlightning.observability.metrics import REGISTRY
+from agentlightning.observability.system import refresh_gauges
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/api/v2/health")
+async def health(
+    ctx: Ctx,
+    ready: bool = Query(default=False, description="Also check the database and Redis (readiness)"),
+    _: None = Depends(public),
+) -> Any:
+    """Liveness; with ``?ready=1`` readiness (database and Redis answer), 503 when not ready."""
+    if not ready:
+        return ok({"status": "healthy", "uptime_seconds": round(ctx.uptime_seconds, 1)}, "Service is alive")
+    checks = await system_status.readiness(ctx)
+    if all(c["status"] == "up" for c in checks.values()):
+        return ok({"status": "ready", "checks": checks}, "Service is ready")
+    body = error_body("SERVICE_UNAVAILABLE", "A dependency is not ready", {"checks": checks})
+    return JSONResponse(body, status_code=503)
+
+
+@router.get("/api/v2/health/ready")
+async def readiness(ctx: Ctx, _: None = Depends(public)) -> Any:
+    """Readiness probe: the database and Redis (when configured) answer."""
+    return await health(ctx, ready=True)
+
+
+@router.get("/api/v2/system/status")
+async def status(ctx: Ctx, _: Principal = Depends(require("system:read"))) -> dict[str, Any]:
+    """Each component and its state."""
+    return ok(await system_status.components(ctx))
+
+
+@router.get("/api/v2/system/stats")
+async def stats(ctx: Ctx, _: Principal = Depends(require("system:read"))) -> dict[str, Any]:
+    """Counts, uptime and cache hit rate."""
+    return ok(await system_status.statistics(ctx))
+
+
+@router.get("/api/v2/system/config")
+async def read_config(ctx: Ctx, _: Principal = Depends(require("system:read"))) -> dict[str, Any]:
+    """The runtime configuration."""
+    return ok((await get_config(ctx, fresh=True)).model_dump())
+
+
+@router.put("/api/v2/system/config")
+async def write_config(
+    body: SystemConfigUpdate, ctx: Ctx, principal: Principal = Depends(require("system:write"))
+) -> dict[str, Any]:
+    """Change the runtime configuration (admin only); validated, persisted and cached."""
+    config = await update_config(ctx, body, principal.username)
+    return ok(config.model_dump(), "System configuration updated")
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics(ctx: Ctx, _: None = Depends(public)) -> Response:
+    """Prometheus text exposition of every platform metric."""
+    await refresh_gauges(ctx)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+"""Authentication (passwords, JWTs, refresh tokens, API keys) and role-based authorisation."""

@@ -1,0 +1,332 @@
+"""Users and sessions: login, refresh-token rotation, logout, API keys and the first admin."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from agentlightning.api.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from agentlightning.auth import passwords, tokens
+from agentlightning.auth.rbac import ROLES, grants, permissions_for
+from agentlightning.core.context import AppContext
+from agentlightning.storage import cache_keys
+from agentlightning.storage.models import ApiKey, RefreshToken, RevokedToken, User
+from agentlightning.storage.types import as_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Verified against when a username is unknown, so a login takes as long either way."""
+    return passwords.hash_password(secrets.token_urlsafe(16), rounds=12)
+
+
+@dataclass
+class Principal:
+    """Who is calling: a user authenticated by access token or API key."""
+
+    user_id: int
+    username: str
+    role: str
+    permissions: list[str] = field(default_factory=list)
+    auth_method: str = "jwt"
+    token: str | None = None
+    token_exp: float | None = None
+
+    def can(self, permission: str) -> bool:
+        """True when this principal holds ``permission``."""
+        return grants(self.permissions, permission)
+
+
+@dataclass
+class TokenPair:
+    """What a login or refresh returns."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    session_id: str
+    token_type: str = "bearer"
+
+
+def _validate_new_user(username: str, password: str, role: str) -> None:
+    problems: dict[str, str] = {}
+    if not username or len(username) > 255:
+        problems["username"] = "must be 1-255 characters"
+    if role not in ROLES:
+        problems["role"] = f"must be one of {', '.join(ROLES)}"
+    if (why := passwords.password_problem(password)) is not None:
+        problems["password"] = why
+    if problems:
+        raise ValidationFailed(message="Invalid user", details={"fields": problems})
+
+
+async def create_user(ctx: AppContext, username: str, password: str, role: str = "user") -> User:
+    """Add a user with a bcrypt-hashed password; the username must be new."""
+    _validate_new_user(username, password, role)
+    password_hash = await passwords.hash_password_async(password, ctx.settings.bcrypt_rounds)
+    async with ctx.db.session() as session:
+        user = User(username=username, password_hash=password_hash, role=role, is_active=True)
+        session.add(user)
+        try:
+            await session.commit()
+        except IntegrityError as exc:
+            raise Conflict("USER_EXISTS", f"User '{username}' already exists", details={"username": username}) from exc
+        await session.refresh(user)
+        return user
+
+
+async def list_users(ctx: AppContext) -> list[User]:
+    """Every user, oldest first."""
+    async with ctx.db.session() as session:
+        return list((await session.scalars(select(User).order_by(User.id))).all())
+
+
+async def set_role(ctx: AppContext, username: str, role: str) -> User:
+    """Change a user's role (takes effect at their next token)."""
+    if role not in ROLES:
+        raise ValidationFailed(message=f"Unknown role '{role}'", details={"roles": list(ROLES)})
+    async with ctx.db.session() as session:
+        user = await session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise NotFound("USER_NOT_FOUND", f"User '{username}' not found", details={"username": username})
+        user.role = role
+        await session.commit()
+        return user
+
+
+async def count_users(ctx: AppContext) -> int:
+    """How many users exist."""
+    async with ctx.db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(User)) or 0)
+
+
+async def ensure_admin(ctx: AppContext) -> str | None:
+    """Create the first admin when there are no users.
+
+    Uses ``AGL_ADMIN_PASSWORD`` when set; otherwise generates a strong password and returns it
+    so the caller can show it once. Returns None when nothing was created or nothing to show.
+    """
+    if await count_users(ctx) > 0:
+        return None
+    configured = ctx.settings.agl_admin_password
+    password = configured or secrets.token_urlsafe(18)
+    try:
+        await create_user(ctx, ctx.settings.agl_admin_username, password, "admin")
+    except Conflict:  # another process created it first
+        return None
+    return None if configured else password
+
+
+async def _issue_pair(ctx: AppContext, session_db: Any, user: User, session_id: str) -> TokenPair:
+    settings = ctx.settings
+    access, _exp = tokens.issue_access_token(
+        user_id=user.id,
+        username=user.username,
+        role=user.role,
+        secret=settings.jwt_secret,
+        issuer=settings.jwt_issuer,
+        ttl_seconds=settings.jwt_access_ttl_seconds,
+    )
+    refresh = tokens.new_refresh_token()
+    session_db.add(
+        RefreshToken(
+            token_hash=cache_keys.token_hash(refresh),
+            session_id=session_id,
+            user_id=user.id,
+            issued_at=utcnow(),
+            expires_at=utcnow() + timedelta(seconds=settings.jwt_refresh_ttl_seconds),
+        )
+    )
+    return TokenPair(
+        access_token=access, refresh_token=refresh, expires_in=settings.jwt_access_ttl_seconds, session_id=session_id
+    )
+
+
+async def login(ctx: AppContext, username: str, password: str) -> TokenPair:
+    """Check the password and open a session; the same error for a wrong user or password."""
+    async with ctx.db.session() as session:
+        user = await session.scalar(select(User).where(User.username == username))
+        stored_hash = user.password_hash if user is not None else _dummy_hash()
+        valid = await passwords.verify_password_async(password, stored_hash)
+        if user is None or not valid or not user.is_active:
+            raise Unauthorized("INVALID_CREDENTIALS", "Invalid username or password")
+        session_id = tokens.new_session_id()
+        pair = await _issue_pair(ctx, session, user, session_id)
+        user.last_login_at = utcnow()
+        await session.commit()
+    await ctx.cache.set_json(
+        cache_keys.session(session_id),
+        {"user_id": user.id, "username": user.username, "role": user.role, "created_at": utcnow().isoformat()},
+        cache_keys.SESSION_TTL,
+    )
+    return pair
+
+
+async def _revoke_session(ctx: AppContext, session: Any, session_id: str) -> None:
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.session_id == session_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    await ctx.cache.delete(cache_keys.session(session_id))
+
+
+async def refresh(ctx: AppContext, refresh_token: str) -> TokenPair:
+    """Rotate a refresh token: the old one is spent; presenting a spent one ends the session."""
+    digest = cache_keys.token_hash(refresh_token)
+    async with ctx.db.session() as session:
+        record = await session.get(RefreshToken, digest)
+        if record is None or record.revoked_at is not None:
+            raise Unauthorized("TOKEN_INVALID", "The refresh token is invalid or revoked")
+        if record.used_at is not None:
+            await _revoke_session(ctx, session, record.session_id)
+            await session.commit()
+            log.warning("refresh token reuse for user %s; session %s revoked", record.user_id, record.session_id)
+            raise Unauthorized("TOKEN_REUSED", "The refresh token was already used; the session has been revoked")
+        if as_utc(record.expires_at) <= utcnow():
+            raise Unauthorized("TOKEN_EXPIRED", "The refresh token has expired")
+        # Spend the token atomically: of two concurrent refreshes only one wins.
+        spent = await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == digest, RefreshToken.used_at.is_(None))
+            .values(used_at=utcnow())
+        )
+        if spent.rowcount != 1:
+            await session.rollback()
+            raise Unauthorized("TOKEN_REUSED", "The refresh token was already used")
+        user = await session.get(User, record.user_id)
+        if user is None or not user.is_active:
+            raise Unauthorized("TOKEN_INVALID", "The user no longer exists or is disabled")
+        pair = await _issue_pair(ctx, session, user, record.session_id)
+        await session.commit()
+        return pair
+
+
+async def logout(ctx: AppContext, principal: Principal, refresh_token: str | None) -> None:
+    """Revoke the caller's access token and, when given, the refresh token's whole session."""
+    async with ctx.db.session() as session:
+        if principal.token and principal.token_exp:
+            digest = cache_keys.token_hash(principal.token)
+            expires = datetime.fromtimestamp(principal.token_exp).astimezone()
+            if await session.get(RevokedToken, digest) is None:
+                session.add(RevokedToken(token_hash=digest, expires_at=expires))
+            ttl = max(int(principal.token_exp - utcnow().timestamp()) + 1, 1)
+            await ctx.cache.set(cache_keys.jwt_blacklist(digest), str(int(utcnow().timestamp())), ttl)
+        if refresh_token:
+            record = await session.get(RefreshToken, cache_keys.token_hash(refresh_token))
+            if record is not None and record.user_id == principal.user_id:
+                await _revoke_session(ctx, session, record.session_id)
+        await session.commit()
+
+
+async def is_revoked(ctx: AppContext, token: str) -> bool:
+    """True when an access token was revoked (cache first; the database when Redis is down)."""
+    digest = cache_keys.token_hash(token)
+    if await ctx.cache.exists(cache_keys.jwt_blacklist(digest)):
+        return True
+    if ctx.cache.healthy:
+        return False
+    async with ctx.db.session() as session:
+        return await session.get(RevokedToken, digest) is not None
+
+
+async def authenticate_token(ctx: AppContext, token: str) -> Principal:
+    """The principal an access token or API key stands for; :class:`Unauthorized` otherwise."""
+    if tokens.looks_like_api_key(token):
+        return await authenticate_api_key(ctx, token)
+    claims = tokens.decode_access_token(token, secret=ctx.settings.jwt_secret, issuer=ctx.settings.jwt_issuer)
+    if await is_revoked(ctx, token):
+        raise Unauthorized("TOKEN_REVOKED", "The access token has been revoked")
+    return Principal(
+        user_id=claims.user_id,
+        username=claims.username,
+        role=claims.role,
+        permissions=permissions_for(claims.role),
+        auth_method="jwt",
+        token=token,
+        token_exp=claims.exp,
+    )
+
+
+async def authenticate_api_key(ctx: AppContext, key: str) -> Principal:
+    """The owner of an unrevoked, unexpired API key."""
+    async with ctx.db.session() as session:
+        row = (
+            await session.execute(
+                select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == cache_keys.token_hash(key))
+            )
+        ).first()
+        if row is None:
+            raise Unauthorized("INVALID_API_KEY", "The API key is invalid")
+        api_key, user = row
+        now = utcnow()
+        if api_key.revoked_at is not None or not user.is_active:
+            raise Unauthorized("INVALID_API_KEY", "The API key has been revoked")
+        if api_key.expires_at is not None and as_utc(api_key.expires_at) <= now:
+            raise Unauthorized("INVALID_API_KEY", "The API key has expired")
+        last_used = as_utc(api_key.last_used_at)
+        if last_used is None or (now - last_used).total_seconds() > 60:
+            api_key.last_used_at = now
+            await session.commit()
+        return Principal(
+            user_id=user.id,
+            username=user.username,
+            role=user.role,
+            permissions=permissions_for(user.role),
+            auth_method="api_key",
+        )
+
+
+async def create_api_key(ctx: AppContext, user_id: int, name: str, expires_in_days: int | None) -> tuple[ApiKey, str]:
+    """A new API key for ``user_id``; the plaintext is returned once and never stored."""
+    key = tokens.new_api_key()
+    expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    async with ctx.db.session() as session:
+        record = ApiKey(
+            user_id=user_id,
+            name=name,
+            key_prefix=key[:10],
+            key_hash=cache_keys.token_hash(key),
+            created_at=utcnow(),
+            expires_at=expires,
+        )
+        session.add(record)
+        await session.commit()
+        await session.refresh(record)
+        return record, key
+
+
+async def list_api_keys(ctx: AppContext, user_id: int) -> list[ApiKey]:
+    """The caller's API keys (without secrets)."""
+    async with ctx.db.session() as session:
+        result = await session.scalars(select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.id))
+        return list(result.all())
+
+
+async def revoke_api_key(ctx: AppContext, user_id: int, key_id: int) -> None:
+    """Revoke one of the caller's API keys."""
+    async with ctx.db.session() as session:
+        record = await session.get(ApiKey, key_id)
+        if record is None or record.user_id != user_id:
+            raise NotFound("API_KEY_NOT_FOUND", f"API key {key_id} not found", details={"api_key_id": key_id})
+        record.revoked_at = record.revoked_at or utcnow()
+        await session.commit()
+
+
+async def get_user(ctx: AppContext, user_id: int) -> User:
+    """A user by id."""
+    async with ctx.db.session() as session:
+        user = await session.get(User, user_id)
+        if user is None:
+            raise NotFound("USER_NOT_FOUND", f"User {user_id} not found")
+        return user

@@ -1,0 +1,185 @@
+"""The ``agentlightning`` command: serve, migrate, users, version (and feature sub-commands)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agentlightning import __version__
+
+app = typer.Typer(name="agentlightning", help="Agent Lightning: serve LLM agents and improve them with RL.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+console = Console()
+
+T = TypeVar("T")
+
+#: Feature sub-commands: (module, attribute, name). A module that is not installed is skipped.
+FEATURE_COMMANDS: list[tuple[str, str, str]] = []
+
+
+def _run(factory: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(factory())  # type: ignore[arg-type]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _settings():  # noqa: ANN202 - the Settings import stays lazy so `version` is instant
+    from agentlightning.settings import get_settings
+
+    return get_settings()
+
+
+def check_production_or_exit() -> None:
+    """Refuse to continue in production mode with an unsafe configuration (one line why)."""
+    settings = _settings()
+    if settings.is_production:
+        problems = settings.production_problems()
+        if problems:
+            _fail("refusing to start in production: " + "; ".join(problems))
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(f"agentlightning {__version__}")
+
+
+@app.command()
+def migrate(revision: str = typer.Option("head", help="Alembic revision to upgrade to.")) -> None:
+    """Create or upgrade the database schema (SQLite or PostgreSQL)."""
+    from agentlightning.storage.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    console.print(f"[green]database at {revision}[/] ({settings.database_dialect})")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Bind address (default: HOST or 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (default: PORT or 8000)."),
+    workers: bool = typer.Option(True, "--workers/--no-workers", help="Run task workers and background services in this process."),
+    log_level: str = typer.Option("info", help="Uvicorn log level."),
+) -> None:
+    """Migrate the database, then serve the API (docs at /docs)."""
+    import os
+
+    import uvicorn
+
+    from agentlightning.storage.migrate import upgrade
+
+    check_production_or_exit()
+    settings = _settings()
+    upgrade(settings.database_url)
+    if not workers:
+        os.environ["AGL_RUN_SERVICES"] = "false"
+    uvicorn.run(
+        "agentlightning.api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=log_level,
+        proxy_headers=True,
+    )
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    role: str = typer.Option("user", help="admin, developer or user."),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+) -> None:
+    """Add a user."""
+    from agentlightning.api.errors import AppError
+    from agentlightning.auth.service import create_user
+    from agentlightning.core.context import AppContext
+
+    async def _create() -> None:
+        ctx = await AppContext.create(_settings())
+        try:
+            user = await create_user(ctx, username, password, role)
+            console.print(f"[green]created[/] user {user.username} (id {user.id}, role {user.role})")
+        finally:
+            await ctx.close()
+
+    try:
+        _run(_create)
+    except AppError as exc:
+        _fail(f"{exc.message} {exc.details or ''}".strip())
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users."""
+    from agentlightning.auth.service import list_users
+    from agentlightning.core.context import AppContext
+
+    async def _list() -> list:
+        ctx = await AppContext.create(_settings())
+        try:
+            return await list_users(ctx)
+        finally:
+            await ctx.close()
+
+    table = Table("id", "username", "role", "active", "created", "last login")
+    for user in _run(_list):
+        table.add_row(str(user.id), user.username, user.role, "yes" if user.is_active else "no", str(user.created_at), str(user.last_login_at or "-"))
+    console.print(table)
+
+
+@users_app.command("set-role")
+def users_set_role(username: str, role: str) -> None:
+    """Change a user's role."""
+    from agentlightning.api.errors import AppError
+    from agentlightning.auth.service import set_role
+    from agentlightning.core.context import AppContext
+
+    async def _set() -> None:
+        ctx = await AppContext.create(_settings())
+        try:
+            user = await set_role(ctx, username, role)
+            console.print(f"[green]{user.username}[/] is now {user.role}")
+        finally:
+            await ctx.close()
+
+    try:
+        _run(_set)
+    except AppError as exc:
+        _fail(exc.message)
+
+
+def _register_features() -> None:
+    for module_name, attr, name in FEATURE_COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:  # an optional extra is not installed
+            logging.getLogger(__name__).debug("command %s unavailable: %s", name, exc)
+            continue
+        target = getattr(module, attr)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+
+
+def main() -> None:
+    """Entry point of the ``agentlightning`` script."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _register_features()
+    app()
+
+
+if __name__ == "__main__":
+    main()

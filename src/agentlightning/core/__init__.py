@@ -1,0 +1,1 @@
+"""Process-wide plumbing shared by the API, workers and the CLI."""

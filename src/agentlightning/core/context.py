@@ -1,0 +1,49 @@
+"""The container of a process's shared resources: settings, database, cache and event bus."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentlightning.settings import Settings
+from agentlightning.storage.cache import Cache, create_cache
+from agentlightning.storage.db import Database
+from agentlightning.storage.events import EventBus, create_event_bus
+from agentlightning.observability.system import instrument_engine
+
+
+@dataclass
+class AppContext:
+    """What every request handler, worker and background service needs to do its job."""
+
+    settings: Settings
+    db: Database
+    cache: Cache
+    events: EventBus
+    started_at: float = field(default_factory=time.time)
+    #: Background services started with this context, by name.
+    services: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    async def create(cls, settings: Settings) -> AppContext:
+        """Open the database, cache and event bus named by ``settings``."""
+        db = Database(
+            settings.database_url, pool_size=settings.database_pool_size, max_overflow=settings.database_max_overflow
+        )
+        instrument_engine(db.engine.sync_engine)
+        cache = create_cache(settings.redis_url)
+        events = create_event_bus(settings.redis_url, settings.agl_events_prefix)
+        await events.start()
+        return cls(settings=settings, db=db, cache=cache, events=events)
+
+    @property
+    def uptime_seconds(self) -> float:
+        """Seconds since this context was created."""
+        return time.time() - self.started_at
+
+    async def close(self) -> None:
+        """Release every connection."""
+        await self.events.close()
+        await self.cache.close()
+        await self.db.dispose()

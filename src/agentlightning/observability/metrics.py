@@ -1,0 +1,74 @@
+"""Every Prometheus metric of the platform, defined once (the spec's "Prometheus Metrics")."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+disable_created_metrics()
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+# --- HTTP -----------------------------------------------------------------------------------
+HTTP_REQUESTS = Counter(
+    "http_requests_total", "HTTP requests by route template", ["method", "endpoint", "status_code"], registry=REGISTRY
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency by route template",
+    ["method", "endpoint"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+
+# --- Agents ---------------------------------------------------------------------------------
+AGENT_REQUESTS = Counter("agent_requests_total", "Agent task runs by outcome", ["agent_id", "status"], registry=REGISTRY)
+AGENT_RESPONSE_TIME = Histogram(
+    "agent_response_time_seconds", "Agent task run time", ["agent_id"], buckets=_LATENCY_BUCKETS, registry=REGISTRY
+)
+AGENT_ACTIVE_COUNT = Gauge("agent_active_count", "Active agents by type", ["type"], registry=REGISTRY)
+
+# --- RL -------------------------------------------------------------------------------------
+RL_SESSIONS = Counter("rl_sessions_total", "RL training sessions by outcome", ["algorithm", "status"], registry=REGISTRY)
+RL_TRAINING_DURATION = Gauge(
+    "rl_training_duration_seconds", "Wall time an RL experiment has trained", ["experiment_id"], registry=REGISTRY
+)
+RL_PERFORMANCE_GAIN = Gauge(
+    "rl_performance_gain_percent", "Improvement of an agent from its last promoted change", ["agent_id"], registry=REGISTRY
+)
+
+# --- System resources -----------------------------------------------------------------------
+SYSTEM_CPU = Gauge("system_cpu_usage_percent", "Host CPU utilisation", registry=REGISTRY)
+SYSTEM_MEMORY = Gauge("system_memory_usage_percent", "Host memory utilisation", registry=REGISTRY)
+SYSTEM_DISK = Gauge("system_disk_usage_percent", "Disk utilisation of the data directory", registry=REGISTRY)
+
+# --- Database -------------------------------------------------------------------------------
+POSTGRES_CONNECTIONS_ACTIVE = Gauge(
+    "postgres_connections_active", "Database connections checked out of this process's pool", registry=REGISTRY
+)
+POSTGRES_QUERIES_PER_SECOND = Gauge(
+    "postgres_queries_per_second", "Statements per second since the previous scrape", registry=REGISTRY
+)
+POSTGRES_QUERY_DURATION = Histogram(
+    "postgres_query_duration_seconds",
+    "Statement latency by statement kind",
+    ["query_type"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+    registry=REGISTRY,
+)
+DB_QUERIES = Counter("db_queries_total", "Statements executed by this process", ["query_type"], registry=REGISTRY)
+
+# --- Redis / cache --------------------------------------------------------------------------
+REDIS_CONNECTED_CLIENTS = Gauge("redis_connected_clients", "Clients connected to Redis", registry=REGISTRY)
+REDIS_MEMORY_USAGE = Gauge("redis_memory_usage_bytes", "Memory used by Redis", registry=REGISTRY)
+REDIS_CACHE_HIT_RATE = Gauge("redis_cache_hit_rate", "Cache hits / lookups of response caches", registry=REGISTRY)
+REDIS_OPERATIONS_PER_SECOND = Gauge(
+    "redis_operations_per_second", "Redis calls per second since the previous scrape", ["operation"], registry=REGISTRY
+)
+REDIS_OPERATIONS = Counter("redis_operations_total", "Redis calls by this process", ["operation"], registry=REGISTRY)
+CACHE_LOOKUPS = Counter("cache_lookups_total", "Counted cache lookups", ["namespace", "result"], registry=REGISTRY)
+CACHE_BYPASSES = Counter("cache_bypassed_total", "Cache calls skipped because Redis was unreachable", registry=REGISTRY)
+
+# --- Gateway --------------------------------------------------------------------------------
+RATE_LIMITED = Counter("http_rate_limited_total", "Requests refused with 429", ["scope"], registry=REGISTRY)

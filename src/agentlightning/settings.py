@@ -1,0 +1,118 @@
+"""The one configuration object, read from environment variables and ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "agent-lightning-development-secret-do-not-use"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./agentlightning.db"
+#: Admin passwords that production mode refuses.
+WEAK_ADMIN_PASSWORDS = frozenset({"admin", "password", "changeme", "change-me", "agentlightning", "secret"})
+MIN_PRODUCTION_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Every setting of the platform; field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False)
+
+    agl_env: Literal["development", "production", "test"] = "development"
+
+    # Storage
+    database_url: str = DEFAULT_DATABASE_URL
+    database_pool_size: int = Field(default=20, ge=1)
+    database_max_overflow: int = Field(default=20, ge=0)
+    redis_url: str | None = None
+    #: Prefix of pub/sub channels, so several deployments (or test runs) can share one Redis.
+    agl_events_prefix: str = "agl"
+
+    # Auth
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_issuer: str = "agent-lightning"
+    jwt_access_ttl_seconds: int = Field(default=900, ge=10)
+    jwt_refresh_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    agl_admin_username: str = "admin"
+    agl_admin_password: str | None = None
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+
+    # Gateway
+    rate_limit_default: str = "600/minute"
+    rate_limit_anonymous: str = "120/minute"
+    rate_limit_login: str = "20/minute"
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # LLM
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_model: str = "smollm2-135m-instruct"
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0)
+
+    # Agents: task workers, runtime and tools (agentlightning.agents)
+    #: Run task workers inside ``serve`` (in addition to any ``agentlightning worker`` processes).
+    agent_workers_in_api: bool = True
+    agent_workers_min: int = Field(default=1, ge=0)
+    agent_workers_max: int = Field(default=8, ge=1)
+    agent_task_lease_seconds: float = Field(default=30.0, gt=0)
+    agent_task_max_attempts: int = Field(default=3, ge=1)
+    agent_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    agent_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    agent_max_steps: int = Field(default=6, ge=1)
+    agent_memory_window: int = Field(default=20, ge=0)
+    #: Python modules imported at start-up that register user tools.
+    agent_tool_modules: list[str] = Field(default_factory=list)
+    local_model_path: str | None = None
+    local_model_max_new_tokens: int = Field(default=256, ge=1)
+    sandbox_timeout_seconds: float = Field(default=10.0, gt=0)
+    sandbox_memory_mb: int = Field(default=256, ge=32)
+    #: Read-only data sources of the ``sql_query`` tool: name -> database URL (JSON in the env).
+    sql_data_sources: dict[str, str] = Field(default_factory=dict)
+    sql_max_rows: int = Field(default=200, ge=1)
+    http_tool_enabled: bool = False
+    http_tool_allowed_hosts: list[str] = Field(default_factory=list)
+
+    # Distributed RL
+    ray_address: str | None = None
+
+    # Server
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    #: Start the in-process background services (task workers, RL manager) with the API.
+    agl_run_services: bool = True
+
+    @field_validator("redis_url", "llm_base_url", "ray_address", "agl_admin_password", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def is_production(self) -> bool:
+        """True when running with production safety checks."""
+        return self.agl_env == "production"
+
+    @property
+    def database_dialect(self) -> str:
+        """``postgresql`` or ``sqlite``."""
+        return "postgresql" if self.database_url.startswith("postgresql") else "sqlite"
+
+    def production_problems(self) -> list[str]:
+        """Reasons this configuration must not serve in production (empty when it may)."""
+        problems: list[str] = []
+        if self.jwt_secret == DEFAULT_JWT_SECRET:
+            problems.append("JWT_SECRET is the built-in development default; set a random secret")
+        elif len(self.jwt_secret) < MIN_PRODUCTION_SECRET_LENGTH:
+            problems.append(f"JWT_SECRET is shorter than {MIN_PRODUCTION_SECRET_LENGTH} characters")
+        password = self.agl_admin_password
+        if password is not None and (password.lower() in WEAK_ADMIN_PASSWORDS or len(password) < 12):
+            problems.append("AGL_ADMIN_PASSWORD is a default or shorter than 12 characters")
+        return problems
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Persistence: the database engine, ORM models, migrations, cache and event bus."""

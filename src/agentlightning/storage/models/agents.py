@@ -1,0 +1,66 @@
+"""The spec's ``agents`` table plus agent memory (owned by ``agentlightning.agents``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from agentlightning.storage.models.base import Base
+from agentlightning.storage.types import JSONType, Timestamp, utcnow
+
+
+class Agent(Base):
+    """A registered agent: its type, configuration and running statistics."""
+
+    __tablename__ = "agents"
+    __table_args__ = (
+        Index("idx_agents_type", "type"),
+        Index("idx_agents_status", "status"),
+        Index("idx_agents_last_activity", "last_activity"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    type: Mapped[str] = mapped_column(String(100), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
+    status: Mapped[str] = mapped_column(String(50), default="active", server_default="active")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+    performance_metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
+    last_activity: Mapped[datetime | None] = mapped_column(Timestamp)
+    #: Incremented on every configuration change; part of the response-cache key (migration 0002).
+    config_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1", nullable=False)
+
+
+class AgentMessage(Base):
+    """One turn of a conversation session with an agent (short-term memory)."""
+
+    __tablename__ = "agent_messages"
+    __table_args__ = (Index("idx_agent_messages_session", "agent_id", "session_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), nullable=False)
+    session_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    content: Mapped[str] = mapped_column(Text, nullable=False)
+    task_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class AgentNote(Base):
+    """A long-term note an agent keeps across sessions (written by the ``memory`` tool)."""
+
+    __tablename__ = "agent_notes"
+    __table_args__ = (Index("idx_agent_notes_agent", "agent_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), nullable=False)
+    key: Mapped[str | None] = mapped_column(String(255))
+    content: Mapped[str] = mapped_column(Text, nullable=False)
+    task_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,158 @@
+"""Shared fixtures: both storage backends, the app with its lifespan, and logged-in clients.
+
+``backend`` runs a test twice: on SQLite with the in-process cache and bus, and on a fresh
+PostgreSQL database with Redis. PostgreSQL and Redis must be up: their absence fails the run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from agentlightning.api.app import create_app
+from agentlightning.auth.service import create_user
+from agentlightning.core.context import AppContext
+from agentlightning.settings import Settings
+from agentlightning.storage.migrate import upgrade
+from tests.services import RedisSlot, create_postgres_database, drop_postgres_database
+
+TEST_SECRET = "test-secret-" + "x" * 40
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session."""
+    url = create_postgres_database()
+    upgrade(url)
+    yield url
+    drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis database index held by this test session."""
+    slot = RedisSlot()
+    url = slot.acquire()
+    yield url
+    slot.release()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url() -> Iterator[str]:
+    """A migrated SQLite file for this test session."""
+    with tempfile.TemporaryDirectory(prefix="agl-test-") as tmp:
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'agl.db'}"
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def events_prefix() -> str:
+    """A pub/sub channel prefix private to this test session."""
+    return f"agltest{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which storage stack a test runs on."""
+    return str(request.param)
+
+
+def make_settings(database_url: str, redis_url: str | None, events_prefix: str, **overrides: Any) -> Settings:
+    """Settings for tests: fast bcrypt, generous rate limits, no background services unless asked."""
+    values: dict[str, Any] = {
+        "agl_env": "test",
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "agl_events_prefix": events_prefix,
+        "jwt_secret": TEST_SECRET,
+        "bcrypt_rounds": 4,
+        "agl_admin_password": "admin-password-for-tests",
+        "rate_limit_default": "100000/minute",
+        "rate_limit_anonymous": "100000/minute",
+        "rate_limit_login": "100000/minute",
+        "agl_run_services": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings_factory(
+    backend: str, request: pytest.FixtureRequest, events_prefix: str
+) -> Callable[..., Settings]:
+    """Build settings for the current backend with overrides."""
+
+    def _factory(**overrides: Any) -> Settings:
+        if backend == "postgres":
+            db_url = request.getfixturevalue("postgres_url")
+            cache_url: str | None = request.getfixturevalue("redis_url")
+        else:
+            db_url = request.getfixturevalue("sqlite_url")
+            cache_url = None
+        return make_settings(db_url, cache_url, events_prefix, **overrides)
+
+    return _factory
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    """Default test settings for the current backend."""
+    return settings_factory()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan running (context open, admin created)."""
+    application = create_app(settings)
+    async with LifespanManager(application, startup_timeout=60, shutdown_timeout=60):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def ctx(app: FastAPI) -> AppContext:
+    """The running app's context."""
+    return app.state.ctx
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}-{next(_counter)}"
+
+
+async def login_as(client: httpx.AsyncClient, app: FastAPI, role: str) -> dict[str, str]:
+    """Create a user with ``role``, log in, and return the Authorization header."""
+    username = unique(role)
+    password = "correct-horse-battery"
+    await create_user(app.state.ctx, username, password, role)
+    response = await client.post("/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['data']['access_token']}"}
+
+
+@pytest.fixture
+def login(client: httpx.AsyncClient, app: FastAPI) -> Callable[[str], Awaitable[dict[str, str]]]:
+    """``await login("developer")`` -> headers of a fresh user with that role."""
+
+    async def _login(role: str) -> dict[str, str]:
+        return await login_as(client, app, role)
+
+    return _login
