@@ -78,6 +78,23 @@ class Settings(BaseSettings):
     # Distributed RL
     ray_address: str | None = None
 
+    # RL orchestrator (agentlightning.rl)
+    #: Training sessions this process runs at once; more experiments wait in ``queued``.
+    rl_max_concurrent_sessions: int = Field(default=10, ge=1)
+    #: Where checkpoints and final models are written (shared storage when several hosts serve).
+    rl_artifacts_dir: str = "./data/rl"
+    #: Module prefixes users may register Gymnasium environments from (``module:Class``).
+    rl_env_allowed_modules: list[str] = Field(default_factory=list)
+    #: A running experiment whose manager has not renewed its lease for this long is recovered.
+    rl_lease_seconds: float = Field(default=30.0, gt=0)
+    rl_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    #: Seconds a training run may take to checkpoint and stop when the server shuts down.
+    rl_shutdown_grace_seconds: float = Field(default=20.0, ge=0)
+    rl_report_interval_seconds: float = Field(default=1.0, gt=0)
+    rl_torch_threads: int = Field(default=1, ge=1)
+    #: CPUs each Ray training task reserves.
+    rl_ray_num_cpus: float = Field(default=1.0, gt=0)
+
     # Server
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -3,7 +3,7 @@
 from agentlightning.storage.models.agents import Agent, AgentMessage, AgentNote
 from agentlightning.storage.models.base import Base
 from agentlightning.storage.models.knowledge import KnowledgeItem
-from agentlightning.storage.models.rl import RLExperiment
+from agentlightning.storage.models.rl import RLEnvironment, RLExperiment, RLMetricPoint
 from agentlightning.storage.models.system import SystemConfigRow
 from agentlightning.storage.models.tasks import Task, TraceSpan
 from agentlightning.storage.models.users import ApiKey, RefreshToken, RevokedToken, User
@@ -15,7 +15,9 @@ __all__ = [
     "ApiKey",
     "Base",
     "KnowledgeItem",
+    "RLEnvironment",
     "RLExperiment",
+    "RLMetricPoint",
     "RefreshToken",
     "RevokedToken",
     "SystemConfigRow",
