@@ -31,7 +31,7 @@ def _run(factory: Callable[[], Awaitable[T]]) -> T:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    typer.echo(f"error: {message}", err=True)  # one unwrapped line, for people and log scrapers
     raise typer.Exit(code)
 
 
@@ -177,6 +177,7 @@ def _register_features() -> None:
 def main() -> None:
     """Entry point of the ``agentlightning`` script."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     _register_features()
     app()
 

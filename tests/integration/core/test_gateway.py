@@ -1,0 +1,116 @@
+"""Every response is an envelope with a request id and the spec's security headers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import Depends
+
+from agentlightning.api.app import create_app
+from agentlightning.api.deps import public
+from agentlightning.api.middleware import SECURITY_HEADERS
+from agentlightning.observability.metrics import REGISTRY
+
+
+def assert_envelope(response: httpx.Response, *, success: bool) -> dict:  # type: ignore[type-arg]
+    body = response.json()
+    assert body["success"] is success
+    assert body["timestamp"].endswith("Z")
+    assert body["request_id"] == response.headers["x-request-id"]
+    for header, value in SECURITY_HEADERS.items():
+        assert response.headers[header] == value
+    if not success:
+        assert set(body["error"]) == {"code", "message", "details"}
+    return body
+
+
+async def test_success_envelope(client: httpx.AsyncClient) -> None:
+    body = assert_envelope(await client.get("/api/v2/health"), success=True)
+    assert body["data"]["status"] == "healthy"
+    assert body["request_id"].startswith("req_")
+
+
+async def test_client_request_id_is_kept_and_bad_ones_replaced(client: httpx.AsyncClient) -> None:
+    kept = await client.get("/api/v2/health", headers={"X-Request-ID": "req_client-123"})
+    assert kept.headers["x-request-id"] == "req_client-123" and kept.json()["request_id"] == "req_client-123"
+    replaced = await client.get("/api/v2/health", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert replaced.headers["x-request-id"].startswith("req_")
+
+
+async def test_404_405_422_in_envelope(client: httpx.AsyncClient) -> None:
+    not_found = await client.get("/api/v2/no-such-thing")
+    assert not_found.status_code == 404
+    assert assert_envelope(not_found, success=False)["error"]["code"] == "NOT_FOUND"
+
+    not_allowed = await client.delete("/api/v2/health")
+    assert not_allowed.status_code == 405
+    assert assert_envelope(not_allowed, success=False)["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+    invalid = await client.post("/auth/login", json={"username": "someone"})
+    assert invalid.status_code == 422
+    body = assert_envelope(invalid, success=False)
+    assert body["error"]["code"] == "VALIDATION_ERROR"
+    assert body["error"]["details"]["errors"][0]["field"] == "body.password"
+
+    malformed = await client.post("/auth/login", content=b"{not json", headers={"content-type": "application/json"})
+    assert malformed.status_code == 422
+    assert assert_envelope(malformed, success=False)["error"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_rate_limit_gives_429_with_retry_after(settings_factory) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(settings_factory(rate_limit_anonymous="3/minute", agl_events_prefix="rl-" + __name__))
+    async with LifespanManager(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            # A fresh IP per run keeps the shared Redis window of other tests out of the way.
+            statuses = []
+            for _ in range(4):
+                statuses.append((await client.get("/api/v2/health")).status_code)
+            assert statuses[:3] == [200, 200, 200]
+            limited = await client.get("/api/v2/health")
+            assert limited.status_code == 429
+            body = assert_envelope(limited, success=False)
+            assert body["error"]["code"] == "RATE_LIMITED"
+            assert int(limited.headers["retry-after"]) >= 1
+
+
+@pytest.fixture
+async def exploding_client(settings_factory) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    app = create_app(settings_factory())
+
+    @app.get("/boom")
+    async def boom(_: None = Depends(public)) -> None:
+        raise RuntimeError("kaboom")
+
+    async with LifespanManager(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t") as client:
+            yield client
+
+
+async def test_unhandled_error_is_a_500_envelope_without_internals(exploding_client: httpx.AsyncClient) -> None:
+    response = await exploding_client.get("/boom")
+    assert response.status_code == 500
+    body = assert_envelope(response, success=False)
+    assert body["error"]["code"] == "INTERNAL_ERROR"
+    assert "kaboom" not in response.text
+
+
+async def test_metrics_use_route_templates(client: httpx.AsyncClient, login) -> None:  # type: ignore[no-untyped-def]
+    headers = await login("user")
+    await client.delete("/auth/api-keys/987654", headers=headers)
+    text = (await client.get("/metrics")).text
+    assert 'http_requests_total{endpoint="/auth/api-keys/{key_id}",method="DELETE",status_code="404"}' in text
+    assert "/auth/api-keys/987654" not in text
+    sample = REGISTRY.get_sample_value(
+        "http_request_duration_seconds_count", {"method": "DELETE", "endpoint": "/auth/api-keys/{key_id}"}
+    )
+    assert sample is not None and sample >= 1
+
+
+async def test_docs_are_served(client: httpx.AsyncClient) -> None:
+    docs = await client.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    schema = await client.get("/openapi.json")
+    assert "/api/v2/health" in schema.json()["paths"]
