@@ -14,6 +14,8 @@ SESSION_TTL = 24 * 3600
 
 SYSTEM_CONFIG = "system:config"
 KNOWLEDGE_SEARCH_PREFIX = "knowledge:search:"
+#: Generation tokens that knowledge search keys include (a write replaces them to invalidate).
+KNOWLEDGE_SEARCH_GENERATION_PREFIX = "knowledge:searchgen:"
 
 
 def stable_hash(value: Any) -> str:
@@ -40,6 +42,11 @@ def agent_status(agent_id: int | str) -> str:
 def knowledge_search(query_hash: str) -> str:
     """Cached knowledge search results (30 minutes)."""
     return f"{KNOWLEDGE_SEARCH_PREFIX}{query_hash}"
+
+
+def knowledge_search_generation(scope: str) -> str:
+    """The current generation token of a knowledge search scope (``all`` or ``category:{name}``)."""
+    return f"{KNOWLEDGE_SEARCH_GENERATION_PREFIX}{scope}"
 
 
 def session(session_id: str) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agentlightning.api.routes import auth, system
+from agentlightning.api.routes import auth, knowledge, system
 
 ROUTERS: list[APIRouter] = [
     auth.router,
     system.router,
+    knowledge.router,
 ]

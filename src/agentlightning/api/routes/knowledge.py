@@ -1,0 +1,129 @@
+"""Knowledge management endpoints: CRUD with version history, search, bulk import.
+
+``/api/v2/knowledge/search`` and ``/api/v2/knowledge/bulk`` are declared before ``/{item_id}`` so
+they are never taken for an item id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from agentlightning.api.deps import Ctx, require
+from agentlightning.api.envelope import ok
+from agentlightning.auth.service import Principal
+from agentlightning.knowledge import service
+from agentlightning.knowledge.schemas import (
+    MAX_SEARCH_LIMIT,
+    MAX_SEARCH_OFFSET,
+    BulkCreate,
+    KnowledgeItemCreate,
+    KnowledgeItemUpdate,
+    SearchMode,
+    SearchQuery,
+)
+
+router = APIRouter(prefix="/api/v2/knowledge", tags=["knowledge"])
+
+ItemId = Path(ge=1, le=2**31 - 1, description="Knowledge item id")
+
+
+def _tags(tags: list[str] | None) -> list[str]:
+    """``?tags=a,b`` and ``?tags=a&tags=b`` both mean "tagged a and b"."""
+    return [t.strip() for value in tags or [] for t in value.split(",") if t.strip()]
+
+
+@router.get("/search")
+async def search(
+    ctx: Ctx,
+    principal: Principal = Depends(require("knowledge:read")),
+    q: str = Query(min_length=1, max_length=1000, description='Web-search syntax: words, "phrases", -exclusions, or'),
+    mode: SearchMode = Query(default=SearchMode.hybrid),
+    category: str | None = Query(default=None, max_length=100),
+    tags: list[str] | None = Query(default=None, description="Items must carry all of these tags"),
+    limit: int = Query(default=10, ge=1, le=MAX_SEARCH_LIMIT),
+    offset: int = Query(default=0, ge=0, le=MAX_SEARCH_OFFSET),
+) -> dict[str, Any]:
+    """Search the knowledge base (full-text, semantic or hybrid) with highlighted snippets."""
+    query = SearchQuery(q=q, mode=mode, category=category, tags=_tags(tags), limit=limit, offset=offset)
+    result = await service.search_page(ctx, query)
+    return ok(result, f"{len(result.items)} result(s)")
+
+
+@router.post("/bulk", status_code=201)
+async def bulk_create(
+    ctx: Ctx, body: BulkCreate, principal: Principal = Depends(require("knowledge:write"))
+) -> dict[str, Any]:
+    """Create up to 1,000 items at once; content already stored is skipped unless told otherwise."""
+    result = await service.bulk_create(ctx, body, user=principal.username)
+    return ok(result, f"{result.created} item(s) created, {result.skipped} skipped")
+
+
+@router.get("")
+async def list_items(
+    ctx: Ctx,
+    principal: Principal = Depends(require("knowledge:read")),
+    category: str | None = Query(default=None, max_length=100),
+    tags: list[str] | None = Query(default=None),
+    limit: int = Query(default=20, ge=1, le=100),
+    offset: int = Query(default=0, ge=0),
+) -> dict[str, Any]:
+    """List items, newest first."""
+    page = await service.list_items(ctx, category=category, tags=_tags(tags), limit=limit, offset=offset)
+    return ok(page)
+
+
+@router.post("", status_code=201)
+async def create_item(
+    ctx: Ctx, body: KnowledgeItemCreate, principal: Principal = Depends(require("knowledge:write"))
+) -> dict[str, Any]:
+    """Create an item (version 1)."""
+    return ok(await service.create_item(ctx, body, user=principal.username), "Knowledge item created")
+
+
+@router.get("/{item_id}")
+async def get_item(
+    ctx: Ctx, principal: Principal = Depends(require("knowledge:read")), item_id: int = ItemId
+) -> dict[str, Any]:
+    """One item."""
+    return ok(await service.get_item(ctx, item_id))
+
+
+@router.put("/{item_id}")
+async def update_item(
+    ctx: Ctx,
+    body: KnowledgeItemUpdate,
+    principal: Principal = Depends(require("knowledge:write")),
+    item_id: int = ItemId,
+) -> dict[str, Any]:
+    """Update an item; the previous version is kept and ``version`` increments."""
+    return ok(await service.update_item(ctx, item_id, body, user=principal.username), "Knowledge item updated")
+
+
+@router.delete("/{item_id}")
+async def delete_item(
+    ctx: Ctx, principal: Principal = Depends(require("knowledge:write")), item_id: int = ItemId
+) -> dict[str, Any]:
+    """Delete an item and its history."""
+    await service.delete_item(ctx, item_id)
+    return ok({"id": item_id, "deleted": True}, "Knowledge item deleted")
+
+
+@router.get("/{item_id}/versions")
+async def list_versions(
+    ctx: Ctx, principal: Principal = Depends(require("knowledge:read")), item_id: int = ItemId
+) -> dict[str, Any]:
+    """Every version of an item, the current one first."""
+    return ok(await service.list_versions(ctx, item_id))
+
+
+@router.get("/{item_id}/versions/{version}")
+async def get_version(
+    ctx: Ctx,
+    principal: Principal = Depends(require("knowledge:read")),
+    item_id: int = ItemId,
+    version: int = Path(ge=1, le=2**31 - 1),
+) -> dict[str, Any]:
+    """One version of an item."""
+    return ok(await service.get_version(ctx, item_id, version))

@@ -1,0 +1,181 @@
+"""Bulk insertion of knowledge records: COPY on PostgreSQL, multi-row INSERT on SQLite.
+
+Records whose ``content_hash`` is already stored (or repeated within the batch) are skipped, which
+makes imports resumable: a batch either commits whole or not at all, and re-running an import
+inserts only what is missing. On PostgreSQL the ids are drawn from the table's sequence first,
+so the rows go in with ``COPY`` (asyncpg ``copy_records_to_table``) and their embeddings can be
+written right after, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import bindparam, insert, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from agentlightning.knowledge.embeddings import EmbeddingUnavailable, embedding_text, get_embedder
+from agentlightning.knowledge.ingest.parsers import IngestRecord
+from agentlightning.knowledge.search.vectors import get_backend
+from agentlightning.storage.models.knowledge import KnowledgeItem
+from agentlightning.storage.types import utcnow
+
+HASH_LOOKUP_BATCH = 1000
+EMBED_BATCH = 256
+ITEM_COLUMNS = (
+    "id",
+    "title",
+    "content",
+    "category",
+    "tags",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "created_by",
+    "updated_by",
+    "version",
+    "content_hash",
+)
+
+
+@dataclass
+class InsertOutcome:
+    """Ids created (in record order), records skipped as already stored, vectors written."""
+
+    ids: list[int] = field(default_factory=list)
+    skipped: int = 0
+    embedded: int = 0
+
+
+async def existing_hashes(session: AsyncSession, hashes: Sequence[str]) -> set[str]:
+    """Which of ``hashes`` are already stored."""
+    found: set[str] = set()
+    statement = text("SELECT content_hash FROM knowledge_items WHERE content_hash IN :hashes").bindparams(
+        bindparam("hashes", expanding=True)
+    )
+    for start in range(0, len(hashes), HASH_LOOKUP_BATCH):
+        chunk = list(hashes[start : start + HASH_LOOKUP_BATCH])
+        found.update(r[0] for r in await session.execute(statement, {"hashes": chunk}))
+    return found
+
+
+async def _asyncpg_connection(session: AsyncSession):  # noqa: ANN202 - asyncpg is an optional import
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
+async def _copy_items(session: AsyncSession, records: Sequence[IngestRecord], created_by: str | None) -> list[int]:
+    ids = [
+        int(r[0])
+        for r in await session.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence('knowledge_items', 'id')) FROM generate_series(1, :n)"
+            ),
+            {"n": len(records)},
+        )
+    ]
+    now = utcnow()
+    rows = [
+        (
+            item_id,
+            r.title,
+            r.content,
+            r.category,
+            r.tags,
+            json.dumps(r.metadata, ensure_ascii=False, default=str),
+            now,
+            now,
+            created_by,
+            created_by,
+            1,
+            r.content_hash,
+        )
+        for item_id, r in zip(ids, records)
+    ]
+    driver = await _asyncpg_connection(session)
+    await driver.copy_records_to_table("knowledge_items", records=rows, columns=list(ITEM_COLUMNS))
+    return ids
+
+
+async def _insert_items(session: AsyncSession, records: Sequence[IngestRecord], created_by: str | None) -> list[int]:
+    now = utcnow()
+    result = await session.execute(
+        insert(KnowledgeItem).returning(KnowledgeItem.id, sort_by_parameter_order=True),
+        [
+            {
+                "title": r.title,
+                "content": r.content,
+                "category": r.category,
+                "tags": r.tags,
+                "meta": r.metadata,
+                "created_at": now,
+                "updated_at": now,
+                "created_by": created_by,
+                "updated_by": created_by,
+                "version": 1,
+                "content_hash": r.content_hash,
+            }
+            for r in records
+        ],
+    )
+    return [int(r[0]) for r in result]
+
+
+async def store_vectors(session: AsyncSession, ids: Sequence[int], vectors: np.ndarray, model: str) -> None:
+    """Write embeddings for freshly inserted items (COPY where the column is plain bytes on PostgreSQL)."""
+    backend = await get_backend(session)
+    if session.bind.dialect.name == "postgresql" and backend.name == "usearch":
+        now = utcnow()
+        driver = await _asyncpg_connection(session)
+        await driver.copy_records_to_table(
+            "knowledge_embeddings",
+            records=[(i, model, np.asarray(v, dtype="<f4").tobytes(), now) for i, v in zip(ids, vectors)],
+            columns=["item_id", "model", "embedding", "updated_at"],
+        )
+    else:
+        await backend.upsert(session, list(zip(ids, vectors)), model)
+
+
+async def insert_records(
+    session: AsyncSession,
+    records: Sequence[IngestRecord],
+    *,
+    created_by: str | None = None,
+    skip_existing: bool = True,
+    embed: bool = True,
+) -> InsertOutcome:
+    """Insert ``records`` in the session's transaction (the caller commits)."""
+    outcome = InsertOutcome()
+    fresh: list[IngestRecord] = []
+    if skip_existing:
+        stored = await existing_hashes(session, sorted({r.content_hash for r in records}))
+        seen: set[str] = set()
+        for record in records:
+            if record.content_hash in stored or record.content_hash in seen:
+                outcome.skipped += 1
+                continue
+            seen.add(record.content_hash)
+            fresh.append(record)
+    else:
+        fresh = list(records)
+    if not fresh:
+        return outcome
+    if session.bind.dialect.name == "postgresql":
+        outcome.ids = await _copy_items(session, fresh, created_by)
+    else:
+        outcome.ids = await _insert_items(session, fresh, created_by)
+    if embed:
+        embedder = get_embedder()
+        for start in range(0, len(fresh), EMBED_BATCH):
+            batch = fresh[start : start + EMBED_BATCH]
+            try:
+                vectors = await embedder.aencode([embedding_text(r.title, r.content) for r in batch])
+            except EmbeddingUnavailable:
+                break
+            await store_vectors(session, outcome.ids[start : start + EMBED_BATCH], vectors, embedder.model_name)
+            outcome.embedded += len(batch)
+    return outcome
