@@ -1,0 +1,147 @@
+"""Runs one claimed task end to end: cache lookup, agent runtime, single write of the outcome,
+events, metrics and the trace."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from agentlightning.agents.llm import ProviderFactory
+from agentlightning.agents.runtime import AgentRunError, AgentRuntime
+from agentlightning.agents.scheduler import ClaimedTask, TaskScheduler, task_event_data
+from agentlightning.agents.tools.registry import ToolRegistry, default_registry
+from agentlightning.agents.tracing import TraceRecorder
+from agentlightning.observability.metrics import AGENT_REQUESTS, AGENT_RESPONSE_TIME
+from agentlightning.storage import cache_keys
+
+if TYPE_CHECKING:
+    from agentlightning.core.context import AppContext
+
+log = logging.getLogger(__name__)
+
+
+def response_cache_key(task: ClaimedTask) -> str:
+    """``agent:response:{agent_id}:{task_hash}``; the hash covers task, context and config version."""
+    digest = cache_keys.stable_hash(
+        {"task": task.description, "context": task.context, "config_version": task.agent.config_version}
+    )
+    return cache_keys.agent_response(task.agent.id, digest)
+
+
+class TaskExecutor:
+    """Executes claimed tasks for a worker pool."""
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        scheduler: TaskScheduler,
+        providers: ProviderFactory | None = None,
+        tools: ToolRegistry | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.scheduler = scheduler
+        self.providers = providers or ProviderFactory(ctx.settings)
+        self.runtime = AgentRuntime(ctx, self.providers, tools or default_registry())
+
+    def _cacheable(self, task: ClaimedTask) -> bool:
+        return task.agent.cache_responses and not task.session_id and not task.context.get("no_cache")
+
+    async def execute(self, task: ClaimedTask) -> str | None:
+        """Run ``task``; returns its final status, or None when the lease was lost meanwhile."""
+        agent_label = str(task.agent.id)
+        base = {
+            "task_id": task.id,
+            "agent_id": task.agent.id,
+            "agent_name": task.agent.name,
+            "agent_type": task.agent.type,
+            "priority": task.priority,
+            "attempts": task.attempts,
+            "session_id": task.session_id,
+        }
+        await self.ctx.events.publish("tasks", "task_started", base | {"status": "running"})
+        started = time.perf_counter()
+        recorder = TraceRecorder(task_id=task.id, agent_id=task.agent.id)
+        cache_key = response_cache_key(task) if self._cacheable(task) else None
+        try:
+            result: dict[str, Any] | None = None
+            if cache_key:
+                cached = await self.ctx.cache.get_json(cache_key, stat="agent_response")
+                if isinstance(cached, dict):
+                    result = cached | {"cached": True}
+            if result is None:
+                run = await self.runtime.run(
+                    task.agent,
+                    task.description,
+                    task.context,
+                    recorder=recorder,
+                    task_id=task.id,
+                    session_id=task.session_id,
+                )
+                result = run.to_result()
+            elapsed_ms = int((time.perf_counter() - started) * 1000)
+            if not await self.scheduler.complete(task, result, elapsed_ms):
+                log.info("task %s: lease lost before completion; result discarded", task.id)
+                if recorder.root is not None:
+                    recorder.root.attributes.update(result_discarded=True)
+                return None
+            AGENT_REQUESTS.labels(agent_id=agent_label, status="completed").inc()
+            AGENT_RESPONSE_TIME.labels(agent_id=agent_label).observe(elapsed_ms / 1000)
+            if cache_key and not result.get("cached"):
+                await self.ctx.cache.set_json(cache_key, result, cache_keys.AGENT_RESPONSE_TTL)
+            await self.ctx.cache.delete(cache_keys.agent_status(task.agent.id))
+            await self.ctx.events.publish(
+                "tasks",
+                "task_completed",
+                base | {"status": "completed", "execution_time_ms": elapsed_ms, "result": _summary(result)},
+            )
+            return "completed"
+        except asyncio.CancelledError:
+            raise
+        except AgentRunError as exc:
+            return await self._failed(task, base, str(exc), retryable=True, started=started)
+        except Exception as exc:  # noqa: BLE001 - any bug fails the task with its reason, never the worker
+            log.exception("task %s crashed", task.id)
+            return await self._failed(task, base, f"{type(exc).__name__}: {exc}", retryable=False, started=started)
+        finally:
+            try:
+                await self.recorder_flush(recorder)
+            except Exception:  # noqa: BLE001 - tracing must not change the task's outcome
+                log.exception("task %s: writing trace spans failed", task.id)
+
+    async def recorder_flush(self, recorder: TraceRecorder) -> None:
+        """Persist the spans of the attempt (shielded so a cancelled run still leaves its trace)."""
+        await asyncio.shield(recorder.flush(self.ctx.db))
+
+    async def _failed(
+        self, task: ClaimedTask, base: dict[str, Any], error: str, *, retryable: bool, started: float
+    ) -> str | None:
+        elapsed_ms = int((time.perf_counter() - started) * 1000)
+        status = await self.scheduler.fail(task, error, retryable=retryable, execution_ms=elapsed_ms)
+        if status == "failed":
+            AGENT_REQUESTS.labels(agent_id=str(task.agent.id), status="failed").inc()
+            AGENT_RESPONSE_TIME.labels(agent_id=str(task.agent.id)).observe(elapsed_ms / 1000)
+            await self.ctx.cache.delete(cache_keys.agent_status(task.agent.id))
+            await self.ctx.events.publish(
+                "tasks", "task_failed", base | {"status": "failed", "error_message": error, "execution_time_ms": elapsed_ms}
+            )
+        elif status == "pending":
+            AGENT_REQUESTS.labels(agent_id=str(task.agent.id), status="retried").inc()
+        return status
+
+    async def publish_reaped(self, failed: list[dict[str, Any]]) -> None:
+        """Announce tasks the reaper failed after their last lease expired."""
+        for data in failed:
+            AGENT_REQUESTS.labels(agent_id=str(data.get("agent_id")), status="failed").inc()
+            await self.ctx.events.publish("tasks", "task_failed", task_event_data(data))
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    answer = str(result.get("answer", ""))
+    return {
+        "answer": answer[:2000],
+        "cached": bool(result.get("cached")),
+        "steps": result.get("steps"),
+        "usage": result.get("usage"),
+    }

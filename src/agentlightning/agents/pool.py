@@ -1,0 +1,258 @@
+"""The agent pool: a worker that claims tasks from the queue and runs them concurrently.
+
+One :class:`WorkerPool` runs inside ``serve`` (unless ``AGENT_WORKERS_IN_API=false``) and one in
+each ``agentlightning worker`` process; any number of them on any hosts share the database.
+
+* **Scaling.** Concurrency (tasks in flight) follows queue depth between ``min_concurrency`` and
+  ``max_concurrency``, re-evaluated every few seconds and whenever work arrives.
+* **Wake-ups.** ``task_created`` events wake an idle worker at once; polling is the fallback.
+* **Leases.** A heartbeat extends the leases of in-flight tasks; a task the worker no longer
+  holds (cancelled, or reaped after a stall) is stopped locally.  Every worker also reaps
+  expired leases, so a task whose worker died is claimed again.
+* **Shutdown.** ``stop()`` stops claiming, lets in-flight tasks finish for the grace period,
+  then cancels the rest and hands them back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from agentlightning.agents.executor import TaskExecutor
+from agentlightning.agents.scheduler import ClaimedTask, TaskScheduler
+from agentlightning.agents.tools.registry import load_tool_modules
+from agentlightning.settings import Settings
+
+if TYPE_CHECKING:
+    from agentlightning.core.context import AppContext
+
+log = logging.getLogger(__name__)
+
+SCALE_INTERVAL_S = 2.0
+REAP_INTERVAL_S = 2.0
+MAX_CLAIM_BATCH = 16
+
+
+def make_worker_id() -> str:
+    """``host:pid:random`` — unique per process start."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class WorkerPool:
+    """Claims and executes tasks; a :class:`~agentlightning.core.services.BackgroundService`."""
+
+    name = "agent_workers"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        min_concurrency: int | None = None,
+        max_concurrency: int | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.min_concurrency = settings.agent_workers_min if min_concurrency is None else min_concurrency
+        self.max_concurrency = max(
+            1, settings.agent_workers_max if max_concurrency is None else max_concurrency, self.min_concurrency
+        )
+        self.worker_id = worker_id or make_worker_id()
+        self.target = max(1, self.min_concurrency)
+        self.ctx: AppContext | None = None
+        self.scheduler: TaskScheduler | None = None
+        self.executor: TaskExecutor | None = None
+        self.in_flight: dict[int, tuple[ClaimedTask, asyncio.Task[Any]]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._loops: list[asyncio.Task[Any]] = []
+        self.completed = 0
+        self.failed = 0
+        self.lost = 0
+        self.started_at = 0.0
+        self.last_error: str | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def start(self, ctx: AppContext) -> None:
+        """Start claiming, heart-beating, reaping and scaling."""
+        load_tool_modules(self.settings)
+        self.ctx = ctx
+        self.scheduler = TaskScheduler(ctx)
+        self.executor = TaskExecutor(ctx, self.scheduler)
+        self.started_at = time.time()
+        self._stopping = False
+        ready = asyncio.Event()
+        self._loops = [
+            asyncio.create_task(self._listen(ready), name="agent-pool-listen"),
+            asyncio.create_task(self._claim_loop(), name="agent-pool-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="agent-pool-heartbeat"),
+            asyncio.create_task(self._reap_loop(), name="agent-pool-reap"),
+            asyncio.create_task(self._scale_loop(), name="agent-pool-scale"),
+        ]
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(ready.wait(), timeout=3.0)
+        log.info("worker %s started (concurrency %d..%d)", self.worker_id, self.min_concurrency, self.max_concurrency)
+
+    async def stop(self) -> None:
+        """Stop claiming; finish in-flight tasks within the grace period; hand back the rest."""
+        self._stopping = True
+        self._wake.set()
+        grace = self.settings.agent_shutdown_grace_seconds
+        pending = [t for _, t in self.in_flight.values()]
+        if pending and grace > 0:
+            await asyncio.wait(pending, timeout=grace)
+        for claimed, runner in list(self.in_flight.values()):
+            if not runner.done():
+                runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await runner
+                if self.scheduler is not None:
+                    with contextlib.suppress(Exception):
+                        await self.scheduler.release(claimed)
+                        log.info("task %s handed back to the queue", claimed.id)
+        for loop in self._loops:
+            loop.cancel()
+        for loop in self._loops:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await loop
+        self._loops.clear()
+        if self.executor is not None:
+            await self.executor.providers.aclose()
+
+    async def health(self) -> dict[str, Any]:
+        """Worker id, concurrency, in-flight and processed counts."""
+        alive = all(not loop.done() for loop in self._loops) and bool(self._loops)
+        return {
+            "status": "ok" if alive else ("stopped" if self._stopping else "degraded"),
+            "worker_id": self.worker_id,
+            "in_flight": len(self.in_flight),
+            "target_concurrency": self.target,
+            "min_concurrency": self.min_concurrency,
+            "max_concurrency": self.max_concurrency,
+            "completed": self.completed,
+            "failed": self.failed,
+            "lost_leases": self.lost,
+            "last_error": self.last_error,
+        }
+
+    # --- loops -------------------------------------------------------------------------------
+    async def _listen(self, ready: asyncio.Event) -> None:
+        assert self.ctx is not None
+        async with self.ctx.events.subscribe() as sub:
+            ready.set()
+            async for event in sub:
+                if event.get("topic") == "tasks" and event.get("event") in ("task_created", "task_completed", "task_failed"):
+                    self._wake.set()
+
+    async def _claim_loop(self) -> None:
+        assert self.scheduler is not None
+        poll = self.settings.agent_poll_interval_seconds
+        while not self._stopping:
+            free = self.target - len(self.in_flight)
+            if free <= 0:
+                await self._sleep(poll)
+                continue
+            try:
+                claimed = await self.scheduler.claim(self.worker_id, min(free, MAX_CLAIM_BATCH))
+                self.last_error = None
+            except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the loop
+                self.last_error = f"claim: {exc}"
+                log.warning("claim failed: %s", exc)
+                await self._sleep(poll)
+                continue
+            if self._stopping:
+                for task in claimed:
+                    await self.scheduler.release(task)
+                break
+            for task in claimed:
+                self._launch(task)
+            if claimed and len(claimed) == free and self.target < self.max_concurrency:
+                # A full batch suggests a backlog: grow now instead of waiting for the scale loop.
+                self.target = min(self.max_concurrency, self.target * 2)
+            if not claimed:
+                await self._sleep(poll)
+
+    def _launch(self, task: ClaimedTask) -> None:
+        runner = asyncio.create_task(self._run(task), name=f"agent-task-{task.id}")
+        self.in_flight[task.id] = (task, runner)
+
+    async def _run(self, task: ClaimedTask) -> None:
+        assert self.executor is not None
+        try:
+            status = await self.executor.execute(task)
+            if status == "completed":
+                self.completed += 1
+            elif status == "failed":
+                self.failed += 1
+            elif status is None:
+                self.lost += 1
+        finally:
+            self.in_flight.pop(task.id, None)
+            self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    async def _heartbeat_loop(self) -> None:
+        assert self.scheduler is not None
+        interval = max(0.2, self.settings.agent_task_lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            tokens = {tid: claimed.lease_token for tid, (claimed, _) in self.in_flight.items()}
+            try:
+                lost = await self.scheduler.heartbeat(tokens)
+            except Exception as exc:  # noqa: BLE001
+                self.last_error = f"heartbeat: {exc}"
+                log.warning("heartbeat failed: %s", exc)
+                continue
+            for task_id in lost:
+                entry = self.in_flight.get(task_id)
+                if entry is not None:
+                    log.info("task %s no longer held by this worker (cancelled or reaped); stopping it", task_id)
+                    entry[1].cancel()
+
+    async def _reap_loop(self) -> None:
+        assert self.scheduler is not None and self.executor is not None
+        interval = min(REAP_INTERVAL_S, max(0.2, self.settings.agent_task_lease_seconds / 2))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                requeued, failed = await self.scheduler.reap_expired()
+            except Exception as exc:  # noqa: BLE001
+                self.last_error = f"reap: {exc}"
+                log.warning("reaping expired leases failed: %s", exc)
+                continue
+            if requeued:
+                log.info("requeued %d task(s) whose worker stopped responding: %s", len(requeued), requeued)
+                self._wake.set()
+            if failed:
+                await self.executor.publish_reaped(failed)
+
+    async def _scale_loop(self) -> None:
+        assert self.scheduler is not None
+        while True:
+            try:
+                depth = await self.scheduler.queue_depth()
+                wanted = len(self.in_flight) + depth
+                new_target = max(self.min_concurrency, 1, min(self.max_concurrency, wanted))
+                if new_target != self.target:
+                    log.debug("concurrency %d -> %d (queue depth %d)", self.target, new_target, depth)
+                    self.target = new_target
+                    self._wake.set()
+            except Exception as exc:  # noqa: BLE001
+                self.last_error = f"scale: {exc}"
+            await asyncio.sleep(SCALE_INTERVAL_S)
+
+
+def create_worker_pool(settings: Settings) -> WorkerPool | None:
+    """``SERVICE_FACTORIES`` entry: the in-API worker pool, unless disabled by settings."""
+    if not settings.agent_workers_in_api:
+        return None
+    return WorkerPool(settings)

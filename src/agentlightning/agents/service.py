@@ -1,0 +1,407 @@
+"""The agent registry: create, read, update, delete, restart and report on agents.
+
+Agents are addressed by numeric id or unique name.  Any change to what an agent does (type,
+prompt, model, tools, ...) increments its ``config_version``, which is part of the response
+cache key, so a changed agent never serves answers cached for its old configuration.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from agentlightning.agents.llm import PROVIDERS
+from agentlightning.agents.profile import AgentProfile
+from agentlightning.agents.schemas import AgentConfigIn, AgentCreate, AgentUpdate
+from agentlightning.agents.templates import TEMPLATES, get_template
+from agentlightning.agents.tools.registry import default_registry
+from agentlightning.api.errors import Conflict, NotFound, ValidationFailed
+from agentlightning.observability.metrics import AGENT_ACTIVE_COUNT
+from agentlightning.storage import cache_keys
+from agentlightning.storage.models import Agent, Task
+from agentlightning.storage.types import as_utc, utcnow
+
+if TYPE_CHECKING:
+    from agentlightning.core.context import AppContext
+
+AGENT_STATUSES = ("active", "paused", "disabled")
+SUCCESS_WINDOW = 100
+
+
+def agent_to_dict(row: Agent) -> dict[str, Any]:
+    """The API representation of an agent."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "type": row.type,
+        "description": row.description,
+        "config": row.config or {},
+        "config_version": row.config_version,
+        "status": row.status,
+        "created_at": as_utc(row.created_at),
+        "updated_at": as_utc(row.updated_at),
+        "performance_metrics": row.performance_metrics or {},
+        "last_activity": as_utc(row.last_activity),
+    }
+
+
+def _clean_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate known keys, drop nulls, and check tool names and provider."""
+    try:
+        parsed = AgentConfigIn.model_validate(config)
+    except ValueError as exc:
+        raise ValidationFailed("VALIDATION_ERROR", f"Invalid agent config: {exc}") from exc
+    clean = {k: v for k, v in parsed.model_dump().items() if v is not None}
+    unknown = sorted(set(clean.get("tools", [])) - set(default_registry().names()))
+    if unknown:
+        raise ValidationFailed(
+            "VALIDATION_ERROR",
+            f"Unknown tools: {', '.join(unknown)}",
+            details={"unknown_tools": unknown, "available_tools": default_registry().names()},
+        )
+    if clean.get("provider", "auto") not in PROVIDERS:
+        raise ValidationFailed("VALIDATION_ERROR", f"provider must be one of {PROVIDERS}")
+    return clean
+
+
+class AgentService:
+    """Registry operations on the ``agents`` table."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    # --- lookup ----------------------------------------------------------------------------
+    async def _available_names(self, limit: int = 50) -> list[str]:
+        async with self.ctx.db.session() as s:
+            rows = await s.execute(select(Agent.name).order_by(Agent.id).limit(limit))
+            return [r[0] for r in rows]
+
+    async def not_found(self, ref: int | str) -> NotFound:
+        """The spec's ``AGENT_NOT_FOUND`` error with the available agents in ``details``."""
+        return NotFound(
+            "AGENT_NOT_FOUND",
+            f"Agent with ID '{ref}' not found",
+            details={"agent_id": str(ref), "available_agents": await self._available_names()},
+        )
+
+    async def get(self, ref: int | str) -> Agent:
+        """The agent with numeric id or name ``ref``."""
+        async with self.ctx.db.session() as s:
+            row = await s.scalar(self._where_ref(select(Agent), ref))
+        if row is None:
+            raise await self.not_found(ref)
+        return row
+
+    @staticmethod
+    def _where_ref(stmt: Any, ref: int | str) -> Any:
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            return stmt.where(Agent.id == int(ref))
+        return stmt.where(Agent.name == str(ref))
+
+    async def profile(self, ref: int | str) -> AgentProfile:
+        """The agent's effective configuration."""
+        return AgentProfile.from_row(await self.get(ref))
+
+    async def list(
+        self, *, type: str | None = None, status: str | None = None, page: int = 1, page_size: int = 50
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of agents (filtered by type/status) and the total count."""
+        stmt = select(Agent)
+        if type:
+            stmt = stmt.where(Agent.type == type)
+        if status:
+            stmt = stmt.where(Agent.status == status)
+        async with self.ctx.db.session() as s:
+            total = int(await s.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+            rows = (
+                await s.execute(stmt.order_by(Agent.id).offset((page - 1) * page_size).limit(page_size))
+            ).scalars().all()
+        return [agent_to_dict(r) for r in rows], total
+
+    # --- changes ---------------------------------------------------------------------------
+    async def create(self, body: AgentCreate) -> dict[str, Any]:
+        """Create an agent, optionally copying a template."""
+        config: dict[str, Any] = {}
+        type_, description = body.type, body.description
+        if body.template:
+            template = get_template(body.template)
+            if template is None:
+                raise NotFound(
+                    "TEMPLATE_NOT_FOUND",
+                    f"No agent template '{body.template}'",
+                    details={"available_templates": sorted(TEMPLATES)},
+                )
+            config = template.to_dict()["config"]
+            config["template"] = template.name
+            type_ = type_ or template.type
+            description = description or template.description
+        config.update(body.config.model_dump(exclude_none=True))
+        row = Agent(
+            name=body.name, type=str(type_), description=description, config=_clean_config(config), status=body.status
+        )
+        async with self.ctx.db.session() as s:
+            s.add(row)
+            try:
+                await s.commit()
+            except IntegrityError as exc:
+                raise Conflict("AGENT_NAME_TAKEN", f"An agent named '{body.name}' already exists") from exc
+        await self.refresh_active_gauge()
+        return agent_to_dict(row)
+
+    async def update(self, ref: int | str, body: AgentUpdate) -> dict[str, Any]:
+        """Apply a partial update; config keys merge, and the config version increments on change."""
+        async with self.ctx.db.session() as s:
+            row = await s.scalar(self._where_ref(select(Agent), ref).with_for_update())
+            if row is None:
+                raise await self.not_found(ref)
+            changed = False
+            if body.config is not None:
+                merged = dict(row.config or {})
+                for key, value in body.config.items():
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = value
+                merged = _clean_config(merged) | {k: v for k, v in merged.items() if k == "template"}
+                if merged != (row.config or {}):
+                    row.config, changed = merged, True
+            for attr in ("name", "type", "description"):
+                value = getattr(body, attr)
+                if value is not None and value != getattr(row, attr):
+                    setattr(row, attr, value)
+                    changed = True
+            if body.status is not None:
+                row.status = body.status
+            if changed:
+                row.config_version = (row.config_version or 1) + 1
+            row.updated_at = utcnow()
+            try:
+                await s.commit()
+            except IntegrityError as exc:
+                raise Conflict("AGENT_NAME_TAKEN", f"An agent named '{body.name}' already exists") from exc
+        await self.ctx.cache.delete(cache_keys.agent_status(row.id))
+        await self.refresh_active_gauge()
+        return agent_to_dict(row)
+
+    async def delete(self, ref: int | str) -> dict[str, Any]:
+        """Delete an agent; its unfinished tasks are cancelled (finished ones keep their history)."""
+        agent = await self.get(ref)
+        now = utcnow()
+        async with self.ctx.db.session() as s:
+            cancelled = await s.execute(
+                update(Task)
+                .where(Task.agent_id == agent.id, Task.status.in_(("pending", "running")))
+                .values(status="cancelled", completed_at=now, error_message="agent deleted", lease_expires_at=None)
+                .returning(Task.id)
+            )
+            cancelled_ids = [r[0] for r in cancelled]
+            await s.execute(delete(Agent).where(Agent.id == agent.id))
+            await s.commit()
+        await self.ctx.cache.delete(cache_keys.agent_status(agent.id))
+        await self.ctx.cache.delete_prefix(f"agent:response:{agent.id}:")
+        await self.refresh_active_gauge()
+        return {"id": agent.id, "name": agent.name, "deleted": True, "cancelled_tasks": cancelled_ids}
+
+    async def restart(self, ref: int | str) -> dict[str, Any]:
+        """Bring an agent back to ``active`` with fresh state: status cache cleared, stale leases released."""
+        agent = await self.get(ref)
+        now = utcnow()
+        async with self.ctx.db.session() as s:
+            await s.execute(update(Agent).where(Agent.id == agent.id).values(status="active", last_activity=now))
+            # Running tasks whose lease has already expired are handed back now instead of at the next reap.
+            released = await s.execute(
+                update(Task)
+                .where(Task.agent_id == agent.id, Task.status == "running", Task.lease_expires_at < now)
+                .values(status="pending", lease_owner=None, lease_expires_at=None)
+                .returning(Task.id)
+            )
+            released_ids = [r[0] for r in released]
+            await s.commit()
+        await self.ctx.cache.delete(cache_keys.agent_status(agent.id))
+        await self.ctx.events.publish("system", "agent_restarted", {"agent_id": agent.id, "agent_name": agent.name})
+        await self.refresh_active_gauge()
+        status = await self.status(agent.id, use_cache=False)
+        return status | {"released_tasks": released_ids}
+
+    # --- status ----------------------------------------------------------------------------
+    async def status(self, ref: int | str, *, use_cache: bool = True) -> dict[str, Any]:
+        """Live status of one agent (cached 5 minutes under ``agent:status:{id}``)."""
+        agent = await self.get(ref)
+        key = cache_keys.agent_status(agent.id)
+        if use_cache:
+            cached = await self.ctx.cache.get_json(key, stat="agent_status")
+            if cached is not None:
+                return cached
+        stats = (await self._task_stats([agent.id])).get(agent.id, {})
+        status = {
+            "agent_id": agent.id,
+            "name": agent.name,
+            "type": agent.type,
+            "status": agent.status,
+            "config_version": agent.config_version,
+            "max_concurrency": AgentProfile.from_row(agent).max_concurrency,
+            "last_activity": as_utc(agent.last_activity),
+            **_stats_defaults(stats),
+        }
+        await self._store_metrics(agent.id, status)
+        await self.ctx.cache.set_json(key, _jsonable(status), cache_keys.AGENT_STATUS_TTL)
+        return _jsonable(status)
+
+    async def overview(self) -> dict[str, Any]:
+        """Every agent's state plus queue and worker totals (``GET /api/v2/agents/status``)."""
+        async with self.ctx.db.session() as s:
+            agents = (await s.execute(select(Agent).order_by(Agent.id))).scalars().all()
+            queue = dict(
+                (await s.execute(select(Task.status, func.count()).group_by(Task.status))).all()  # type: ignore[arg-type]
+            )
+            workers = int(
+                await s.scalar(
+                    select(func.count(func.distinct(Task.lease_owner))).where(Task.status == "running")
+                )
+                or 0
+            )
+        stats = await self._task_stats([a.id for a in agents])
+        by_status: dict[str, int] = {}
+        by_type: dict[str, int] = {}
+        items = []
+        for a in agents:
+            by_status[a.status] = by_status.get(a.status, 0) + 1
+            by_type[a.type] = by_type.get(a.type, 0) + 1
+            items.append(
+                {"id": a.id, "name": a.name, "type": a.type, "status": a.status, **_stats_defaults(stats.get(a.id, {}))}
+            )
+        self._set_gauge(agents)
+        return {
+            "total_agents": len(agents),
+            "by_status": by_status,
+            "by_type": by_type,
+            "queue": {s: int(queue.get(s, 0)) for s in ("pending", "running", "completed", "failed", "cancelled")},
+            "busy_workers": workers,
+            "agents": items,
+        }
+
+    async def _task_stats(self, agent_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Per agent: running/pending counts, success rate and mean time over recent finished tasks."""
+        if not agent_ids:
+            return {}
+        since = utcnow() - timedelta(days=1)
+        async with self.ctx.db.session() as s:
+            live = await s.execute(
+                select(
+                    Task.agent_id,
+                    func.sum(case((Task.status == "running", 1), else_=0)),
+                    func.sum(case((Task.status == "pending", 1), else_=0)),
+                )
+                .where(Task.agent_id.in_(agent_ids), Task.status.in_(("running", "pending")))
+                .group_by(Task.agent_id)
+            )
+            recent = await s.execute(
+                select(
+                    Task.agent_id,
+                    func.sum(case((Task.status == "completed", 1), else_=0)),
+                    func.sum(case((Task.status == "failed", 1), else_=0)),
+                    func.avg(Task.execution_time_ms),
+                )
+                .where(
+                    Task.agent_id.in_(agent_ids),
+                    Task.status.in_(("completed", "failed")),
+                    Task.completed_at >= since,
+                )
+                .group_by(Task.agent_id)
+            )
+            out: dict[int, dict[str, Any]] = {}
+            for agent_id, running, pending in live:
+                out.setdefault(agent_id, {}).update(running=int(running or 0), pending=int(pending or 0))
+            for agent_id, done, failed, avg_ms in recent:
+                finished = int(done or 0) + int(failed or 0)
+                out.setdefault(agent_id, {}).update(
+                    completed_24h=int(done or 0),
+                    failed_24h=int(failed or 0),
+                    success_rate=(int(done or 0) / finished) if finished else None,
+                    avg_execution_ms=float(avg_ms) if avg_ms is not None else None,
+                )
+        return out
+
+    async def _store_metrics(self, agent_id: int, status: dict[str, Any]) -> None:
+        metrics = {k: status.get(k) for k in ("success_rate", "avg_execution_ms", "completed_24h", "failed_24h")}
+        async with self.ctx.db.session() as s:
+            await s.execute(update(Agent).where(Agent.id == agent_id).values(performance_metrics=metrics))
+            await s.commit()
+
+    # --- selection -------------------------------------------------------------------------
+    async def pick_for_type(self, agent_type: str) -> Agent:
+        """The active agent of ``agent_type`` with the lowest load, preferring recent success."""
+        async with self.ctx.db.session() as s:
+            candidates = (
+                await s.execute(select(Agent).where(Agent.type == agent_type, Agent.status == "active").order_by(Agent.id))
+            ).scalars().all()
+            if not candidates:
+                types = sorted({t for (t,) in await s.execute(select(Agent.type).where(Agent.status == "active"))})
+                raise NotFound(
+                    "AGENT_NOT_FOUND",
+                    f"No active agent of type '{agent_type}'",
+                    details={"agent_type": agent_type, "available_types": types,
+                             "available_agents": await self._available_names()},
+                )
+        if len(candidates) == 1:
+            return candidates[0]
+        stats = await self._task_stats([a.id for a in candidates])
+
+        def score(a: Agent) -> tuple[float, int]:
+            st = stats.get(a.id, {})
+            load = (st.get("running", 0) + st.get("pending", 0)) / AgentProfile.from_row(a).max_concurrency
+            success = st.get("success_rate")
+            return (load - 0.5 * (success if success is not None else 1.0), a.id)
+
+        return min(candidates, key=score)
+
+    async def resolve_for_assign(self, agent_id: int | str | None, agent_type: str | None) -> Agent:
+        """The agent a new task goes to: by id/name when given, else by type."""
+        if agent_id is not None:
+            agent = await self.get(agent_id)
+            if agent_type is not None and agent.type != agent_type:
+                raise ValidationFailed(
+                    "VALIDATION_ERROR", f"Agent '{agent.name}' is of type '{agent.type}', not '{agent_type}'"
+                )
+            if agent.status == "disabled":
+                raise Conflict("AGENT_DISABLED", f"Agent '{agent.name}' is disabled", details={"agent_id": agent.id})
+            return agent
+        assert agent_type is not None
+        return await self.pick_for_type(agent_type)
+
+    # --- metrics ---------------------------------------------------------------------------
+    async def refresh_active_gauge(self) -> None:
+        """Recompute ``agent_active_count{type}``."""
+        async with self.ctx.db.session() as s:
+            agents = (await s.execute(select(Agent))).scalars().all()
+        self._set_gauge(agents)
+
+    @staticmethod
+    def _set_gauge(agents: Any) -> None:
+        counts: dict[str, int] = {}
+        for a in agents:
+            counts.setdefault(a.type, 0)
+            if a.status == "active":
+                counts[a.type] += 1
+        for type_, n in counts.items():
+            AGENT_ACTIVE_COUNT.labels(type=type_).set(n)
+
+
+def _stats_defaults(stats: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "running": stats.get("running", 0),
+        "pending": stats.get("pending", 0),
+        "completed_24h": stats.get("completed_24h", 0),
+        "failed_24h": stats.get("failed_24h", 0),
+        "success_rate": stats.get("success_rate"),
+        "avg_execution_ms": stats.get("avg_execution_ms"),
+    }
+
+
+def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
+    from fastapi.encoders import jsonable_encoder
+
+    return jsonable_encoder(value)
