@@ -23,7 +23,9 @@ console = Console()
 T = TypeVar("T")
 
 #: Feature sub-commands: (module, attribute, name). A module that is not installed is skipped.
-FEATURE_COMMANDS: list[tuple[str, str, str]] = []
+FEATURE_COMMANDS: list[tuple[str, str, str]] = [
+    ("agentlightning.knowledge.cli", "app", "kb"),
+]
 
 
 def _run(factory: Callable[[], Awaitable[T]]) -> T:
