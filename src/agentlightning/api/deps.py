@@ -16,14 +16,19 @@ from agentlightning.core.system_config import get_config
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_ctx(request: Request) -> AppContext:
+def context_of(request: Request) -> AppContext:
     """The process context the app was started with."""
+    return request.app.state.ctx
+
+
+async def get_ctx(request: Request) -> AppContext:
+    """Dependency form of :func:`context_of` (async, so FastAPI does not hop to a thread)."""
     return request.app.state.ctx
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """A database session for the request (rolled back if the handler raises)."""
-    async with get_ctx(request).db.session() as session:
+    async with context_of(request).db.session() as session:
         yield session
 
 
@@ -60,7 +65,7 @@ class PermissionCheck:
         return f"PermissionCheck({self.access!r}, {self.permission!r})"
 
     async def __call__(self, request: Request) -> Principal | None:
-        ctx = get_ctx(request)
+        ctx = context_of(request)
         limiter = request.app.state.rate_limiter
         if self.access == "public":
             await limiter.check("anonymous", client_ip(request))

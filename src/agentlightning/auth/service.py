@@ -101,7 +101,8 @@ async def set_role(ctx: AppContext, username: str, role: str) -> User:
             raise NotFound("USER_NOT_FOUND", f"User '{username}' not found", details={"username": username})
         user.role = role
         await session.commit()
-        return user
+    await ctx.cache.delete(cache_keys.user_profile(user.id))
+    return user
 
 
 async def count_users(ctx: AppContext) -> int:
@@ -164,6 +165,7 @@ async def login(ctx: AppContext, username: str, password: str) -> TokenPair:
         pair = await _issue_pair(ctx, session, user, session_id)
         user.last_login_at = utcnow()
         await session.commit()
+    await ctx.cache.delete(cache_keys.user_profile(user.id))
     await ctx.cache.set_json(
         cache_keys.session(session_id),
         {"user_id": user.id, "username": user.username, "role": user.role, "created_at": utcnow().isoformat()},
@@ -321,6 +323,28 @@ async def revoke_api_key(ctx: AppContext, user_id: int, key_id: int) -> None:
             raise NotFound("API_KEY_NOT_FOUND", f"API key {key_id} not found", details={"api_key_id": key_id})
         record.revoked_at = record.revoked_at or utcnow()
         await session.commit()
+
+
+def _profile_of(user: User) -> dict[str, Any]:
+    return {
+        "user_id": user.id,
+        "username": user.username,
+        "role": user.role,
+        "is_active": user.is_active,
+        "created_at": user.created_at.isoformat() if user.created_at else None,
+        "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
+    }
+
+
+async def get_profile(ctx: AppContext, user_id: int) -> dict[str, Any]:
+    """A user's public record, served from the cache for up to a minute after any change."""
+    key = cache_keys.user_profile(user_id)
+    cached = await ctx.cache.get_json(key, stat="user_profile")
+    if cached is not None:
+        return dict(cached)
+    profile = _profile_of(await get_user(ctx, user_id))
+    await ctx.cache.set_json(key, profile, cache_keys.USER_PROFILE_TTL)
+    return profile
 
 
 async def get_user(ctx: AppContext, user_id: int) -> User:

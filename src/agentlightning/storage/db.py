@@ -35,9 +35,10 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 20, max_overflow: int = 20, echo: bool = False) -> None:
         self.url = normalise_url(url)
-        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        kwargs: dict[str, Any] = {"echo": echo}
         if self.url.startswith("postgresql"):
-            kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800)
+            # pre_ping replaces connections a PostgreSQL restart has broken, instead of failing a request.
+            kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800, pool_pre_ping=True)
         else:
             kwargs.update(connect_args={"timeout": 30})
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)

@@ -73,19 +73,8 @@ async def refresh(body: RefreshRequest, request: Request, ctx: Ctx, _: None = De
 @router.get("/profile")
 async def profile(ctx: Ctx, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
     """The caller's user record and permissions."""
-    user = await service.get_user(ctx, principal.user_id)
-    return ok(
-        {
-            "user_id": user.id,
-            "username": user.username,
-            "role": user.role,
-            "permissions": principal.permissions,
-            "is_active": user.is_active,
-            "created_at": user.created_at,
-            "last_login_at": user.last_login_at,
-            "auth_method": principal.auth_method,
-        }
-    )
+    profile = await service.get_profile(ctx, principal.user_id)
+    return ok({**profile, "permissions": principal.permissions, "auth_method": principal.auth_method})
 
 
 @router.post("/logout")

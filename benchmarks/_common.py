@@ -1,0 +1,106 @@
+"""Helpers shared by the benchmark scripts: free ports, child servers, wrk runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require_wrk() -> str:
+    """The wrk binary (``make bench`` installs it)."""
+    path = shutil.which("wrk")
+    if path is None:
+        sys.exit("wrk is required: apt-get install -y wrk (make bench does this)")
+    return path
+
+
+@dataclass
+class LoadResult:
+    """Throughput and latency percentiles of one wrk run."""
+
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise ValueError(text)
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def run_wrk(url: str, *, seconds: int, connections: int, threads: int = 1, script: Path | None = None,
+            headers: dict[str, str] | None = None) -> LoadResult:
+    """Drive ``url`` with wrk and parse requests/s, p50, p99 and non-2xx/socket errors."""
+    args = [require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for key, value in (headers or {}).items():
+        args += ["-H", f"{key}: {value}"]
+    if script is not None:
+        args += ["-s", str(script)]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    errors = 0
+    if m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out):
+        errors += int(m.group(1))
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(int(g) for g in m.groups())
+    return LoadResult(rps, p50, p99, errors)
+
+
+class ChildServer:
+    """A server process started from a command line, waited on until ``health_url`` answers 200."""
+
+    def __init__(self, args: list[str], health_url: str, env: dict[str, str] | None = None, log: Path | None = None) -> None:
+        self.args = args
+        self.health_url = health_url
+        self.env = {**os.environ, **(env or {})}
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ChildServer:
+        out = self.log.open("wb") if self.log else subprocess.DEVNULL
+        self.process = subprocess.Popen(self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.args} exited with {self.process.returncode}")
+            try:
+                if httpx.get(self.health_url, timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.args} did not become healthy")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
