@@ -49,6 +49,14 @@ def knowledge_search_generation(scope: str) -> str:
     return f"{KNOWLEDGE_SEARCH_GENERATION_PREFIX}{scope}"
 
 
+USER_PROFILE_TTL = 60
+
+
+def user_profile(user_id: int | str) -> str:
+    """A user's public record (1 minute; dropped whenever the user changes)."""
+    return f"user:profile:{user_id}"
+
+
 def session(session_id: str) -> str:
     """A login session's user data (24 hours)."""
     return f"session:{session_id}"
