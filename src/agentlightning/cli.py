@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 #: Feature sub-commands: (module, attribute, name). A module that is not installed is skipped.
 FEATURE_COMMANDS: list[tuple[str, str, str]] = [
+    ("agentlightning.agents.cli", "worker", "worker"),
     ("agentlightning.knowledge.cli", "app", "kb"),
 ]
 

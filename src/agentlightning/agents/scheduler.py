@@ -77,6 +77,7 @@ def task_to_dict(row: Task, agent: Agent | None = None) -> dict[str, Any]:
         "started_at": as_utc(row.started_at),
         "completed_at": as_utc(row.completed_at),
         "execution_time_ms": row.execution_time_ms,
+        "created_by": row.created_by,
     }
 
 

@@ -135,3 +135,36 @@ class TraceRecorder:
             await s.commit()
         self.spans.clear()
         return len(rows)
+
+
+async def spans_for_task(db: Database, task_id: int) -> list[dict[str, Any]]:
+    """Every span recorded for a task (all attempts), in start order."""
+    from sqlalchemy import select
+
+    from agentlightning.storage.types import as_utc
+
+    async with db.session() as s:
+        rows = (
+            await s.execute(select(TraceSpan).where(TraceSpan.task_id == task_id).order_by(TraceSpan.id))
+        ).scalars().all()
+    return [
+        {
+            "trace_id": r.trace_id,
+            "span_id": r.span_id,
+            "parent_span_id": r.parent_span_id,
+            "kind": r.kind,
+            "name": r.name,
+            "status": r.status,
+            "input": r.input,
+            "output": r.output,
+            "error": r.error,
+            "model": r.model,
+            "prompt_tokens": r.prompt_tokens,
+            "completion_tokens": r.completion_tokens,
+            "latency_ms": r.latency_ms,
+            "attributes": r.attributes,
+            "started_at": as_utc(r.started_at),
+            "ended_at": as_utc(r.ended_at),
+        }
+        for r in rows
+    ]

@@ -30,7 +30,9 @@ class BackgroundService(Protocol):
 
 #: Import paths (``module:factory``) of the services ``serve`` runs; each factory takes the
 #: settings and returns a service, or None when the service is disabled by configuration.
-SERVICE_FACTORIES: list[str] = []
+SERVICE_FACTORIES: list[str] = [
+    "agentlightning.agents.pool:create_worker_pool",
+]
 
 
 def load_services(ctx: AppContext) -> list[BackgroundService]:

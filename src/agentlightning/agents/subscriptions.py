@@ -1,0 +1,70 @@
+"""Subscription filters of the ``/ws/agents`` WebSocket: which events a client wants.
+
+A client subscribes by agent id, name or type (the spec's example subscribes with
+``"agent_id": "data_agent"``, a name/type) and a list of event names.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+TASK_EVENTS = ("task_created", "task_started", "task_completed", "task_failed", "task_cancelled")
+EVENT_NAMES = (*TASK_EVENTS, "training_update")
+_ids = itertools.count(1)
+
+
+@dataclass(slots=True)
+class Subscription:
+    """One ``subscribe`` request of a connection."""
+
+    selector: str | None
+    events: frozenset[str]
+    id: str = field(default_factory=lambda: f"sub_{next(_ids)}")
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        """Whether ``event`` (the bus shape: topic, event, data) is wanted."""
+        if event.get("event") not in self.events:
+            return False
+        if self.selector is None:
+            return True
+        data = event.get("data") or {}
+        if self.selector.isdigit():
+            return str(data.get("agent_id")) == self.selector
+        return self.selector in (data.get("agent_name"), data.get("agent_type"), str(data.get("agent_id")))
+
+    def describe(self) -> dict[str, Any]:
+        """What the client is told it subscribed to."""
+        return {"subscription_id": self.id, "agent": self.selector, "events": sorted(self.events)}
+
+
+class SubscriptionError(ValueError):
+    """A malformed subscribe request; ``code`` is sent to the client."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details or {}
+
+
+def parse_subscribe(message: dict[str, Any]) -> tuple[str | None, frozenset[str]]:
+    """The selector and event set of a ``subscribe`` message."""
+    selector: Any = None
+    for key in ("agent_id", "agent", "agent_name", "agent_type"):
+        if message.get(key) not in (None, ""):
+            selector = message[key]
+            break
+    if selector is not None and not isinstance(selector, (str, int)):
+        raise SubscriptionError("VALIDATION_ERROR", "agent_id must be an id, a name or a type")
+    events = message.get("events") or list(EVENT_NAMES)
+    if isinstance(events, str):
+        events = [events]
+    if not isinstance(events, list):
+        raise SubscriptionError("VALIDATION_ERROR", "events must be a list of event names")
+    unknown = sorted(set(map(str, events)) - set(EVENT_NAMES))
+    if unknown:
+        raise SubscriptionError(
+            "VALIDATION_ERROR", f"Unknown events: {', '.join(unknown)}", {"available_events": list(EVENT_NAMES)}
+        )
+    return (str(selector) if selector is not None else None), frozenset(map(str, events))

@@ -1,0 +1,121 @@
+"""Agent management endpoints (the spec's "Agent Management Endpoints") plus create, templates,
+tools and per-agent status.  ``{agent_ref}`` is the numeric id or the unique name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+
+from agentlightning.agents.schemas import AgentCreate, AgentUpdate, AssignRequest
+from agentlightning.agents.scheduler import TaskScheduler
+from agentlightning.agents.service import AGENT_STATUSES, AgentService
+from agentlightning.agents.templates import TEMPLATES
+from agentlightning.agents.tools.registry import default_registry
+from agentlightning.api.deps import Ctx, require
+from agentlightning.api.envelope import ok
+from agentlightning.auth.service import Principal
+
+router = APIRouter(prefix="/api/v2/agents", tags=["agents"])
+
+
+@router.get("")
+async def list_agents(
+    ctx: Ctx,
+    _: Principal = Depends(require("agent:read")),
+    type: str | None = Query(default=None, max_length=100, description="Only agents of this type"),
+    status: str | None = Query(default=None, pattern="^(" + "|".join(AGENT_STATUSES) + ")$"),
+    page: int = Query(default=1, ge=1),
+    page_size: int = Query(default=50, ge=1, le=500),
+) -> dict[str, Any]:
+    """List agents, filtered by type and status, a page at a time."""
+    items, total = await AgentService(ctx).list(type=type, status=status, page=page, page_size=page_size)
+    return ok({"items": items, "total": total, "page": page, "page_size": page_size}, f"{total} agent(s)")
+
+
+@router.get("/status")
+async def status_overview(ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+    """Every agent's state with queue and worker totals."""
+    return ok(await AgentService(ctx).overview(), "Agent status overview")
+
+
+@router.get("/templates")
+async def list_templates(_: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+    """The catalogue of agent templates to copy (``POST /api/v2/agents`` with ``template``)."""
+    return ok([t.to_dict() for t in TEMPLATES.values()], f"{len(TEMPLATES)} template(s)")
+
+
+@router.get("/tools")
+async def list_tools(ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+    """The tools agents may be given, with their JSON schemas, permissions and timeouts."""
+    return ok(default_registry().describe(ctx.settings))
+
+
+@router.post("", status_code=201)
+async def create_agent(
+    body: AgentCreate, ctx: Ctx, _: Principal = Depends(require("agent:write"))
+) -> dict[str, Any]:
+    """Register a new agent (optionally from a template)."""
+    agent = await AgentService(ctx).create(body)
+    return ok(agent, f"Agent '{agent['name']}' created")
+
+
+@router.post("/assign")
+async def assign_task(
+    body: AssignRequest,
+    ctx: Ctx,
+    response: Response,
+    principal: Principal = Depends(require("agent:assign")),
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key", max_length=200),
+) -> dict[str, Any]:
+    """Queue a task for an agent (by id/name) or for the best agent of a type."""
+    task, created = await TaskScheduler(ctx).assign(
+        task=body.task,
+        agent_id=body.agent_id,
+        agent_type=body.agent_type,
+        priority=body.priority,
+        context=body.context,
+        session_id=body.session_id,
+        idempotency_key=idempotency_key,
+        created_by=principal.username,
+    )
+    response.status_code = 202 if created else 200
+    message = "Task assigned" if created else "Task already assigned for this Idempotency-Key"
+    return ok(task, message, task_id=task["id"], status=task["status"])
+
+
+@router.get("/{agent_ref}")
+async def get_agent(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+    """One agent with its live status."""
+    from agentlightning.agents.service import agent_to_dict
+
+    service = AgentService(ctx)
+    agent = agent_to_dict(await service.get(agent_ref))
+    agent["runtime"] = await service.status(agent["id"])
+    return ok(agent)
+
+
+@router.get("/{agent_ref}/status")
+async def agent_status(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+    """One agent's live status (cached for up to 5 minutes)."""
+    return ok(await AgentService(ctx).status(agent_ref))
+
+
+@router.put("/{agent_ref}")
+async def update_agent(
+    agent_ref: str, body: AgentUpdate, ctx: Ctx, _: Principal = Depends(require("agent:write"))
+) -> dict[str, Any]:
+    """Change an agent's configuration; its config version increments when behaviour changes."""
+    return ok(await AgentService(ctx).update(agent_ref, body), "Agent updated")
+
+
+@router.delete("/{agent_ref}")
+async def delete_agent(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:write"))) -> dict[str, Any]:
+    """Delete an agent; its unfinished tasks are cancelled."""
+    return ok(await AgentService(ctx).delete(agent_ref), "Agent deleted")
+
+
+@router.post("/{agent_ref}/restart")
+async def restart_agent(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:write"))) -> dict[str, Any]:
+    """Return an agent to ``active`` with fresh state."""
+    return ok(await AgentService(ctx).restart(agent_ref), "Agent restarted")

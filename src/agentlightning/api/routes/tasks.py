@@ -1,0 +1,75 @@
+"""Task endpoints: read, list, cancel and trace.  Users without ``agent:write`` see only their own tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from agentlightning.agents.scheduler import TASK_STATUSES, TaskScheduler
+from agentlightning.agents.tracing import spans_for_task
+from agentlightning.api.deps import Ctx, require
+from agentlightning.api.envelope import ok
+from agentlightning.api.errors import NotFound
+from agentlightning.auth.service import Principal
+
+router = APIRouter(prefix="/api/v2/tasks", tags=["tasks"])
+
+
+def _owner_filter(principal: Principal) -> str | None:
+    return None if principal.can("agent:write") else principal.username
+
+
+async def _visible_task(scheduler: TaskScheduler, task_id: int, principal: Principal) -> dict[str, Any]:
+    task = await scheduler.get(task_id)
+    owner = _owner_filter(principal)
+    if owner is not None and task.get("created_by") not in (None, owner):
+        raise NotFound("TASK_NOT_FOUND", f"Task '{task_id}' not found", details={"task_id": task_id})
+    return task
+
+
+@router.get("")
+async def list_tasks(
+    ctx: Ctx,
+    principal: Principal = Depends(require("agent:read")),
+    status: str | None = Query(default=None, pattern="^(" + "|".join(TASK_STATUSES) + ")$"),
+    agent: str | None = Query(default=None, description="Agent id or name"),
+    priority: str | None = Query(default=None, pattern="^(low|medium|high|critical)$"),
+    session_id: str | None = Query(default=None, max_length=128),
+    page: int = Query(default=1, ge=1),
+    page_size: int = Query(default=50, ge=1, le=500),
+) -> dict[str, Any]:
+    """Tasks, newest first, filtered by status, agent, priority or session."""
+    items, total = await TaskScheduler(ctx).list(
+        status=status,
+        agent=agent,
+        priority=priority,
+        session_id=session_id,
+        created_by=_owner_filter(principal),
+        page=page,
+        page_size=page_size,
+    )
+    return ok({"items": items, "total": total, "page": page, "page_size": page_size}, f"{total} task(s)")
+
+
+@router.get("/{task_id}")
+async def get_task(task_id: int, ctx: Ctx, principal: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+    """One task: status, result, timing, attempts and error."""
+    task = await _visible_task(TaskScheduler(ctx), task_id, principal)
+    return ok(task, f"Task is {task['status']}", task_id=task["id"], status=task["status"])
+
+
+@router.post("/{task_id}/cancel")
+async def cancel_task(task_id: int, ctx: Ctx, principal: Principal = Depends(require("agent:assign"))) -> dict[str, Any]:
+    """Cancel a pending or running task."""
+    scheduler = TaskScheduler(ctx)
+    await _visible_task(scheduler, task_id, principal)
+    return ok(await scheduler.cancel(task_id), "Task cancelled")
+
+
+@router.get("/{task_id}/trace")
+async def task_trace(task_id: int, ctx: Ctx, principal: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+    """The trace spans of a task's runs (agent run, LLM calls, tool calls)."""
+    await _visible_task(TaskScheduler(ctx), task_id, principal)
+    spans = await spans_for_task(ctx.db, task_id)
+    return ok({"task_id": task_id, "spans": spans}, f"{len(spans)} span(s)")

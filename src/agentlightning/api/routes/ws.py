@@ -1,0 +1,217 @@
+"""``/ws/agents``: live task and training events over WebSocket.
+
+Authentication: a token (JWT or API key) in the ``token`` query parameter, the
+``Authorization: Bearer`` header, or a first message ``{"action": "auth", "token": ...}`` sent
+within 10 seconds.  A connection without a valid token holding ``agent:read`` is refused.
+
+Client messages::
+
+    {"action": "subscribe", "agent_id": "data_agent", "events": ["task_completed", "training_update"]}
+    {"action": "unsubscribe", "subscription_id": "sub_1"}     # or the same selector, or nothing: all
+    {"action": "ping"}
+
+Server messages: ``connected``, ``subscribed``, ``unsubscribed``, ``pong``, ``error`` and
+``{"type": "event", "event": ..., "data": {...}, "timestamp": ..., "subscriptions": [...]}``.
+Events come from the process's event bus, which carries every API/worker process's events
+(Redis pub/sub in production).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
+from sqlalchemy import or_, select
+
+from agentlightning.agents.subscriptions import Subscription, SubscriptionError, parse_subscribe
+from agentlightning.api.deps import PermissionCheck
+from agentlightning.api.envelope import utc_timestamp
+from agentlightning.api.errors import AppError
+from agentlightning.auth.service import Principal, authenticate_token
+from agentlightning.core.context import AppContext
+from agentlightning.storage.models import Agent
+
+router = APIRouter(tags=["websocket"])
+
+AUTH_TIMEOUT_S = 10.0
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+PERMISSION = "agent:read"
+
+
+class WebSocketPermission(PermissionCheck):
+    """The route's permission declaration; the check itself runs in the handler because the
+    token may arrive in the first message rather than the handshake."""
+
+    def __init__(self, permission: str) -> None:
+        super().__init__("permission", permission)
+
+    async def __call__(self, websocket: WebSocket) -> str | None:  # type: ignore[override]
+        """The credential offered in the handshake (query ``token`` or Bearer header), if any."""
+        token = websocket.query_params.get("token")
+        if token:
+            return token
+        scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return websocket.headers.get("x-api-key")
+
+
+async def _authenticate(ctx: AppContext, token: str) -> Principal | None:
+    try:
+        return await authenticate_token(ctx, token)
+    except AppError:
+        return None
+
+
+async def _known_selector(ctx: AppContext, selector: str) -> bool:
+    conditions = [Agent.name == selector, Agent.type == selector]
+    if selector.isdigit():
+        conditions.append(Agent.id == int(selector))
+    async with ctx.db.session() as s:
+        return (await s.scalar(select(Agent.id).where(or_(*conditions)).limit(1))) is not None
+
+
+async def _available_agents(ctx: AppContext) -> list[str]:
+    async with ctx.db.session() as s:
+        return [r[0] for r in await s.execute(select(Agent.name).order_by(Agent.id).limit(50))]
+
+
+class _Connection:
+    """One client: its subscriptions and the two pumps (client messages, bus events)."""
+
+    def __init__(self, ctx: AppContext, websocket: WebSocket, principal: Principal) -> None:
+        self.ctx = ctx
+        self.ws = websocket
+        self.principal = principal
+        self.subscriptions: dict[str, Subscription] = {}
+        self.send_lock = asyncio.Lock()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        async with self.send_lock:
+            await self.ws.send_text(json.dumps(message, default=str))
+
+    async def error(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        await self.send({"type": "error", "error": {"code": code, "message": message, "details": details or {}}})
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        action = message.get("action")
+        if action == "subscribe":
+            try:
+                selector, events = parse_subscribe(message)
+            except SubscriptionError as exc:
+                await self.error(exc.code, str(exc), exc.details)
+                return
+            if selector is not None and not await _known_selector(self.ctx, selector):
+                await self.error(
+                    "AGENT_NOT_FOUND",
+                    f"Agent with ID '{selector}' not found",
+                    {"agent_id": selector, "available_agents": await _available_agents(self.ctx)},
+                )
+                return
+            sub = Subscription(selector, events)
+            self.subscriptions[sub.id] = sub
+            await self.send({"type": "subscribed", **sub.describe()})
+        elif action == "unsubscribe":
+            removed = self._unsubscribe(message)
+            await self.send({"type": "unsubscribed", "subscription_ids": removed})
+        elif action == "ping":
+            await self.send({"type": "pong", "timestamp": utc_timestamp()})
+        elif action == "auth":
+            await self.send({"type": "authenticated", "user": self.principal.username})
+        else:
+            await self.error("VALIDATION_ERROR", f"Unknown action {action!r}", {"actions": ["subscribe", "unsubscribe", "ping"]})
+
+    def _unsubscribe(self, message: dict[str, Any]) -> list[str]:
+        sub_id = message.get("subscription_id")
+        if sub_id:
+            return [sub_id] if self.subscriptions.pop(str(sub_id), None) else []
+        selector = next((message[k] for k in ("agent_id", "agent", "agent_name", "agent_type") if message.get(k)), None)
+        removed = [
+            sid for sid, sub in self.subscriptions.items() if selector is None or sub.selector == str(selector)
+        ]
+        for sid in removed:
+            del self.subscriptions[sid]
+        return removed
+
+    async def pump_client(self) -> None:
+        while True:
+            raw = await self.ws.receive_text()
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                await self.error("VALIDATION_ERROR", "Messages must be JSON objects")
+                continue
+            if not isinstance(message, dict):
+                await self.error("VALIDATION_ERROR", "Messages must be JSON objects")
+                continue
+            await self.handle(message)
+
+    async def pump_events(self, bus: Any) -> None:
+        async for event in bus:
+            matched = [sid for sid, sub in self.subscriptions.items() if sub.matches(event)]
+            if matched:
+                await self.send(
+                    {
+                        "type": "event",
+                        "event": event.get("event"),
+                        "topic": event.get("topic"),
+                        "data": event.get("data"),
+                        "timestamp": event.get("timestamp"),
+                        "subscriptions": matched,
+                    }
+                )
+
+
+@router.websocket("/ws/agents")
+async def agents_socket(websocket: WebSocket, token: str | None = Depends(WebSocketPermission(PERMISSION))) -> None:
+    """Stream agent events to an authenticated subscriber."""
+    ctx: AppContext = websocket.app.state.ctx
+    principal: Principal | None = None
+    if token:
+        principal = await _authenticate(ctx, token)
+        if principal is None:
+            await websocket.close(code=CLOSE_UNAUTHORIZED, reason="invalid or expired token")
+            return
+        if not principal.can(PERMISSION):
+            await websocket.close(code=CLOSE_FORBIDDEN, reason=f"permission '{PERMISSION}' required")
+            return
+    await websocket.accept()
+    if principal is None:
+        try:
+            first = json.loads(await asyncio.wait_for(websocket.receive_text(), timeout=AUTH_TIMEOUT_S))
+        except (asyncio.TimeoutError, ValueError, WebSocketDisconnect):
+            first = {}
+        offered = first.get("token") if isinstance(first, dict) and first.get("action") == "auth" else None
+        principal = await _authenticate(ctx, str(offered)) if offered else None
+        if principal is None or not principal.can(PERMISSION):
+            code = CLOSE_UNAUTHORIZED if principal is None else CLOSE_FORBIDDEN
+            with contextlib.suppress(Exception):
+                await websocket.send_text(
+                    json.dumps({"type": "error", "error": {"code": "UNAUTHORIZED" if principal is None else "FORBIDDEN",
+                                                           "message": "Authenticate with a valid token holding agent:read"}})
+                )
+                await websocket.close(code=code)
+            return
+    conn = _Connection(ctx, websocket, principal)
+    # Listen to the bus before telling the client it is connected, so no event is missed.
+    async with ctx.events.subscribe() as bus:
+        await conn.send({"type": "connected", "user": principal.username, "timestamp": utc_timestamp()})
+        tasks = [asyncio.create_task(conn.pump_client()), asyncio.create_task(conn.pump_events(bus))]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                exc = t.exception()
+                if exc is not None and not isinstance(exc, WebSocketDisconnect):
+                    raise exc
+        except WebSocketDisconnect:
+            pass
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
