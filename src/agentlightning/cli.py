@@ -25,6 +25,7 @@ T = TypeVar("T")
 #: Feature sub-commands: (module, attribute, name). A module that is not installed is skipped.
 FEATURE_COMMANDS: list[tuple[str, str, str]] = [
     ("agentlightning.agents.cli", "worker", "worker"),
+    ("agentlightning.rl.cli", "app", "rl"),
     ("agentlightning.knowledge.cli", "app", "kb"),
 ]
 

@@ -32,6 +32,7 @@ class BackgroundService(Protocol):
 #: settings and returns a service, or None when the service is disabled by configuration.
 SERVICE_FACTORIES: list[str] = [
     "agentlightning.agents.pool:create_worker_pool",
+    "agentlightning.rl.manager:create_manager",
 ]
 
 

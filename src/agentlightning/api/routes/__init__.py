@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agentlightning.api.routes import agents, auth, knowledge, system, tasks, ws
+from agentlightning.api.routes import agents, auth, knowledge, rl, system, tasks, ws
 
 ROUTERS: list[APIRouter] = [
-    agents.router,
-    tasks.router,
-    ws.router,
     auth.router,
     system.router,
     knowledge.router,
+    rl.router,
+    agents.router,
+    tasks.router,
+    ws.router,
 ]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import os
 import queue as queue_mod
+import threading
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -40,8 +42,25 @@ class QueueReporter:
         return bool(self.stop.is_set())
 
 
+def _exit_with_parent() -> None:
+    """Die with the parent: an orphaned run would keep training and writing checkpoints that a
+    recovered run of the same experiment now owns."""
+    parent = mp.parent_process()
+    if parent is None:
+        return
+
+    def _watch() -> None:
+        from multiprocessing.connection import wait
+
+        wait([parent.sentinel])
+        os._exit(70)
+
+    threading.Thread(target=_watch, name="parent-watch", daemon=True).start()
+
+
 def _child_main(job: TrainingJob, updates: Any, stop: Any) -> None:
     """Entry point of the child process: run the job, send the result or the error last."""
+    _exit_with_parent()
     try:
         result = run_training(job, QueueReporter(updates, stop))
         updates.put({"type": "result", "result": result})

@@ -1,0 +1,133 @@
+"""RL system endpoints: experiments (list, create, get, stop, metrics, checkpoints, evaluate),
+algorithms and custom environments. Auto-RL (``auto-trigger`` / ``auto-status``) lives elsewhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse
+
+from agentlightning.api.deps import Ctx, require
+from agentlightning.api.envelope import ok
+from agentlightning.auth.service import Principal
+from agentlightning.rl.experiments import (
+    EnvironmentCreate,
+    EvaluationParams,
+    ExperimentCreate,
+    ExperimentService,
+    parse_status,
+)
+
+router = APIRouter(prefix="/api/v2/rl", tags=["rl"])
+
+
+@router.get("/experiments")
+async def list_experiments(
+    ctx: Ctx,
+    principal: Principal = Depends(require("rl:read")),
+    status: str | None = Query(None, description="created, queued, running, completed, stopped or failed"),
+    algorithm: str | None = Query(None),
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    """List RL experiments, newest first."""
+    page = await ExperimentService(ctx).list_experiments(
+        status=parse_status(status), algorithm=algorithm, limit=limit, offset=offset
+    )
+    return ok(page)
+
+
+@router.post("/experiments", status_code=201)
+async def create_experiment(
+    body: ExperimentCreate, ctx: Ctx, principal: Principal = Depends(require("rl:execute"))
+) -> dict[str, Any]:
+    """Validate and queue an experiment (422 names each invalid field)."""
+    data = await ExperimentService(ctx).create(body, created_by=principal.username)
+    return ok(data, "Experiment created and queued")
+
+
+@router.get("/experiments/{experiment_id}")
+async def get_experiment(
+    experiment_id: int, ctx: Ctx, principal: Principal = Depends(require("rl:read"))
+) -> dict[str, Any]:
+    """One experiment with its latest metrics and checkpoints."""
+    return ok(await ExperimentService(ctx).get(experiment_id))
+
+
+@router.post("/experiments/{experiment_id}/stop", status_code=202)
+async def stop_experiment(
+    experiment_id: int, ctx: Ctx, principal: Principal = Depends(require("rl:execute"))
+) -> dict[str, Any]:
+    """Stop an experiment (a running one stops at its next check, within one rollout)."""
+    data = await ExperimentService(ctx).stop(experiment_id)
+    message = "Experiment stopped" if data["status"] == "stopped" else "Stop requested"
+    return ok(data, message)
+
+
+@router.get("/experiments/{experiment_id}/metrics")
+async def experiment_metrics(
+    experiment_id: int,
+    ctx: Ctx,
+    principal: Principal = Depends(require("rl:read")),
+    kind: str | None = Query(None, pattern="^(progress|evaluation)$"),
+    after_id: int = Query(0, ge=0, description="return points after this id (paging / polling)"),
+    limit: int = Query(1000, ge=1, le=10_000),
+) -> dict[str, Any]:
+    """The streamed metric history (progress and evaluations)."""
+    return ok(await ExperimentService(ctx).metric_history(experiment_id, kind=kind, after_id=after_id, limit=limit))
+
+
+@router.get("/experiments/{experiment_id}/checkpoints")
+async def experiment_checkpoints(
+    experiment_id: int, ctx: Ctx, principal: Principal = Depends(require("rl:read"))
+) -> dict[str, Any]:
+    """The saved checkpoints, oldest first."""
+    return ok(await ExperimentService(ctx).checkpoints(experiment_id))
+
+
+@router.get("/experiments/{experiment_id}/checkpoints/{checkpoint}/download")
+async def download_checkpoint(
+    experiment_id: int, checkpoint: str, ctx: Ctx, principal: Principal = Depends(require("rl:read"))
+) -> FileResponse:
+    """Download a checkpoint ('latest', 'final' or its timesteps) as an SB3 zip."""
+    path = await ExperimentService(ctx).checkpoint_path(experiment_id, checkpoint)
+    return FileResponse(path, media_type="application/zip", filename=f"experiment-{experiment_id}-{checkpoint}.zip")
+
+
+@router.post("/experiments/{experiment_id}/evaluate")
+async def evaluate_experiment(
+    experiment_id: int,
+    ctx: Ctx,
+    principal: Principal = Depends(require("rl:execute")),
+    body: EvaluationParams | None = None,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint of a running or finished experiment."""
+    result = await ExperimentService(ctx).evaluate(experiment_id, body or EvaluationParams())
+    return ok(result, "Evaluation completed")
+
+
+@router.get("/algorithms")
+async def list_algorithms(principal: Principal = Depends(require("rl:read"))) -> dict[str, Any]:
+    """Supported algorithms and the action spaces each can act in."""
+    from agentlightning.rl.classic.algorithms import ALGORITHMS
+
+    return ok([
+        {"name": a.name, "action_spaces": a.action_space_names, "off_policy": a.off_policy}
+        for a in ALGORITHMS.values()
+    ])
+
+
+@router.get("/environments")
+async def list_environments(ctx: Ctx, principal: Principal = Depends(require("rl:read"))) -> dict[str, Any]:
+    """Built-in Gymnasium ids, registered custom environments and the module allow-list."""
+    return ok(await ExperimentService(ctx).list_environments())
+
+
+@router.post("/environments", status_code=201)
+async def register_environment(
+    body: EnvironmentCreate, ctx: Ctx, principal: Principal = Depends(require("rl:execute"))
+) -> dict[str, Any]:
+    """Register a custom Gymnasium environment from an allow-listed module."""
+    return ok(await ExperimentService(ctx).register_environment(body, created_by=principal.username),
+              "Environment registered")
