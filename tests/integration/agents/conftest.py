@@ -1,0 +1,108 @@
+"""Fixtures for agent tests: a scripted OpenAI-compatible server, settings that use it, a worker
+pool inside the test's app, and a real HTTP/WebSocket server on the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from agentlightning.agents.pool import WorkerPool
+from agentlightning.settings import Settings
+from tests.fake_llm_server import FakeLLMServer
+
+AGENT_TEST_SETTINGS: dict[str, Any] = {
+    "agent_task_lease_seconds": 2.0,
+    "agent_poll_interval_seconds": 0.2,
+    "agent_shutdown_grace_seconds": 2.0,
+    "agent_workers_min": 1,
+    "agent_workers_max": 8,
+    "sandbox_timeout_seconds": 5.0,
+}
+
+
+@pytest.fixture(scope="session")
+def fake_llm() -> Iterator[FakeLLMServer]:
+    """One scripted OpenAI-compatible server for the whole session (default script)."""
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings], fake_llm: FakeLLMServer) -> Settings:
+    """Test settings whose LLM endpoint is the scripted server."""
+    return settings_factory(llm_base_url=fake_llm.base_url, llm_model="fake-model", **AGENT_TEST_SETTINGS)
+
+
+@pytest.fixture
+async def pool(app: FastAPI, settings: Settings) -> AsyncIterator[WorkerPool]:
+    """A worker pool running in the test's app (as ``serve`` runs it)."""
+    workers = WorkerPool(settings)
+    await workers.start(app.state.ctx)
+    try:
+        yield workers
+    finally:
+        await workers.stop()
+
+
+@pytest.fixture
+async def admin(login: Callable[[str], Awaitable[dict[str, str]]]) -> dict[str, str]:
+    """Headers of an admin user."""
+    return await login("admin")
+
+
+async def create_agent(client: httpx.AsyncClient, headers: dict[str, str], name: str, **body: Any) -> dict[str, Any]:
+    """Create an agent through the API (type ``test_agent`` unless given)."""
+    payload = {"name": name, **body}
+    if "template" not in body:
+        payload.setdefault("type", "test_agent")
+    response = await client.post("/api/v2/agents", json=payload, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()["data"]
+
+
+async def wait_for_task(
+    client: httpx.AsyncClient, headers: dict[str, str], task_id: int, timeout: float = 30.0
+) -> dict[str, Any]:
+    """Poll a task until it is finished."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        response = await client.get(f"/api/v2/tasks/{task_id}", headers=headers)
+        assert response.status_code == 200, response.text
+        task = response.json()["data"]
+        if task["status"] in ("completed", "failed", "cancelled"):
+            return task
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"task {task_id} still {task['status']} after {timeout}s: {task}")
+        await asyncio.sleep(0.05)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def live_url(app: FastAPI) -> AsyncIterator[str]:
+    """The running app served over real HTTP/WebSocket by uvicorn on this event loop."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(serving, timeout=10)
