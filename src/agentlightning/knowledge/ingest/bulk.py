@@ -53,12 +53,19 @@ class InsertOutcome:
 async def existing_hashes(session: AsyncSession, hashes: Sequence[str]) -> set[str]:
     """Which of ``hashes`` are already stored."""
     found: set[str] = set()
+    if session.bind.dialect.name == "postgresql":
+        # During a large import the table grows faster than autovacuum refreshes its statistics, and
+        # the planner, believing it tiny, scans it whole for every probe (quadratic imports). The
+        # probe is always an index lookup, so say so for this transaction.
+        await session.execute(text("SET LOCAL enable_seqscan = off"))
     statement = text("SELECT content_hash FROM knowledge_items WHERE content_hash IN :hashes").bindparams(
         bindparam("hashes", expanding=True)
     )
     for start in range(0, len(hashes), HASH_LOOKUP_BATCH):
         chunk = list(hashes[start : start + HASH_LOOKUP_BATCH])
         found.update(r[0] for r in await session.execute(statement, {"hashes": chunk}))
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("SET LOCAL enable_seqscan = on"))
     return found
 
 

@@ -1,0 +1,112 @@
+"""The vector backends against real databases: sqlite-vec (through an extension-capable SQLite
+driver) and the in-process usearch index catching up with writes from other connections."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiosqlite
+import numpy as np
+import pysqlite3.dbapi2 as extension_sqlite
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from agentlightning.knowledge.embeddings import DIMENSION
+from agentlightning.knowledge.search.vectors import SqliteVecBackend, UsearchBackend
+from agentlightning.storage.db import Database
+from agentlightning.storage.migrate import upgrade
+
+
+def _unit(seed: int) -> np.ndarray:
+    vector = np.random.default_rng(seed).standard_normal(DIMENSION).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+async def _add_items(session, ids: list[int]) -> None:  # noqa: ANN001
+    await session.execute(
+        text("INSERT INTO knowledge_items (id, title, content) VALUES (:id, 't', 'c')"), [{"id": i} for i in ids]
+    )
+
+
+async def test_sqlite_vec_backend(tmp_path: Path) -> None:
+    path = tmp_path / "vec.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+
+    async def connect() -> aiosqlite.Connection:
+        # The stdlib sqlite3 here cannot load extensions; pysqlite3 can.
+        return await aiosqlite.Connection(lambda: extension_sqlite.connect(str(path), check_same_thread=False), 64)
+
+    engine = create_async_engine("sqlite+aiosqlite://", async_creator=connect)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    backend = SqliteVecBackend("sqlite")
+    try:
+        async with sessions() as session:
+            await _add_items(session, [1, 2, 3])
+            await backend.upsert(session, [(1, _unit(1)), (2, _unit(2)), (3, _unit(3))], "m")
+            await session.commit()
+        async with sessions() as session:
+            hits = await backend.search(session, _unit(2), 2, "m")
+            assert hits[0][0] == 2 and hits[0][1] > 0.99 and len(hits) == 2
+            await backend.upsert(session, [(2, _unit(9))], "m")  # replacing a vector
+            await backend.delete(session, [3])
+            await session.commit()
+        async with sessions() as session:
+            hits = await backend.search(session, _unit(9), 5, "m")
+            assert [h[0] for h in hits][:1] == [2] and 3 not in {h[0] for h in hits}
+            count = (await session.execute(text("SELECT count(*) FROM knowledge_embeddings"))).scalar()
+            assert count == 2
+    finally:
+        await engine.dispose()
+
+
+async def test_usearch_catches_up_with_late_commits(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    backend = UsearchBackend("postgresql")
+    base = 900_000  # ids no other test uses
+    try:
+        async with db.session() as session:
+            await session.execute(text("DELETE FROM knowledge_items WHERE id >= :b"), {"b": base})
+            await _add_items(session, [base + 1, base + 2, base + 3])
+            await session.commit()
+        # A transaction takes its rev first but commits after a later one (and after a search).
+        slow = db.session()
+        slow_session = await slow.__aenter__()
+        await backend.upsert(slow_session, [(base + 1, _unit(1))], "m")
+        async with db.session() as session:
+            await backend.upsert(session, [(base + 2, _unit(2))], "m")
+            await session.commit()
+        async with db.session() as session:
+            found = {i for i, _ in await backend.search(session, _unit(1), 50, "m")}
+            assert base + 2 in found and base + 1 not in found
+        await slow_session.commit()
+        await slow.__aexit__(None, None, None)
+        async with db.session() as session:
+            hits = await backend.search(session, _unit(1), 50, "m")
+            assert hits[0][0] == base + 1, "the late commit was picked up through the gap list"
+        # Updates replace the vector; local deletions leave the index at once.
+        async with db.session() as session:
+            await backend.upsert(session, [(base + 2, _unit(7))], "m")
+            await session.commit()
+            assert (await backend.search(session, _unit(7), 1, "m"))[0][0] == base + 2
+        backend.forget([base + 2])
+        async with db.session() as session:
+            assert base + 2 not in {i for i, _ in await backend.search(session, _unit(7), 50, "m")}
+            await session.execute(text("DELETE FROM knowledge_items WHERE id >= :b"), {"b": base})
+            await session.commit()
+        assert (await backend.health())["backend"] == "usearch"
+    finally:
+        await db.dispose()
+
+
+async def test_usearch_index_is_loop_independent(postgres_url: str) -> None:
+    backend = UsearchBackend("postgresql")
+    db = Database(postgres_url)
+    try:
+        async def one() -> None:
+            async with db.session() as session:
+                await backend.sync(session, "m")
+
+        await asyncio.gather(one(), one())
+    finally:
+        await db.dispose()
