@@ -81,10 +81,10 @@ class TaskExecutor:
                 )
                 result = run.to_result()
             elapsed_ms = int((time.perf_counter() - started) * 1000)
+            # The trace is stored before the result, so a completed task always has its trace.
+            await self._flush(recorder)
             if not await self.scheduler.complete(task, result, elapsed_ms):
                 log.info("task %s: lease lost before completion; result discarded", task.id)
-                if recorder.root is not None:
-                    recorder.root.attributes.update(result_discarded=True)
                 return None
             AGENT_REQUESTS.labels(agent_id=agent_label, status="completed").inc()
             AGENT_RESPONSE_TIME.labels(agent_id=agent_label).observe(elapsed_ms / 1000)
@@ -100,19 +100,23 @@ class TaskExecutor:
         except asyncio.CancelledError:
             raise
         except AgentRunError as exc:
+            await self._flush(recorder)
             return await self._failed(task, base, str(exc), retryable=True, started=started)
         except Exception as exc:  # noqa: BLE001 - any bug fails the task with its reason, never the worker
             log.exception("task %s crashed", task.id)
+            await self._flush(recorder)
             return await self._failed(task, base, f"{type(exc).__name__}: {exc}", retryable=False, started=started)
         finally:
-            try:
-                await self.recorder_flush(recorder)
-            except Exception:  # noqa: BLE001 - tracing must not change the task's outcome
-                log.exception("task %s: writing trace spans failed", task.id)
+            await self._flush(recorder)  # a cancelled run still leaves its partial trace
 
-    async def recorder_flush(self, recorder: TraceRecorder) -> None:
-        """Persist the spans of the attempt (shielded so a cancelled run still leaves its trace)."""
-        await asyncio.shield(recorder.flush(self.ctx.db))
+    async def _flush(self, recorder: TraceRecorder) -> None:
+        """Persist the spans collected so far (shielded from cancellation; errors are logged)."""
+        try:
+            await asyncio.shield(recorder.flush(self.ctx.db))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - tracing must not change the task's outcome
+            log.exception("task %s: writing trace spans failed", recorder.task_id)
 
     async def _failed(
         self, task: ClaimedTask, base: dict[str, Any], error: str, *, retryable: bool, started: float

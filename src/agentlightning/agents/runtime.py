@@ -76,7 +76,8 @@ class AgentRuntime:
         """System prompt (+ recalled notes) + session window + the task with its context."""
         system = agent.system_prompt
         if "memory" in agent.tools:
-            notes = await self.notes.recall(agent.id, task, limit=3)
+            # Notes about the task's words, else the most recent ones.
+            notes = await self.notes.recall(agent.id, task, limit=3) or await self.notes.recall(agent.id, None, limit=3)
             if notes:
                 system += "\n\nNotes you saved earlier:\n" + "\n".join(f"- {n.content}" for n in notes)
         messages = [ChatMessage(role="system", content=system)]
