@@ -350,7 +350,10 @@ async def search_for_agent(
     ctx: AppContext, query: str, *, limit: int = 5, category: str | None = None
 ) -> list[dict[str, Any]]:
     """Hybrid search for the agents' ``knowledge_search`` tool: plain-text snippets, ids to cite."""
-    hits = await search(ctx, query, limit=limit, category=category)
+    query = " ".join(query.split())[:1000]
+    if not query:
+        return []
+    hits = await search(ctx, query, limit=max(1, min(limit, 100)), category=category)
     return [
         {
             "id": h.id,
