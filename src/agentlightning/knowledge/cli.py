@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -11,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from agentlightning.knowledge.ingest.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP
 
@@ -97,6 +100,14 @@ def import_files(
         raise typer.Exit(1)
 
 
+def _snippet_text(snippet: str) -> Text:
+    """A ``<mark>``-highlighted HTML snippet as Rich text for the terminal."""
+    out = Text()
+    for i, part in enumerate(re.split(r"</?mark>", snippet)):
+        out.append(html.unescape(part), style="bold yellow" if i % 2 else "")
+    return out
+
+
 @app.command()
 def search(
     query: str = typer.Argument(..., help='Web-search syntax: words, "phrases", -exclusions, or.'),
@@ -111,8 +122,7 @@ def search(
     hits = _with_ctx(lambda ctx: service.search(ctx, query, mode=mode, limit=limit, category=category, tags=tag))
     table = Table("id", "score", "title", "snippet")
     for hit in hits:
-        snippet = hit.snippet.replace("<mark>", "[bold yellow]").replace("</mark>", "[/]")
-        table.add_row(str(hit.id), f"{hit.score:.4f}", hit.title, snippet)
+        table.add_row(str(hit.id), f"{hit.score:.4f}", hit.title, _snippet_text(hit.snippet))
     console.print(table)
 
 
