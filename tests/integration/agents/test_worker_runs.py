@@ -160,7 +160,7 @@ async def test_expired_lease_is_reclaimed_and_result_written_once(
 async def test_cancel_running_task_stops_it(
     client: httpx.AsyncClient, admin: dict[str, str], pool: WorkerPool
 ) -> None:
-    with FakeLLMServer(delay_s=5) as slow:
+    with FakeLLMServer(delay_s=2.5) as slow:
         agent = await create_agent(
             client, admin, unique("slow"), config={"provider": "openai", "base_url": slow.base_url, "cache": False}
         )
