@@ -39,97 +39,112 @@ PRELOAD_MODULES = [
 
 # Runs as the child interpreter's main program. It must not import subprocess or socket.
 BOOTSTRAP = r'''
-import json, os, resource, sys
-cfg = json.loads(sys.argv[1])
-work = os.path.realpath(cfg["workdir"])
-os.chdir(work)
-with open(os.path.join(work, "main.py"), encoding="utf-8") as fh:
-    source = fh.read()
+import sys
 
-if cfg["isolate_network"]:
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.unshare(0x40000000)  # CLONE_NEWNET; fails quietly without CAP_SYS_ADMIN
-    except Exception:
-        pass
+def _install(cfg):
+    # Everything the sandbox needs lives in this function's scope; once it returns, user code
+    # can reach none of it (the audit hook's state is a closure, not a global).
+    import json, os, resource
+    work = os.path.realpath(cfg["workdir"])
+    os.chdir(work)
+    with open(os.path.join(work, "main.py"), encoding="utf-8") as fh:
+        source = fh.read()
 
-def _limit(which, value):
-    try:
-        resource.setrlimit(which, (value, value))
-    except (ValueError, OSError):
-        pass
+    if cfg["isolate_network"]:
+        try:
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).unshare(0x40000000)  # CLONE_NEWNET; needs CAP_SYS_ADMIN
+        except Exception:
+            pass
+        for name in [m for m in sys.modules if m == "ctypes" or m.startswith("ctypes.") or m == "_ctypes"]:
+            del sys.modules[name]
 
-_limit(resource.RLIMIT_CORE, 0)
-_limit(resource.RLIMIT_AS, cfg["memory_bytes"])
-_limit(resource.RLIMIT_FSIZE, cfg["file_bytes"])
-_limit(resource.RLIMIT_NOFILE, cfg["max_open_files"])
-resource.setrlimit(resource.RLIMIT_CPU, (cfg["cpu_seconds"], cfg["cpu_seconds"] + 1))
+    def limit(which, value):
+        try:
+            resource.setrlimit(which, (value, value))
+        except (ValueError, OSError):
+            pass
 
-# Modules user code may use, imported while the standard library is still readable
-# (after the switch to ``nobody`` a private interpreter install may no longer be).
-for _name in cfg["preload"]:
-    try:
-        __import__(_name)
-    except Exception:
-        pass
+    limit(resource.RLIMIT_CORE, 0)
+    limit(resource.RLIMIT_AS, cfg["memory_bytes"])
+    limit(resource.RLIMIT_FSIZE, cfg["file_bytes"])
+    limit(resource.RLIMIT_NOFILE, cfg["max_open_files"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cfg["cpu_seconds"], cfg["cpu_seconds"] + 1))
 
-if os.geteuid() == 0 and cfg["drop_privileges"]:
-    os.setgroups([])
-    os.setgid(cfg["gid"])
-    os.setuid(cfg["uid"])
-_limit(resource.RLIMIT_NPROC, cfg["max_processes"])
+    # Modules user code may use, imported while the standard library is still readable
+    # (after the switch to ``nobody`` a private interpreter install may no longer be).
+    for name in cfg["preload"]:
+        try:
+            __import__(name)
+        except Exception:
+            pass
 
-READ_ROOTS = tuple(sorted({os.path.realpath(p) for p in sys.path if p and os.path.isabs(p)}))
-WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-BLOCKED_PREFIXES = ("socket.", "ctypes.", "os.exec", "os.spawn", "os.posix_spawn", "os.fork",
-                    "os.forkpty", "os.system", "os.kill", "os.killpg", "subprocess.", "pty.",
-                    "gc.get_", "sys._current_frames", "os.setuid", "os.setgid")
-BLOCKED_MODULES = {"_socket", "socket", "_ctypes", "ctypes", "_posixsubprocess", "subprocess",
-                   "_multiprocessing", "multiprocessing", "pty", "select", "selectors", "_ssl", "ssl"}
-PATH_EVENTS = {"os.listdir", "os.scandir", "os.chdir", "os.mkdir", "os.remove", "os.rename",
-               "os.rmdir", "os.symlink", "os.link", "os.chmod", "os.chown", "os.truncate",
-               "os.utime", "shutil.copyfile", "shutil.copymode", "shutil.copystat", "shutil.copytree",
-               "shutil.move", "shutil.rmtree", "shutil.chown", "glob.glob", "os.chflags",
-               "os.lchflags", "os.lchmod", "os.setxattr", "os.removexattr", "os.listxattr", "os.getxattr"}
-READ_ONLY_EVENTS = {"os.listdir", "os.scandir", "glob.glob", "os.listxattr", "os.getxattr"}
+    if os.geteuid() == 0 and cfg["drop_privileges"]:
+        os.setgroups([])
+        os.setgid(cfg["gid"])
+        os.setuid(cfg["uid"])
+    limit(resource.RLIMIT_NPROC, cfg["max_processes"])
 
-def _inside(path, roots):
-    return any(path == r or path.startswith(r + os.sep) for r in roots)
+    read_roots = tuple(sorted({os.path.realpath(p) for p in sys.path if p and os.path.isabs(p)}))
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+    blocked_prefixes = ("socket.", "ctypes.", "os.exec", "os.spawn", "os.posix_spawn", "os.fork",
+                        "os.forkpty", "os.system", "os.kill", "os.killpg", "subprocess.", "pty.",
+                        "gc.get_", "sys._current_frames", "sys.setprofile",
+                        "sys.settrace", "os.setuid", "os.setgid", "os.chroot", "mmap.")
+    blocked_modules = frozenset({"_socket", "socket", "_ctypes", "ctypes", "_posixsubprocess", "subprocess",
+                                 "_multiprocessing", "multiprocessing", "pty", "select", "selectors",
+                                 "_ssl", "ssl", "mmap", "_xxsubinterpreters", "faulthandler"})
+    path_events = frozenset({"os.listdir", "os.scandir", "os.chdir", "os.mkdir", "os.remove", "os.rename",
+                             "os.rmdir", "os.symlink", "os.link", "os.chmod", "os.chown", "os.truncate",
+                             "os.utime", "shutil.copyfile", "shutil.copymode", "shutil.copystat",
+                             "shutil.copytree", "shutil.move", "shutil.rmtree", "shutil.chown", "glob.glob",
+                             "os.chflags", "os.lchflags", "os.lchmod", "os.setxattr", "os.removexattr",
+                             "os.listxattr", "os.getxattr"})
+    read_only_events = frozenset({"os.listdir", "os.scandir", "glob.glob", "os.listxattr", "os.getxattr"})
+    realpath, join, fsdecode, isdir, sep = os.path.realpath, os.path.join, os.fsdecode, os.path.isdir, os.sep
 
-def _check_path(raw, write):
-    if raw is None or isinstance(raw, int):
-        return
-    path = os.path.realpath(os.path.join(work, os.fsdecode(raw)))
-    if _inside(path, (work,)):
-        return
-    if not write and _inside(path, READ_ROOTS):
-        return
-    raise PermissionError(f"sandbox: access to {os.fsdecode(raw)!r} is not allowed")
+    def inside(path, roots):
+        return any(path == r or path.startswith(r + sep) for r in roots)
 
-def _hook(event, args):
-    if event == "open":
-        path, mode, flags = (tuple(args) + (None, None, None))[:3]
-        write = bool(isinstance(mode, str) and any(c in mode for c in "wax+")) or bool(
-            isinstance(flags, int) and flags & WRITE_FLAGS)
-        _check_path(path, write)
-    elif event == "import":
-        if args[0] in BLOCKED_MODULES or args[0].split(".")[0] in BLOCKED_MODULES:
-            raise PermissionError(f"sandbox: module {args[0]!r} is not available")
-    elif event.startswith(BLOCKED_PREFIXES):
-        raise PermissionError(f"sandbox: {event} is not allowed")
-    elif event in PATH_EVENTS:
-        write = event not in READ_ONLY_EVENTS
-        for arg in args[:2]:
-            if isinstance(arg, (str, bytes, os.PathLike)):
-                _check_path(arg, write)
+    def check_path(raw, write, opening=False):
+        if raw is None or isinstance(raw, int):
+            return
+        path = realpath(join(work, fsdecode(raw)))
+        if inside(path, (work,)):
+            return
+        # Outside the scratch directory: read-only files of the standard library, never a
+        # directory (a directory fd would let relative opens escape these checks).
+        if not write and inside(path, read_roots) and not (opening and isdir(path)):
+            return
+        raise PermissionError(f"sandbox: access to {fsdecode(raw)!r} is not allowed")
 
-sys.addaudithook(_hook)
-del cfg, libc if "libc" in dir() else None
-code = compile(source, "<sandbox>", "exec")
-del source
-exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
-'''.replace('del cfg, libc if "libc" in dir() else None', "cfg = None")
+    def hook(event, args):
+        if event == "open":
+            path, mode, flags = (tuple(args) + (None, None, None))[:3]
+            write = bool(isinstance(mode, str) and any(c in mode for c in "wax+")) or bool(
+                isinstance(flags, int) and flags & write_flags)
+            check_path(path, write, opening=True)
+        elif event == "import":
+            if args[0] in blocked_modules or args[0].split(".")[0] in blocked_modules:
+                raise PermissionError(f"sandbox: module {args[0]!r} is not available")
+        elif event.startswith(blocked_prefixes):
+            raise PermissionError(f"sandbox: {event} is not allowed")
+        elif event in path_events:
+            write = event not in read_only_events
+            for arg in args[:2]:
+                if isinstance(arg, (str, bytes, os.PathLike)):
+                    check_path(arg, write)
+
+    sys.addaudithook(hook)
+    return source
+
+_code = compile(_install(__import__("json").loads(sys.argv[1])), "<sandbox>", "exec")
+del _install
+sys.argv = ["<sandbox>"]
+_main = type(sys)("__main__")
+sys.modules["__main__"] = _main
+exec(_code, _main.__dict__)
+'''
 
 
 @dataclass(slots=True)
