@@ -125,8 +125,10 @@ def _check_environment(
 
 
 def _dry_run(cfg: ExperimentConfig, info: algorithms.AlgorithmInfo, kwargs: dict[str, Any]) -> str | None:
-    """Build the model once on one environment; return SB3's complaint, if any."""
-    env = envs.make_env(cfg.environment, cfg.env_kwargs)
+    """Build the model once on the configured vectorised environment; return SB3's complaint, if any."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env(cfg.environment, n_envs=cfg.n_envs, env_kwargs=cfg.env_kwargs or None)
     try:
         info.load()(cfg.policy, env, device="cpu", verbose=0, **kwargs)
     except Exception as exc:  # noqa: BLE001 - SB3 raises many kinds; all mean "invalid config"

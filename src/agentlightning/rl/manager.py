@@ -316,6 +316,7 @@ class ExperimentManager:
             user_stop = exp is not None and exp.stop_requested_at is not None
         if outcome is None or outcome.failed:
             error = outcome.error if outcome else "training ended without an outcome"
+            log.warning("experiment %s failed: %s\n%s", experiment_id, error, (outcome.traceback if outcome else "") or "")
             if self._shutting_down and not user_stop:
                 await self._requeue_or_fail(experiment_id, f"server shut down during training ({error})")
             else:

@@ -115,6 +115,10 @@ async def test_every_algorithm_runs_queued_beyond_the_cap(
         assert seen[0] == "queued" and "running" in seen and "progress" in seen and seen[-1] == "completed"
         assert all(e["event"] == "training_update" for e in events)
 
+    exposition = (await client.get("/metrics", headers=developer)).text
+    assert f'rl_training_duration_seconds{{experiment_id="{ids["sac"]}"}}' in exposition
+    assert 'rl_sessions_total{algorithm="td3",status="completed"}' in exposition
+
     download = await client.get(f"{API}/{ids['ppo']}/checkpoints/final/download", headers=developer)
     assert download.status_code == 200
     assert "policy.pth" in zipfile.ZipFile(io.BytesIO(download.content)).namelist()

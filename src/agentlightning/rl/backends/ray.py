@@ -115,7 +115,8 @@ class RayHandle(TrainingHandle):
 
     async def drain(self) -> list[dict[str, Any]]:
         finished = self._future.done()
-        updates = [self._store(u) for u in await self.control.drain.remote()]
+        shipped = await self.control.drain.remote()
+        updates = await asyncio.to_thread(lambda: [self._store(u) for u in shipped])
         if finished and self.outcome is None:
             try:
                 result = dict(self._future.result())
