@@ -81,9 +81,10 @@ class TaskExecutor:
                 )
                 result = run.to_result()
             elapsed_ms = int((time.perf_counter() - started) * 1000)
-            # The trace is stored before the result, so a completed task always has its trace.
-            await self._flush(recorder)
-            if not await self.scheduler.complete(task, result, elapsed_ms):
+            # The trace is stored with the result (one transaction): a completed task has its trace.
+            spans = recorder.rows()
+            recorder.spans.clear()
+            if not await self.scheduler.complete(task, result, elapsed_ms, spans):
                 log.info("task %s: lease lost before completion; result discarded", task.id)
                 return None
             AGENT_REQUESTS.labels(agent_id=agent_label, status="completed").inc()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, and_, cast, func, literal, or_, select, update
+from sqlalchemy import String, and_, cast, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -30,7 +30,7 @@ from agentlightning.agents.profile import DEFAULT_MAX_CONCURRENCY, AgentProfile
 from agentlightning.agents.service import AgentService
 from agentlightning.api.errors import Conflict, NotFound
 from agentlightning.storage import cache_keys
-from agentlightning.storage.models import Agent, Task
+from agentlightning.storage.models import Agent, Task, TraceSpan
 from agentlightning.storage.types import as_utc, utcnow
 
 if TYPE_CHECKING:
@@ -411,10 +411,20 @@ class TaskScheduler:
             await s.commit()
         return set(tokens) - kept
 
-    async def complete(self, task: ClaimedTask, result: dict[str, Any], execution_ms: int) -> bool:
-        """Record the result once; False when the lease was lost (the result is discarded)."""
+    async def complete(
+        self,
+        task: ClaimedTask,
+        result: dict[str, Any],
+        execution_ms: int,
+        spans: list[dict[str, Any]] | None = None,
+    ) -> bool:
+        """Record the result once; False when the lease was lost (the result is discarded).
+
+        ``spans`` (trace rows of the attempt) are written in the same transaction, so a completed
+        task always has its trace, at the cost of one commit.
+        """
         return await self._finish(
-            task, status="completed", result=result, execution_time_ms=execution_ms, error_message=None
+            task, spans, status="completed", result=result, execution_time_ms=execution_ms, error_message=None
         )
 
     async def fail(self, task: ClaimedTask, error: str, *, retryable: bool, execution_ms: int | None = None) -> str | None:
@@ -434,6 +444,7 @@ class TaskScheduler:
             return "pending" if res.rowcount else None
         ok = await self._finish(
             task,
+            None,
             status="failed",
             result=None,
             execution_time_ms=execution_ms,
@@ -441,8 +452,10 @@ class TaskScheduler:
         )
         return "failed" if ok else None
 
-    async def _finish(self, task: ClaimedTask, **values: Any) -> bool:
+    async def _finish(self, task: ClaimedTask, spans: list[dict[str, Any]] | None, **values: Any) -> bool:
         async with self.ctx.db.session() as s:
+            if spans:
+                await s.execute(insert(TraceSpan), spans)
             res = await s.execute(
                 update(Task)
                 .where(Task.id == task.id, Task.lease_token == task.lease_token, Task.status == "running")
