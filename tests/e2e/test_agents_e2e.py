@@ -25,6 +25,7 @@ import pytest
 import websockets
 
 from tests.e2e.server import CLI, ServerProcess
+from tests.redis_server import free_port
 from tests.fake_llm_server import FakeLLMServer
 from tests.services import create_postgres_database, drop_postgres_database
 
@@ -32,9 +33,11 @@ ADMIN_PASSWORD = "e2e-admin-password-long"
 TASKS = 200
 
 
-def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def _start_worker(env: dict[str, str], log_path: Path, *extra: str) -> subprocess.Popen[bytes]:
     log = log_path.open("wb")
-    proc = subprocess.Popen([*CLI, "worker", "--min", "1", "--max", "4"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [*CLI, "worker", "--min", "1", "--max", "4", *extra], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 60
     while "ready" not in log_path.read_text(errors="replace"):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -144,8 +147,13 @@ def test_200_tasks_two_workers_one_killed(tmp_path: Path, redis_url: str) -> Non
         workers: list[subprocess.Popen[bytes]] = []
         try:
             server.start()
-            workers = [_start_worker(server.env, tmp_path / f"worker{i}.log") for i in range(2)]
+            metrics_port = free_port()
+            workers = [
+                _start_worker(server.env, tmp_path / "worker0.log"),
+                _start_worker(server.env, tmp_path / "worker1.log", "--metrics-port", str(metrics_port)),
+            ]
             outcome = asyncio.run(_scenario(server, dsn, workers[0]))
+            worker_metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
             survivor = workers[1]
             survivor.send_signal(signal.SIGTERM)
             assert survivor.wait(timeout=30) == 0, (tmp_path / "worker1.log").read_text()
@@ -166,3 +174,5 @@ def test_200_tasks_two_workers_one_killed(tmp_path: Path, redis_url: str) -> Non
     assert set(completed) == set(ids) and set(completed.values()) == {1}
     # The killed worker's tasks were claimed again after their leases expired.
     assert sum(1 for t in tasks if t["attempts"] > 1) >= 1
+    # A separate worker process exports its own agent metrics.
+    assert 'agent_requests_total{agent_id=' in worker_metrics and "agent_response_time_seconds_count" in worker_metrics

@@ -17,6 +17,9 @@ def worker(
     max_concurrency: int = typer.Option(None, "--max", help="Maximum tasks in flight (default AGENT_WORKERS_MAX)."),
     worker_id: str = typer.Option(None, help="Name of this worker in leases and logs (default host:pid:random)."),
     migrate: bool = typer.Option(False, "--migrate/--no-migrate", help="Upgrade the database schema first."),
+    metrics_port: int = typer.Option(
+        0, help="Serve this worker's Prometheus metrics (agent_requests_total, ...) on this port (0: off)."
+    ),
 ) -> None:
     """Claim and run agent tasks until SIGTERM/SIGINT, then finish or hand back in-flight tasks."""
     from agentlightning.settings import get_settings
@@ -26,6 +29,12 @@ def worker(
         from agentlightning.storage.migrate import upgrade
 
         upgrade(settings.database_url)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        from agentlightning.observability.metrics import REGISTRY
+
+        start_http_server(metrics_port, registry=REGISTRY)
     asyncio.run(_run_worker(settings, min_concurrency, max_concurrency, worker_id))
 
 

@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from agentlightning.agents.executor import TaskExecutor
 from agentlightning.agents.scheduler import ClaimedTask, TaskScheduler
+from agentlightning.agents.service import AgentService
 from agentlightning.agents.tools.registry import load_tool_modules
+from agentlightning.observability.metrics import REDIS_CACHE_HIT_RATE
 from agentlightning.settings import Settings
 
 if TYPE_CHECKING:
@@ -236,9 +238,17 @@ class WorkerPool:
                 await self.executor.publish_reaped(failed)
 
     async def _scale_loop(self) -> None:
-        assert self.scheduler is not None
+        assert self.scheduler is not None and self.ctx is not None
+        agents = AgentService(self.ctx)
+        rounds = 0
         while True:
             try:
+                if rounds % 15 == 0:  # every ~30 s: agent_active_count{type}
+                    await agents.refresh_active_gauge()
+                rounds += 1
+                hit_rate = self.ctx.cache.hit_rate()
+                if hit_rate is not None:
+                    REDIS_CACHE_HIT_RATE.set(hit_rate)
                 depth = await self.scheduler.queue_depth()
                 wanted = len(self.in_flight) + depth
                 new_target = max(self.min_concurrency, 1, min(self.max_concurrency, wanted))
