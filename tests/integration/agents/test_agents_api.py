@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import httpx
+from fastapi import FastAPI
 
 from tests.conftest import unique
 from tests.integration.agents.conftest import create_agent
@@ -98,7 +99,7 @@ async def test_delete_cancels_unfinished_tasks(client: httpx.AsyncClient, admin:
     assert task["status"] == "cancelled" and task["agent_id"] is None
 
 
-async def test_restart_and_status_overview(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+async def test_restart_and_status_overview(client: httpx.AsyncClient, admin: dict[str, str], app: FastAPI) -> None:
     agent = await create_agent(client, admin, unique("rst"), status="paused")
     restarted = await client.post(f"/api/v2/agents/{agent['name']}/restart", headers=admin)
     assert restarted.status_code == 200 and restarted.json()["data"]["status"] == "active"
@@ -108,6 +109,7 @@ async def test_restart_and_status_overview(client: httpx.AsyncClient, admin: dic
     assert any(a["name"] == agent["name"] and a["status"] == "active" for a in overview["agents"])
     one = (await client.get(f"/api/v2/agents/{agent['id']}/status", headers=admin)).json()["data"]
     assert one["agent_id"] == agent["id"] and one["running"] == 0
+    assert await app.state.ctx.cache.exists(f"agent:status:{agent['id']}")  # the spec's 5-minute status key
 
 
 async def test_users_read_and_assign_but_cannot_manage(

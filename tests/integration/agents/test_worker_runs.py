@@ -176,3 +176,51 @@ async def test_cancel_running_task_stops_it(
         assert task_id not in pool.in_flight
     final = (await client.get(f"/api/v2/tasks/{task_id}", headers=admin)).json()["data"]
     assert final["status"] == "cancelled" and final["result"] is None
+
+
+async def test_knowledge_search_tool_returns_items_with_ids(
+    client: httpx.AsyncClient, admin: dict[str, str], pool: WorkerPool
+) -> None:
+    word = unique("zephyrine").replace("-", "")
+    created = await client.post(
+        "/api/v2/knowledge",
+        json={"title": f"About {word}", "content": f"The {word} protocol rotates keys every 90 days.", "category": "security"},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    item_id = created.json()["data"]["id"]
+    agent = await create_agent(client, admin, unique("research"), template="research_agent", config={"cache": False})
+    assign = await client.post("/api/v2/agents/assign", json={"task": f"search: {word}", "agent_id": agent["id"]}, headers=admin)
+    task = await wait_for_task(client, admin, assign.json()["task_id"], timeout=60)
+    assert task["status"] == "completed", task
+    assert task["result"]["tool_calls"][0]["name"] == "knowledge_search" and task["result"]["tool_calls"][0]["ok"]
+    assert f'"id": {item_id}' in task["result"]["answer"] and "90 days" in task["result"]["answer"]
+
+
+async def test_graceful_stop_hands_in_flight_tasks_back(
+    client: httpx.AsyncClient, admin: dict[str, str], app: FastAPI
+) -> None:
+    ctx = app.state.ctx
+    with FakeLLMServer(delay_s=3) as slow:
+        agent = await create_agent(
+            client, admin, unique("graceful"), config={"provider": "openai", "base_url": slow.base_url, "cache": False}
+        )
+        first = WorkerPool(ctx.settings.model_copy(update={"agent_shutdown_grace_seconds": 0.3}), worker_id="leaving")
+        await first.start(ctx)
+        assign = await client.post("/api/v2/agents/assign", json={"task": "long", "agent_id": agent["id"]}, headers=admin)
+        task_id = assign.json()["task_id"]
+        for _ in range(100):
+            if task_id in first.in_flight:
+                break
+            await asyncio.sleep(0.05)
+        assert task_id in first.in_flight
+        await first.stop()
+        released = (await client.get(f"/api/v2/tasks/{task_id}", headers=admin)).json()["data"]
+        assert released["status"] == "pending" and released["attempts"] == 0  # handed back, attempt not counted
+        second = WorkerPool(ctx.settings, worker_id="staying")
+        await second.start(ctx)
+        try:
+            done = await wait_for_task(client, admin, task_id, timeout=30)
+        finally:
+            await second.stop()
+    assert done["status"] == "completed" and done["attempts"] == 1
