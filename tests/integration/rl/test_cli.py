@@ -22,6 +22,7 @@ def cli_env(backend: str, request: pytest.FixtureRequest, tmp_path: Path, monkey
     monkeypatch.setenv("RL_ARTIFACTS_DIR", str(tmp_path / "rl"))
     monkeypatch.setenv("RL_REPORT_INTERVAL_SECONDS", "0.2")
     monkeypatch.setenv("RL_POLL_INTERVAL_SECONDS", "0.1")
+    monkeypatch.setenv("COLUMNS", "250")  # Rich tables must not truncate names
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
@@ -37,7 +38,7 @@ def test_train_list_show_stop(cli_env: None) -> None:
     assert "completed" in result.output and "evaluation: mean reward" in result.output
 
     listing = runner.invoke(app, ["list", "--limit", "500"])
-    assert listing.exit_code == 0 and name[:10] in listing.output
+    assert listing.exit_code == 0 and name in listing.output
 
     experiment_id = int(result.output.split("experiment ")[1].split()[0])
     shown = runner.invoke(app, ["show", str(experiment_id)])
