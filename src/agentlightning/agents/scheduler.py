@@ -290,19 +290,20 @@ class TaskScheduler:
                 await s.rollback()
                 return []
             agent_ids = sorted({a for _, a in candidates})
-            # Lock the agents (in id order: no deadlocks) so their running counts cannot race.
+            # Lock the agents in id order (no deadlocks between workers) so their running counts
+            # cannot race: every claim for an agent serialises on its row for a few milliseconds.
             agents = {
                 a.id: a
                 for a in (
-                    await s.execute(
-                        update(Agent)
-                        .where(Agent.id.in_(agent_ids))
-                        .values(last_activity=now)
-                        .returning(Agent)
-                        .execution_options(synchronize_session=False)
-                    )
+                    await s.execute(select(Agent).where(Agent.id.in_(agent_ids)).order_by(Agent.id).with_for_update())
                 ).scalars()
             }
+            await s.execute(
+                update(Agent)
+                .where(Agent.id.in_(agent_ids))
+                .values(last_activity=now)
+                .execution_options(synchronize_session=False)
+            )
             running = dict(
                 (
                     await s.execute(
