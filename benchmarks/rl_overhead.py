@@ -65,8 +65,8 @@ def body(name: str, seed: int, backend: str = "subprocess") -> dict:
 async def platform_runs(label: str, backend: str, **overrides: object) -> tuple[float, float]:
     """(single-run wall, two-at-once wall) on ``backend``."""
     async with platform(max_concurrent=2, **overrides) as (service, _manager):
-        (one,), single = await run(service, [body(f"{label}-single", 1, backend)])
-        two, double = await run(service, [body(f"{label}-a", 2, backend), body(f"{label}-b", 3, backend)])
+        (one,), single = await run(service, [body(f"{backend}-single", 1, backend)])
+        two, double = await run(service, [body(f"{backend}-a", 2, backend), body(f"{backend}-b", 3, backend)])
     for exp in (one, *two):
         assert exp["status"] == "completed", exp["error"]
     print(f"{label} single: wall={single:.1f}s steps/s={STEPS / single:.0f} in-run fps={one['metrics']['fps']:.0f} "

@@ -306,6 +306,7 @@ class ExperimentService:
             "experiment_id": data["id"],
             "name": data["name"],
             "algorithm": data["algorithm"],
+            "agent_id": data.get("agent_id"),  # lets /ws/agents subscriptions scoped to an agent see it
             "status": data["status"],
             "change": change,
             **extra,
