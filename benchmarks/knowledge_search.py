@@ -2,8 +2,14 @@
 
 1. Builds a synthetic corpus of ``--items`` (default 1,000,000) in a fresh PostgreSQL database
    through the real bulk path (``insert_records``: content-hash dedupe + COPY), and reports items/s.
-2. Runs a fixed set of full-text queries (words, phrases, exclusions, category/tag filters) through
-   the real search engine (cache bypassed) and reports p50/p95/p99.
+   The corpus is designed to have the term statistics of real text (see ``_kb_corpus.py``): a
+   Zipfian vocabulary of 40,000 generated word forms below the English stop words, ten topics whose
+   words and labelled phrases ("connection pool", "cache hit", ...) are the common content terms
+   (the most frequent match 5-15% of items), 30-90 word bodies and 4-9 word titles.
+2. Runs the fixed full-text query set (``_kb_corpus.fulltext_queries``: rare, medium and common
+   terms, multi-term queries, phrases, ``-exclusions``, ``or``), unfiltered and with category/tag
+   filters, through the real search engine (cache bypassed); reports p50/p95/p99 overall and per
+   query class, and each query's number of matching items.
 3. In a second database of ``--semantic-items`` (default 100,000): embeds ``--embed-distinct``
    distinct texts with the packaged MiniLM model (each stored ``semantic-items / embed-distinct``
    times with different categories/tags when fewer), builds the in-process usearch index, and
@@ -14,6 +20,8 @@
 The last line is ``knowledge_p95_ms_1m=<full-text p95 at --items>``.
 
     python benchmarks/knowledge_search.py                       # the README figures
+    python benchmarks/knowledge_search.py --skip-semantic --keep    # build the 1M corpus once...
+    python benchmarks/knowledge_search.py --skip-semantic --fulltext-database URL   # ...re-measure it
     python benchmarks/knowledge_search.py --items 20000 --semantic-items 5000 --embed-distinct 5000
 """
 
@@ -26,11 +34,13 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import asyncpg
 import numpy as np
 from sqlalchemy import text
+
+from _kb_corpus import CATEGORIES, TAGS, Corpus, fulltext_queries
 
 from agentlightning.knowledge.embeddings import embedding_text, get_embedder
 from agentlightning.knowledge.ingest.bulk import insert_records, store_vectors
@@ -42,33 +52,6 @@ from agentlightning.storage.db import Database
 from agentlightning.storage.migrate import upgrade
 
 PG_ADMIN = os.environ.get("AGL_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-TOPICS = {
-    "database": "postgres index query vacuum replication schema transaction table join planner wal btree",
-    "cache": "redis cache eviction ttl memory key cluster sentinel persistence hit latency lru",
-    "network": "tcp socket latency bandwidth packet router dns tls handshake proxy firewall load",
-    "security": "token jwt secret encryption certificate audit role permission password rotation vault",
-    "ml": "model training gradient dataset embedding inference gpu batch epoch tensor checkpoint",
-    "agents": "agent tool prompt reward policy trace episode memory planner workflow feedback",
-    "deploy": "docker kubernetes pod container helm replica rollout image registry node ingress",
-    "monitoring": "metric prometheus grafana alert dashboard scrape histogram uptime incident pager",
-    "storage": "disk volume snapshot backup restore bucket object archive raid filesystem quota",
-    "billing": "invoice payment customer subscription refund plan currency tax receipt ledger",
-}
-GENERAL = (
-    "the system should always check each service before every release and after changes make sure "
-    "teams document how configuration works when traffic grows during peak hours with careful review "
-    "of results across regions using standard tools while keeping costs predictable"
-).split()
-CATEGORIES = [f"cat{i:02d}" for i in range(20)]
-TAGS = [f"tag{i:02d}" for i in range(30)]
-
-FULLTEXT_QUERIES = [
-    "postgres vacuum", "redis eviction", "tls handshake", "jwt token rotation", "gradient checkpoint",
-    "agent reward", "kubernetes rollout", "prometheus alert", "snapshot restore", "invoice refund",
-    '"connection pool"', '"cache hit"', "replication -wal", "docker -kubernetes image", "embedding inference gpu",
-    "latency", "index", "backup or snapshot", "policy trace episode", "dashboard scrape histogram",
-]
 
 LABELLED = [
     ("reset forgotten password",
@@ -132,40 +115,16 @@ def _rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def synthetic_records(n: int, seed: int = 7) -> list[IngestRecord]:
-    """``n`` items: topic words (Zipf-like) mixed with general words, a category and 1-3 tags."""
-    rng = _rng(seed)
-    topics = list(TOPICS.values())
-    topic_words = [t.split() for t in topics]
-    records = []
-    topic_ids = rng.integers(0, len(topics), n)
-    lengths = rng.integers(25, 45, n)
-    for i in range(n):
-        words = topic_words[topic_ids[i]]
-        picks = rng.zipf(1.6, lengths[i]) % len(words)
-        general = rng.integers(0, len(GENERAL), lengths[i])
-        mix = rng.random(lengths[i]) < 0.45
-        content = " ".join(words[p] if m else GENERAL[g] for p, g, m in zip(picks, general, mix))
-        title = " ".join(words[j] for j in rng.integers(0, len(words), 3)) + f" note {i}"
-        records.append(
-            IngestRecord(
-                title=title,
-                content=content.capitalize() + ".",
-                category=CATEGORIES[i % len(CATEGORIES)],
-                tags=[TAGS[t] for t in rng.integers(0, len(TAGS), 1 + i % 3)],
-            )
-        )
-    return records
-
-
 def labelled_records() -> tuple[list[IngestRecord], list[tuple[str, set[str]]]]:
     """The planted relevant items (content hashes identify them) and each query's relevant set."""
     rng = _rng(11)
+    filler_words = Corpus(seed=11).batch(60)
     records, labels = [], []
     for query, lexical, paraphrases in LABELLED:
         relevant: set[str] = set()
         for k, phrase in enumerate(lexical + paraphrases):
-            filler = " ".join(GENERAL[j] for j in rng.integers(0, len(GENERAL), 12))
+            words = filler_words[int(rng.integers(len(filler_words)))].content.rstrip(".").split()
+            filler = " ".join(words[:12]).lower()
             record = IngestRecord(title=phrase.capitalize(), content=f"{phrase.capitalize()}. {filler}.",
                                   category=CATEGORIES[k % len(CATEGORIES)], tags=[TAGS[k % len(TAGS)]])
             records.append(record)
@@ -203,17 +162,20 @@ def summary(name: str, samples: list[float]) -> dict[str, float]:
     return row
 
 
-async def ingest(db: Database, records: list[IngestRecord], batch: int, *, embed: bool = False) -> float:
-    started = time.perf_counter()
-    for start in range(0, len(records), batch):
+async def ingest(db: Database, batches: Iterable[list[IngestRecord]], *, embed: bool = False) -> tuple[int, float]:
+    """Insert every batch (one transaction each); returns (items, seconds spent inserting)."""
+    spent, done, reported = 0.0, 0, 0
+    for records in batches:
+        started = time.perf_counter()
         async with db.session() as session:
-            await insert_records(session, records[start : start + batch], created_by="bench", embed=embed)
+            await insert_records(session, records, created_by="bench", embed=embed)
             await session.commit()
-        done = min(start + batch, len(records))
-        if done % (batch * 20) == 0 or done == len(records):
-            rate = done / (time.perf_counter() - started)
-            print(f"  ingested {done:>9,} items ({rate:,.0f} items/s)", flush=True)
-    return time.perf_counter() - started
+        spent += time.perf_counter() - started
+        done += len(records)
+        if done - reported >= 200_000:
+            reported = done
+            print(f"  ingested {done:>9,} items ({done / spent:,.0f} items/s)", flush=True)
+    return done, spent
 
 
 async def timed(queries: list[SearchQuery], run: Callable[[SearchQuery], Awaitable[object]], rounds: int) -> list[float]:
@@ -230,38 +192,57 @@ async def timed(queries: list[SearchQuery], run: Callable[[SearchQuery], Awaitab
 
 def query_set(texts: list[str], mode: SearchMode) -> list[SearchQuery]:
     queries = [SearchQuery(q=t, mode=mode, limit=10) for t in texts]
-    queries += [SearchQuery(q=t, mode=mode, limit=10, category=CATEGORIES[i % 20]) for i, t in enumerate(texts[:8])]
-    queries += [SearchQuery(q=t, mode=mode, limit=10, tags=[TAGS[i % 30]]) for i, t in enumerate(texts[8:14])]
+    queries += [SearchQuery(q=t, mode=mode, limit=10, category=CATEGORIES[i % 20]) for i, t in enumerate(texts[::4])]
+    queries += [SearchQuery(q=t, mode=mode, limit=10, tags=[TAGS[i % 30]]) for i, t in enumerate(texts[2::4])]
     return queries
 
 
 async def fulltext_phase(args: argparse.Namespace) -> float:
-    url = await create_database()
-    print(f"[1] full-text corpus: {args.items:,} items -> {url.rsplit('/', 1)[1]}", flush=True)
+    url = args.fulltext_database or await create_database()
+    owned = args.fulltext_database is None
     try:
-        upgrade(url)
         db = Database(url)
-        t = time.perf_counter()
-        records = synthetic_records(args.items)
-        print(f"  generated in {time.perf_counter() - t:.1f}s", flush=True)
-        seconds = await ingest(db, records, args.batch)
-        del records
-        print(f"ingest: {args.items:,} items in {seconds:.1f}s = {args.items / seconds:,.0f} items/s (COPY, indexes live)")
+        if owned:
+            print(f"[1] full-text corpus: {args.items:,} items -> {url.rsplit('/', 1)[1]}", flush=True)
+            upgrade(url)
+            items, seconds = await ingest(db, Corpus(seed=7).batches(args.items, args.batch))
+            print(f"ingest: {items:,} items in {seconds:.1f}s = {items / seconds:,.0f} items/s (COPY, indexes live)")
+            async with db.session() as session:
+                await session.execute(text("ANALYZE knowledge_items"))
+                await session.commit()
+        else:
+            print(f"[1] full-text corpus: reusing {url.rsplit('/', 1)[1]}", flush=True)
         async with db.session() as session:
-            await session.execute(text("ANALYZE knowledge_items"))
-            await session.commit()
+            items = int((await session.execute(text("SELECT count(*) FROM knowledge_items"))).scalar_one())
+        labelled = fulltext_queries()
+        if args.count_matches:
+            async with db.session() as session:
+                for label, q in labelled:
+                    n = (await session.execute(text(
+                        "SELECT count(*) FROM knowledge_items WHERE search_vector @@ websearch_to_tsquery('english', :q)"
+                    ), {"q": q})).scalar_one()
+                    print(f"  {label:<9} {q!r:<40} matches {n:>9,} ({100 * n / items:5.2f}%)")
         embedder = get_embedder()
 
         async def run(q: SearchQuery) -> object:
             async with db.session() as session:
                 return await run_search(session, q, embedder, model=embedder.model_name)
 
-        samples = await timed(query_set(FULLTEXT_QUERIES, SearchMode.fulltext), run, args.rounds)
-        row = summary(f"fulltext @ {args.items:,}", samples)
+        texts = [q for _, q in labelled]
+        queries = query_set(texts, SearchMode.fulltext)
+        samples = await timed(queries, run, args.rounds)
+        row = summary(f"fulltext @ {items:,}", samples)
+        label_of = {q: label for label, q in labelled}
+        per_class: dict[str, list[float]] = {}
+        for i, sample in enumerate(samples):
+            query = queries[i % len(queries)]
+            per_class.setdefault(label_of[query.q] + (" filtered" if query.category or query.tags else ""), []).append(sample)
+        for name in sorted(per_class):
+            summary(f"  {name}", per_class[name])
         await db.dispose()
         return row["p95"]
     finally:
-        if not args.keep:
+        if owned and not args.keep:
             await drop_database(url)
 
 
@@ -273,14 +254,14 @@ async def semantic_phase(args: argparse.Namespace) -> None:
         upgrade(url)
         db = Database(url)
         planted, labels = labelled_records()
-        base = synthetic_records(distinct - len(planted), seed=21) + planted
+        base = Corpus(seed=21).batch(distinct - len(planted)) + planted
         copies = []
         for c in range(1, -(-n // distinct)):
             for r in base:
                 copies.append(IngestRecord(title=r.title, content=r.content, category=CATEGORIES[(c * 7) % 20],
                                            tags=[TAGS[(c * 11) % 30]]))
         corpus = (base + copies)[:n]
-        await ingest(db, corpus, args.batch)
+        await ingest(db, (corpus[i : i + args.batch] for i in range(0, len(corpus), args.batch)))
         embedder = get_embedder()
         texts = [embedding_text(r.title, r.content) for r in base]
         t = time.perf_counter()
@@ -308,7 +289,7 @@ async def semantic_phase(args: argparse.Namespace) -> None:
             async with db.session() as session:
                 return await run_search(session, q, embedder, model=embedder.model_name)
 
-        texts_q = [q for q, _, _ in LABELLED] + FULLTEXT_QUERIES[:14]
+        texts_q = [q for q, _, _ in LABELLED] + [q for _, q in fulltext_queries()][::2]
         for mode in (SearchMode.fulltext, SearchMode.semantic, SearchMode.hybrid):
             summary(f"{mode.value} @ {n:,}", await timed(query_set(texts_q, mode), run, args.rounds))
 
@@ -341,6 +322,8 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip-semantic", action="store_true")
     parser.add_argument("--keep", action="store_true", help="Keep the benchmark databases.")
+    parser.add_argument("--fulltext-database", help="Measure this corpus database (built with --keep) instead of building one.")
+    parser.add_argument("--count-matches", action="store_true", help="Print how many items each full-text query matches.")
     args = parser.parse_args()
     started = time.perf_counter()
     if not args.skip_semantic:
