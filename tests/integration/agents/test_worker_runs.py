@@ -224,3 +224,43 @@ async def test_graceful_stop_hands_in_flight_tasks_back(
         finally:
             await second.stop()
     assert done["status"] == "completed" and done["attempts"] == 1
+
+
+async def test_pool_scales_with_queue_depth_and_respects_agent_limits(
+    client: httpx.AsyncClient, admin: dict[str, str], app: FastAPI
+) -> None:
+    ctx = app.state.ctx
+    with FakeLLMServer(delay_s=0.4) as slow:
+        wide = await create_agent(
+            client, admin, unique("wide"), config={"provider": "openai", "base_url": slow.base_url, "cache": False,
+                                                   "max_concurrency": 10}
+        )
+        narrow = await create_agent(
+            client, admin, unique("narrow"), config={"provider": "openai", "base_url": slow.base_url, "cache": False,
+                                                     "max_concurrency": 2}
+        )
+        ids = []
+        for i in range(6):
+            for agent in (wide, narrow):
+                r = await client.post("/api/v2/agents/assign", json={"task": f"t{i}", "agent_id": agent["id"]}, headers=admin)
+                ids.append(r.json()["task_id"])
+        workers = WorkerPool(ctx.settings, min_concurrency=1, max_concurrency=6, worker_id="scaler")
+        await workers.start(ctx)
+        peak_total, peak_narrow = 0, 0
+        try:
+            for _ in range(400):
+                running = [c for c, _ in workers.in_flight.values()]
+                peak_total = max(peak_total, len(running))
+                peak_narrow = max(peak_narrow, sum(1 for c in running if c.agent.id == narrow["id"]))
+                statuses = [
+                    (await client.get(f"/api/v2/tasks/{t}", headers=admin)).json()["data"]["status"] for t in ids[-2:]
+                ]
+                if all(s == "completed" for s in statuses) and not workers.in_flight:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await workers.stop()
+    assert peak_total == 6  # grew from 1 to the maximum with the backlog
+    assert peak_narrow == 2  # never above the agent's own limit
+    for t in ids:
+        assert (await client.get(f"/api/v2/tasks/{t}", headers=admin)).json()["data"]["status"] == "completed"
