@@ -524,7 +524,11 @@ class TaskScheduler:
                 )
             ).scalars().all()
             await s.commit()
-        failed = [task_event_data(task_to_dict(r)) for r in failed_rows]
+            agents: dict[int, Agent] = {}
+            if failed_rows:
+                ids = {r.agent_id for r in failed_rows if r.agent_id is not None}
+                agents = {a.id: a for a in (await s.execute(select(Agent).where(Agent.id.in_(ids)))).scalars()}
+        failed = [task_event_data(task_to_dict(r, agents.get(r.agent_id))) for r in failed_rows]
         return requeued, failed
 
     async def active_leases(self) -> int:

@@ -43,6 +43,8 @@ class AgentCreate(BaseModel):
     def _type_or_template(self) -> AgentCreate:
         if self.type is None and self.template is None:
             raise ValueError("give a 'type' or a 'template'")
+        if self.name.isdigit():
+            raise ValueError("a name cannot be only digits (it would read as an id)")
         return self
 
 
@@ -56,6 +58,12 @@ class AgentUpdate(BaseModel):
     description: str | None = Field(default=None, max_length=10_000)
     config: dict[str, Any] | None = None
     status: Literal["active", "paused", "disabled"] | None = None
+
+    @model_validator(mode="after")
+    def _name_not_numeric(self) -> AgentUpdate:
+        if self.name is not None and self.name.isdigit():
+            raise ValueError("a name cannot be only digits (it would read as an id)")
+        return self
 
 
 class AssignRequest(BaseModel):

@@ -4,11 +4,15 @@ agent selection in the scheduler.  No workers run here, so tasks stay queued."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import update
 
 from agentlightning.agents.scheduler import TaskScheduler
+from agentlightning.storage.models import Task
+from agentlightning.storage.types import utcnow
 from tests.conftest import unique
 from tests.integration.agents.conftest import create_agent
 
@@ -143,3 +147,37 @@ async def test_assign_by_type_prefers_the_less_loaded_agent(
     assert paused.status_code == 200
     task, _ = await scheduler.assign(task="only busy left", agent_type=kind)
     assert task["agent_id"] == busy["id"]
+
+
+async def test_lease_expiry_requeues_then_fails_on_the_last_attempt(
+    client: httpx.AsyncClient, admin: dict[str, str], app: FastAPI
+) -> None:
+    ctx = app.state.ctx
+    agent = await create_agent(client, admin, unique("reaped"), config={"max_concurrency": 50})
+    scheduler = TaskScheduler(ctx)
+    task, _ = await scheduler.assign(task="my workers keep dying", agent_id=agent["id"])
+    async with ctx.db.session() as s:
+        await s.execute(update(Task).where(Task.id == task["id"]).values(max_attempts=2))
+        await s.commit()
+    for attempt in (1, 2):
+        claimed: list = []
+        while not any(c.id == task["id"] for c in claimed):
+            claimed = await scheduler.claim(f"dying-{attempt}", 50)
+            assert claimed
+        async with ctx.db.session() as s:  # the lease runs out (as if no heartbeat came for its whole term)
+            await s.execute(update(Task).where(Task.id == task["id"]).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+            await s.commit()
+        requeued, failed = await scheduler.reap_expired()
+        if attempt == 1:
+            assert task["id"] in requeued
+            assert (await scheduler.get(task["id"]))["status"] == "pending"
+        else:
+            mine = [f for f in failed if f["task_id"] == task["id"]]
+            assert mine and mine[0]["agent_name"] == agent["name"] and mine[0]["status"] == "failed"
+    final = await scheduler.get(task["id"])
+    assert final["status"] == "failed" and "lease expired on the last attempt (2 attempts)" in final["error_message"]
+
+
+async def test_numeric_names_are_refused(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    response = await client.post("/api/v2/agents", json={"name": "12345", "type": "x"}, headers=admin)
+    assert response.status_code == 422
