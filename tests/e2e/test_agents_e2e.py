@@ -25,8 +25,8 @@ import pytest
 import websockets
 
 from tests.e2e.server import CLI, ServerProcess
-from tests.redis_server import free_port
 from tests.fake_llm_server import FakeLLMServer
+from tests.redis_server import free_port
 from tests.services import create_postgres_database, drop_postgres_database
 
 ADMIN_PASSWORD = "e2e-admin-password-long"

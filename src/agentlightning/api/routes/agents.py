@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 
-from agentlightning.agents.schemas import AgentCreate, AgentUpdate, AssignRequest
 from agentlightning.agents.scheduler import TaskScheduler
+from agentlightning.agents.schemas import AgentCreate, AgentUpdate, AssignRequest
 from agentlightning.agents.service import AGENT_STATUSES, AgentService
 from agentlightning.agents.templates import TEMPLATES
 from agentlightning.agents.tools.registry import default_registry
