@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import typer
 from rich.console import Console
@@ -20,18 +17,12 @@ users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 console = Console()
 
-T = TypeVar("T")
-
 #: Feature sub-commands: (module, attribute, name). A module that is not installed is skipped.
 FEATURE_COMMANDS: list[tuple[str, str, str]] = [
     ("agentlightning.agents.cli", "worker", "worker"),
     ("agentlightning.rl.cli", "app", "rl"),
     ("agentlightning.knowledge.cli", "app", "kb"),
 ]
-
-
-def _run(factory: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(factory())  # type: ignore[arg-type]
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -108,37 +99,23 @@ def users_create(
     """Add a user."""
     from agentlightning.api.errors import AppError
     from agentlightning.auth.service import create_user
-    from agentlightning.core.context import AppContext
-
-    async def _create() -> None:
-        ctx = await AppContext.create(_settings())
-        try:
-            user = await create_user(ctx, username, password, role)
-            console.print(f"[green]created[/] user {user.username} (id {user.id}, role {user.role})")
-        finally:
-            await ctx.close()
+    from agentlightning.core.context import run_with_context
 
     try:
-        _run(_create)
+        user = run_with_context(lambda ctx: create_user(ctx, username, password, role))
     except AppError as exc:
         _fail(f"{exc.message} {exc.details or ''}".strip())
+    console.print(f"[green]created[/] user {user.username} (id {user.id}, role {user.role})")
 
 
 @users_app.command("list")
 def users_list() -> None:
     """List users."""
     from agentlightning.auth.service import list_users
-    from agentlightning.core.context import AppContext
-
-    async def _list() -> list:
-        ctx = await AppContext.create(_settings())
-        try:
-            return await list_users(ctx)
-        finally:
-            await ctx.close()
+    from agentlightning.core.context import run_with_context
 
     table = Table("id", "username", "role", "active", "created", "last login")
-    for user in _run(_list):
+    for user in run_with_context(list_users):
         table.add_row(str(user.id), user.username, user.role, "yes" if user.is_active else "no", str(user.created_at), str(user.last_login_at or "-"))
     console.print(table)
 
@@ -148,20 +125,13 @@ def users_set_role(username: str, role: str) -> None:
     """Change a user's role."""
     from agentlightning.api.errors import AppError
     from agentlightning.auth.service import set_role
-    from agentlightning.core.context import AppContext
-
-    async def _set() -> None:
-        ctx = await AppContext.create(_settings())
-        try:
-            user = await set_role(ctx, username, role)
-            console.print(f"[green]{user.username}[/] is now {user.role}")
-        finally:
-            await ctx.close()
+    from agentlightning.core.context import run_with_context
 
     try:
-        _run(_set)
+        user = run_with_context(lambda ctx: set_role(ctx, username, role))
     except AppError as exc:
         _fail(exc.message)
+    console.print(f"[green]{user.username}[/] is now {user.role}")
 
 
 def _register_features() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from agentlightning.settings import Settings
 from agentlightning.storage.cache import Cache, create_cache
@@ -47,3 +50,28 @@ class AppContext:
         await self.events.close()
         await self.cache.close()
         await self.db.dispose()
+
+
+T = TypeVar("T")
+
+
+@asynccontextmanager
+async def open_context(settings: Settings | None = None) -> AsyncIterator[AppContext]:
+    """An :class:`AppContext` for the block (the process settings by default), closed afterwards."""
+    from agentlightning.settings import get_settings
+
+    ctx = await AppContext.create(settings or get_settings())
+    try:
+        yield ctx
+    finally:
+        await ctx.close()
+
+
+def run_with_context(work: Callable[[AppContext], Awaitable[T]], settings: Settings | None = None) -> T:
+    """Run ``work(ctx)`` to completion from synchronous code such as a CLI command."""
+
+    async def _main() -> T:
+        async with open_context(settings) as ctx:
+            return await work(ctx)
+
+    return asyncio.run(_main())
