@@ -186,7 +186,14 @@ class WorkerPool:
     async def _run(self, task: ClaimedTask) -> None:
         assert self.executor is not None
         try:
-            status = await self.executor.execute(task)
+            try:
+                status = await self.executor.execute(task)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database went away mid-task: the lease will expire and the task rerun
+                self.last_error = f"task {task.id}: {exc}"
+                log.exception("task %s could not be finished; it runs again when its lease expires", task.id)
+                return
             if status == "completed":
                 self.completed += 1
             elif status == "failed":
