@@ -93,13 +93,15 @@ def settings_factory(
 ) -> Callable[..., Settings]:
     """Build settings for the current backend with overrides."""
 
+    # Resolved now, outside any event loop: the session fixtures run asyncio themselves.
+    if backend == "postgres":
+        db_url = request.getfixturevalue("postgres_url")
+        cache_url: str | None = request.getfixturevalue("redis_url")
+    else:
+        db_url = request.getfixturevalue("sqlite_url")
+        cache_url = None
+
     def _factory(**overrides: Any) -> Settings:
-        if backend == "postgres":
-            db_url = request.getfixturevalue("postgres_url")
-            cache_url: str | None = request.getfixturevalue("redis_url")
-        else:
-            db_url = request.getfixturevalue("sqlite_url")
-            cache_url = None
         return make_settings(db_url, cache_url, events_prefix, **overrides)
 
     return _factory

@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     #: CPUs each Ray training task reserves.
     rl_ray_num_cpus: float = Field(default=1.0, gt=0)
 
+    # Tracing (OpenTelemetry; also on when OTEL_EXPORTER_OTLP_ENDPOINT is set)
+    agl_otel_enabled: bool = False
+    agl_otel_service_name: str = "agent-lightning"
+
     # Server
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

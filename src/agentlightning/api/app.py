@@ -23,6 +23,7 @@ from agentlightning.api.routes import ROUTERS
 from agentlightning.auth.service import ensure_admin
 from agentlightning.core.context import AppContext
 from agentlightning.core.services import start_services, stop_services
+from agentlightning.observability.tracing import instrument_engine, setup_tracing, tracing_requested
 from agentlightning.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = await AppContext.create(settings)
         app.state.ctx = ctx
+        provider = getattr(app.state, "tracer_provider", None)
+        if provider is not None:
+            instrument_engine(ctx.db.engine.sync_engine, provider)
         generated = await ensure_admin(ctx)
         if generated:
             # Printed once, on the first start of an empty database.
@@ -96,6 +100,8 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
         finally:
             await stop_services(ctx)
             await ctx.close()
+            if provider is not None:
+                provider.shutdown()
 
     app = FastAPI(
         title="Agent Lightning",
@@ -115,4 +121,6 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
     app.add_middleware(GatewayMiddleware)
     for router in ROUTERS:
         app.include_router(router)
+    if tracing_requested(settings):
+        setup_tracing(app, settings)
     return app
