@@ -212,6 +212,7 @@ async def fulltext_phase(args: argparse.Namespace) -> float:
                 await session.commit()
         else:
             print(f"[1] full-text corpus: reusing {url.rsplit('/', 1)[1]}", flush=True)
+            upgrade(url)  # a corpus kept by an older revision of the code
         async with db.session() as session:
             items = int((await session.execute(text("SELECT count(*) FROM knowledge_items"))).scalar_one())
         labelled = fulltext_queries()

@@ -150,6 +150,9 @@ class SearchResult(BaseModel):
     limit: int
     offset: int
     has_more: bool
+    #: True when more items matched the words than full-text search ranks (``RANK_CANDIDATES`` on
+    #: PostgreSQL): the order is exact among the ranked candidates; a narrower query ranks them all.
+    ranking_bounded: bool = False
     cached: bool = False
     took_ms: float = 0.0
 

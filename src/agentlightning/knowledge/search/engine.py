@@ -61,8 +61,10 @@ async def run_search(session: AsyncSession, query: SearchQuery, embedder: Embedd
     window = query.limit + 1  # one extra tells whether another page exists
     common = {"category": query.category, "tags": query.tags}
     ranks: dict[int, dict[str, int]] = {}
+    bounded = False
     if query.mode is SearchMode.fulltext:
-        ranked = await fulltext_ranking(session, query.q, limit=window, offset=query.offset, **common)
+        text_result = await fulltext_ranking(session, query.q, limit=window, offset=query.offset, **common)
+        ranked, bounded = text_result.ranked, text_result.bounded
         for position, (item_id, _) in enumerate(ranked, start=query.offset + 1):
             ranks[item_id] = {"fulltext": position}
     elif query.mode is SearchMode.semantic:
@@ -73,7 +75,8 @@ async def run_search(session: AsyncSession, query: SearchQuery, embedder: Embedd
     else:
         pool = max(HYBRID_POOL, 2 * (query.offset + window))
         vector = await embedder.aencode_one(query.q)
-        text_ranked = await fulltext_ranking(session, query.q, limit=pool, **common)
+        text_result = await fulltext_ranking(session, query.q, limit=pool, **common)
+        text_ranked, bounded = text_result.ranked, text_result.bounded
         vector_ranked = await semantic_ranking(session, vector, model=model, limit=pool, **common)
         for name, ranking in (("fulltext", text_ranked), ("semantic", vector_ranked)):
             for position, (item_id, _) in enumerate(ranking, start=1):
@@ -88,5 +91,6 @@ async def run_search(session: AsyncSession, query: SearchQuery, embedder: Embedd
         limit=query.limit,
         offset=query.offset,
         has_more=len(ranked) > query.limit,
+        ranking_bounded=bounded,
         took_ms=round((time.perf_counter() - started) * 1000, 3),
     )
