@@ -2,7 +2,8 @@
 
 ``knowledge_items`` is the spec's table plus a ``content_hash`` (how a bulk import recognises
 content it already has). ``knowledge_item_versions`` keeps every previous version of an item;
-``knowledge_embeddings`` holds one sentence embedding per item. Search-only structures that
+``knowledge_embeddings`` holds one sentence embedding per item and
+``knowledge_embedding_tombstones`` logs deleted ones. Search-only structures that
 differ per database (the weighted ``search_vector`` on PostgreSQL, the FTS5 table on SQLite, the
 pgvector column type) are created by migration ``0003`` and queried with SQL, not mapped here.
 """
@@ -26,6 +27,7 @@ class KnowledgeItem(Base):
     __table_args__ = (
         Index("idx_knowledge_category", "category"),
         Index("idx_knowledge_content_hash", "content_hash"),
+        Index("idx_knowledge_source", "source"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -43,6 +45,8 @@ class KnowledgeItem(Base):
     updated_by: Mapped[str | None] = mapped_column(String(255))
     #: SHA-256 of title, content, category and tags (see ``knowledge.ingest.parsers.content_hash``).
     content_hash: Mapped[str | None] = mapped_column(String(64))
+    #: The file an imported item came from (absolute path); re-importing the file replaces its items.
+    source: Mapped[str | None] = mapped_column(String(1000))
 
 
 class KnowledgeItemVersion(Base):
@@ -80,3 +84,17 @@ class KnowledgeEmbedding(Base):
     #: Increases on every write; in-process vector indexes catch up from their last seen value.
     rev: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+
+class KnowledgeEmbeddingTombstone(Base):
+    """A deleted embedding (written by a database trigger, migration ``0005``).
+
+    Its ``rev`` comes from the same counter as :attr:`KnowledgeEmbedding.rev`, so an in-process
+    vector index catching up from its watermark removes deleted vectors in order with new ones.
+    """
+
+    __tablename__ = "knowledge_embedding_tombstones"
+
+    rev: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False)
+    item_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    deleted_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
