@@ -9,6 +9,9 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from agentlightning.storage.pool_ping import install_idle_ping
+from agentlightning.storage.sqlite_driver import async_dbapi, extension_module
+
 
 def normalise_url(url: str) -> str:
     """Map plain ``postgresql://`` / ``sqlite://`` URLs onto the async drivers."""
@@ -33,17 +36,35 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """One engine plus a session factory; ``dialect`` tells SQL that differs per database."""
 
-    def __init__(self, url: str, *, pool_size: int = 20, max_overflow: int = 20, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 20,
+        max_overflow: int = 20,
+        echo: bool = False,
+        sqlite_extensions: bool = True,
+    ) -> None:
+        """``sqlite_extensions=False`` keeps the stdlib driver even where pysqlite3 could load sqlite-vec."""
         self.url = normalise_url(url)
         kwargs: dict[str, Any] = {"echo": echo}
         if self.url.startswith("postgresql"):
-            # pre_ping replaces connections a PostgreSQL restart has broken, instead of failing a request.
-            kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800, pool_pre_ping=True)
+            # LIFO keeps hot connections in use; idle ones are pinged on checkout (install_idle_ping), so
+            # connections a PostgreSQL restart has broken are replaced instead of failing a request.
+            kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800, pool_use_lifo=True)
         else:
             kwargs.update(connect_args={"timeout": 30})
+            module = extension_module() if sqlite_extensions else None
+            if module is not None:
+                # Extension-capable SQLite (sqlite-vec); see agentlightning.storage.sqlite_driver.
+                kwargs["module"] = async_dbapi(module)
+        #: True when this engine's SQLite connections can load extensions (always False on PostgreSQL).
+        self.sqlite_extensions = self.url.startswith("sqlite") and "module" in kwargs
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _tune_sqlite)
+        else:
+            install_idle_ping(self.engine.sync_engine)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
