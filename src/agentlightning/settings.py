@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     http_tool_enabled: bool = False
     http_tool_allowed_hosts: list[str] = Field(default_factory=list)
 
+    # Knowledge base (agentlightning.knowledge)
+    #: Warm the in-process vector index at server start and keep it caught up in the background.
+    knowledge_index_warmup: bool = True
+    #: Seconds between background catch-ups of the in-process vector index.
+    knowledge_index_sync_seconds: float = Field(default=30.0, gt=0)
+
     # Distributed RL
     ray_address: str | None = None
 

@@ -33,6 +33,7 @@ class BackgroundService(Protocol):
 SERVICE_FACTORIES: list[str] = [
     "agentlightning.agents.pool:create_worker_pool",
     "agentlightning.rl.manager:create_manager",
+    "agentlightning.knowledge.index_service:create_index_service",
 ]
 
 
