@@ -57,7 +57,11 @@ def import_files(
     chunk_chars: int = typer.Option(DEFAULT_MAX_CHARS, min=200, help="Largest chunk, in characters."),
     overlap: int = typer.Option(DEFAULT_OVERLAP, min=0, help="Characters repeated between neighbouring chunks."),
 ) -> None:
-    """Import documents, chunked on headings and paragraphs; re-importing unchanged files adds nothing."""
+    """Import documents, chunked on headings and paragraphs.
+
+    Re-importing a file makes the knowledge base match its current content: unchanged chunks stay,
+    new ones are added, and chunks the file no longer has are removed.
+    """
     from agentlightning.knowledge.ingest.parsers import ParseOptions, discover
     from agentlightning.knowledge.ingest.pipeline import import_paths
 
@@ -91,11 +95,16 @@ def import_files(
             )
 
     report = _with_ctx(_work)
-    table = Table("file", "records", "created", "skipped", "embedded", "error")
+    table = Table("file", "records", "created", "skipped", "removed", "embedded", "error")
     for f in report.files:
-        table.add_row(f.path, str(f.records), str(f.created), str(f.skipped), str(f.embedded), f.error or "")
+        table.add_row(
+            f.path, str(f.records), str(f.created), str(f.skipped), str(f.removed), str(f.embedded), f.error or ""
+        )
     console.print(table)
-    console.print(f"[green]{report.created} created[/], {report.skipped} already present, {len(report.failed)} file(s) failed")
+    console.print(
+        f"[green]{report.created} created[/], {report.skipped} already present, "
+        f"{report.removed} no longer in their file (removed), {len(report.failed)} file(s) failed"
+    )
     if report.failed:
         raise typer.Exit(1)
 

@@ -38,6 +38,7 @@ ITEM_COLUMNS = (
     "updated_by",
     "version",
     "content_hash",
+    "source",
 )
 
 
@@ -50,20 +51,24 @@ class InsertOutcome:
     embedded: int = 0
 
 
-async def existing_hashes(session: AsyncSession, hashes: Sequence[str]) -> set[str]:
-    """Which of ``hashes`` are already stored."""
+async def existing_hashes(session: AsyncSession, hashes: Sequence[str], *, source: str | None = None) -> set[str]:
+    """Which of ``hashes`` are already stored (by items imported from ``source``, when given)."""
     found: set[str] = set()
     if session.bind.dialect.name == "postgresql":
         # During a large import the table grows faster than autovacuum refreshes its statistics, and
         # the planner, believing it tiny, scans it whole for every probe (quadratic imports). The
         # probe is always an index lookup, so say so for this transaction.
         await session.execute(text("SET LOCAL enable_seqscan = off"))
-    statement = text("SELECT content_hash FROM knowledge_items WHERE content_hash IN :hashes").bindparams(
+    scope = " AND source = :source" if source is not None else ""
+    statement = text(f"SELECT content_hash FROM knowledge_items WHERE content_hash IN :hashes{scope}").bindparams(
         bindparam("hashes", expanding=True)
     )
     for start in range(0, len(hashes), HASH_LOOKUP_BATCH):
         chunk = list(hashes[start : start + HASH_LOOKUP_BATCH])
-        found.update(r[0] for r in await session.execute(statement, {"hashes": chunk}))
+        params: dict[str, object] = {"hashes": chunk}
+        if source is not None:
+            params["source"] = source
+        found.update(r[0] for r in await session.execute(statement, params))
     if session.bind.dialect.name == "postgresql":
         await session.execute(text("SET LOCAL enable_seqscan = on"))
     return found
@@ -100,6 +105,7 @@ async def _copy_items(session: AsyncSession, records: Sequence[IngestRecord], cr
             created_by,
             1,
             r.content_hash,
+            r.source,
         )
         for item_id, r in zip(ids, records)
     ]
@@ -125,6 +131,7 @@ async def _insert_items(session: AsyncSession, records: Sequence[IngestRecord], 
                 "updated_by": created_by,
                 "version": 1,
                 "content_hash": r.content_hash,
+                "source": r.source,
             }
             for r in records
         ],
@@ -154,12 +161,17 @@ async def insert_records(
     created_by: str | None = None,
     skip_existing: bool = True,
     embed: bool = True,
+    source: str | None = None,
 ) -> InsertOutcome:
-    """Insert ``records`` in the session's transaction (the caller commits)."""
+    """Insert ``records`` in the session's transaction (the caller commits).
+
+    With ``source`` (a file import), a record is skipped only when that file already stored the
+    same content: a file owns its records, and replacing them must not touch another file's.
+    """
     outcome = InsertOutcome()
     fresh: list[IngestRecord] = []
     if skip_existing:
-        stored = await existing_hashes(session, sorted({r.content_hash for r in records}))
+        stored = await existing_hashes(session, sorted({r.content_hash for r in records}), source=source)
         seen: set[str] = set()
         for record in records:
             if record.content_hash in stored or record.content_hash in seen:

@@ -3,7 +3,8 @@
 Every parser yields :class:`IngestRecord` objects: one per chunk of a prose document, one per row
 of a CSV file or line of a JSONL file (long row contents are chunked too). Each record carries a
 ``content_hash`` over what it would store, which is how an import recognises what is already in
-the database and why re-importing an unchanged file adds nothing.
+the database and why re-importing an unchanged file adds nothing; and the file's absolute path as
+``source``, which is how re-importing a changed file replaces the file's previous records.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class IngestRecord:
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     content_hash: str = ""
+    #: The file the record came from (absolute path), or None for records created through the API.
+    source: str | None = None
 
     def __post_init__(self) -> None:
         self.title = (self.title.strip() or "Untitled")[:TITLE_MAX]
@@ -88,6 +91,11 @@ def _first(row: Mapping[str, Any], keys: Sequence[str]) -> tuple[str | None, Any
     return None, None
 
 
+def source_of(path: Path) -> str:
+    """How an imported file is identified: its absolute path (so ``./a.md`` and ``/x/a.md`` match)."""
+    return str(path.resolve())
+
+
 def _records_from_chunks(
     chunks: list[Chunk], doc_title: str, source: str, options: ParseOptions, extra: dict[str, Any] | None = None
 ) -> Iterator[IngestRecord]:
@@ -101,6 +109,7 @@ def _records_from_chunks(
             category=options.category,
             tags=list(options.tags),
             metadata=metadata,
+            source=source,
         )
 
 
@@ -117,14 +126,14 @@ def parse_markdown(path: Path, options: ParseOptions) -> Iterator[IngestRecord]:
     text = path.read_text(encoding="utf-8", errors="replace")
     title = _markdown_title(text, path.stem)
     chunks = chunk_markdown(text, max_chars=options.max_chars, overlap=options.overlap)
-    yield from _records_from_chunks(chunks, title, str(path), options)
+    yield from _records_from_chunks(chunks, title, source_of(path), options)
 
 
 def parse_text(path: Path, options: ParseOptions) -> Iterator[IngestRecord]:
     """A plain-text file, chunked at paragraphs; the file name is the title."""
     text = path.read_text(encoding="utf-8", errors="replace")
     chunks = chunk_text(text, max_chars=options.max_chars, overlap=options.overlap)
-    yield from _records_from_chunks(chunks, path.stem, str(path), options)
+    yield from _records_from_chunks(chunks, path.stem, source_of(path), options)
 
 
 def parse_pdf(path: Path, options: ParseOptions) -> Iterator[IngestRecord]:
@@ -139,7 +148,7 @@ def parse_pdf(path: Path, options: ParseOptions) -> Iterator[IngestRecord]:
         chunks = chunk_text(text, max_chars=options.max_chars, overlap=options.overlap)
         renumbered = [Chunk(c.text, c.headings, index + i) for i, c in enumerate(chunks)]
         index += len(chunks)
-        yield from _records_from_chunks(renumbered, str(info_title), str(path), options, {"page": page_number})
+        yield from _records_from_chunks(renumbered, str(info_title), source_of(path), options, {"page": page_number})
 
 
 def _record_from_mapping(
@@ -169,7 +178,9 @@ def _record_from_mapping(
         record_meta = {**metadata, "source": source, "row": position}
         if len(pieces) > 1:
             record_meta["chunk"] = chunk.index
-        yield IngestRecord(title=title, content=chunk.text, category=category, tags=all_tags, metadata=record_meta)
+        yield IngestRecord(
+            title=title, content=chunk.text, category=category, tags=all_tags, metadata=record_meta, source=source
+        )
 
 
 def parse_csv(path: Path, options: ParseOptions) -> Iterator[IngestRecord]:
@@ -177,7 +188,7 @@ def parse_csv(path: Path, options: ParseOptions) -> Iterator[IngestRecord]:
     columns are recognised, with common synonyms; other columns go to metadata)."""
     with path.open(newline="", encoding="utf-8", errors="replace") as handle:
         for position, row in enumerate(csv.DictReader(handle), start=1):
-            yield from _record_from_mapping(row, str(path), position, options, path.stem)
+            yield from _record_from_mapping(row, source_of(path), position, options, path.stem)
 
 
 def parse_jsonl(path: Path, options: ParseOptions) -> Iterator[IngestRecord]:
@@ -192,7 +203,7 @@ def parse_jsonl(path: Path, options: ParseOptions) -> Iterator[IngestRecord]:
                 raise ValueError(f"{path}:{position}: invalid JSON ({exc.msg})") from exc
             if not isinstance(obj, dict):
                 raise ValueError(f"{path}:{position}: expected a JSON object")
-            yield from _record_from_mapping(obj, str(path), position, options, path.stem)
+            yield from _record_from_mapping(obj, source_of(path), position, options, path.stem)
 
 
 PARSERS: dict[str, Callable[[Path, ParseOptions], Iterator[IngestRecord]]] = {
