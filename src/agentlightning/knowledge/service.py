@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,6 +55,7 @@ from agentlightning.knowledge.schemas import (
 from agentlightning.knowledge.search.engine import run_search
 from agentlightning.knowledge.search.filters import item_filters
 from agentlightning.knowledge.search.vectors import get_backend
+from agentlightning.observability import metrics
 from agentlightning.storage.models.knowledge import KnowledgeItem, KnowledgeItemVersion
 from agentlightning.storage.types import as_utc, utcnow
 
@@ -309,20 +311,29 @@ async def bulk_create(ctx: AppContext, data: BulkCreate, *, user: str | None) ->
 
 
 async def search_page(ctx: AppContext, query: SearchQuery) -> SearchResult:
-    """Search with the 30-minute result cache (see :mod:`agentlightning.knowledge.cache`)."""
+    """Search with the 30-minute result cache (see :mod:`agentlightning.knowledge.cache`).
+
+    Records ``knowledge_search_total{mode,cache}`` and, for searches that ran against the
+    database, ``knowledge_search_duration_seconds{mode}``.
+    """
+    mode = query.mode.value
     key = await search_cache.cache_key(ctx.cache, query)
     if key is not None:
         cached = await search_cache.get(ctx.cache, key)
         if cached is not None:
+            metrics.KNOWLEDGE_SEARCHES.labels(mode, "hit").inc()
             return cached.model_copy(update={"cached": True})
+    started = time.perf_counter()
     embedder = get_embedder()
     try:
         async with ctx.db.session() as session:
             result = await run_search(session, query, embedder, model=embedder.model_name)
     except EmbeddingUnavailable as exc:
         raise ServiceUnavailable(
-            "SEMANTIC_SEARCH_UNAVAILABLE", str(exc), details={"mode": query.mode.value, "try": "mode=fulltext"}
+            "SEMANTIC_SEARCH_UNAVAILABLE", str(exc), details={"mode": mode, "try": "mode=fulltext"}
         ) from exc
+    metrics.KNOWLEDGE_SEARCH_DURATION.labels(mode).observe(time.perf_counter() - started)
+    metrics.KNOWLEDGE_SEARCHES.labels(mode, "miss" if key is not None else "bypass").inc()
     if key is not None:
         await search_cache.put(ctx.cache, key, result)
     return result

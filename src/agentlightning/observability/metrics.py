@@ -70,5 +70,23 @@ REDIS_OPERATIONS = Counter("redis_operations_total", "Redis calls by this proces
 CACHE_LOOKUPS = Counter("cache_lookups_total", "Counted cache lookups", ["namespace", "result"], registry=REGISTRY)
 CACHE_BYPASSES = Counter("cache_bypassed_total", "Cache calls skipped because Redis was unreachable", registry=REGISTRY)
 
+# --- Knowledge base -------------------------------------------------------------------------
+KNOWLEDGE_SEARCHES = Counter(
+    "knowledge_search_total",
+    "Knowledge searches by mode and result-cache outcome (hit, miss, bypass when the cache is down)",
+    ["mode", "cache"],
+    registry=REGISTRY,
+)
+KNOWLEDGE_SEARCH_DURATION = Histogram(
+    "knowledge_search_duration_seconds",
+    "Time to answer a knowledge search that ran against the database (cache hits excluded)",
+    ["mode"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+KNOWLEDGE_VECTOR_INDEX_SIZE = Gauge(
+    "knowledge_vector_index_size", "Vectors in this process's in-process (usearch) index", registry=REGISTRY
+)
+
 # --- Gateway --------------------------------------------------------------------------------
 RATE_LIMITED = Counter("http_rate_limited_total", "Requests refused with 429", ["scope"], registry=REGISTRY)
