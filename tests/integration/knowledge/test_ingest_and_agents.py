@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -55,3 +56,74 @@ async def test_agent_tool_path_returns_citable_hits(ctx: AppContext) -> None:
     assert hits[0]["id"] == item.id and hits[0]["title"] == "Refund policy"
     assert "<mark>" not in hits[0]["snippet"] and "refund" in hits[0]["snippet"].lower()
     assert await service.search_for_agent(ctx, "   ") == []
+
+
+async def test_reimporting_a_changed_file_replaces_its_chunks(ctx: AppContext, tmp_path: Path) -> None:
+    category = f"reimp-{uuid.uuid4().hex[:8]}"
+    marker = uuid.uuid4().hex[:8]
+    doc = tmp_path / "guide.md"
+    other = tmp_path / "other.md"
+    shared = f"## Shared\n\nEvery {marker} guide ends with this shared paragraph.\n"
+    doc.write_text(f"# Guide {marker}\n\n## Alpha\n\nalpha{marker} was the old way.\n\n## Beta\n\nbeta{marker} stays.\n\n{shared}")
+    other.write_text(f"# Other {marker}\n\n{shared}")
+    options = ParseOptions(category=category)
+    first = await import_paths(ctx, [doc, other], options, embed=True)
+    assert first.created == 4 and first.removed == 0
+    beta_before = await service.search(ctx, f"beta{marker}", mode="fulltext", category=category)
+
+    # The file changes: Alpha is rewritten, Shared is dropped, Beta is untouched.
+    doc.write_text(f"# Guide {marker}\n\n## Alpha\n\ngamma{marker} is the new way.\n\n## Beta\n\nbeta{marker} stays.\n")
+    again = await import_paths(ctx, [doc], options, embed=True)
+    assert (again.created, again.skipped, again.removed) == (1, 1, 2)
+
+    assert await service.search(ctx, f"alpha{marker}", mode="fulltext", category=category) == []
+    assert [h.title for h in await service.search(ctx, f"gamma{marker}", mode="fulltext", category=category)] == [
+        f"Guide {marker} › Alpha"
+    ]
+    beta_after = await service.search(ctx, f"beta{marker}", mode="fulltext", category=category)
+    assert [h.id for h in beta_after] == [h.id for h in beta_before], "unchanged chunks keep their ids"
+    # The other file's identical paragraph is its own item and survives.
+    shared_hits = await service.search(ctx, f'"every {marker} guide"', mode="fulltext", category=category)
+    assert [h.title for h in shared_hits] == [f"Other {marker} › Shared"]
+    semantic = await service.search(ctx, f"alpha{marker} old way", mode="semantic", category=category, limit=10)
+    assert all("alpha" not in h.snippet for h in semantic), "removed chunks leave the vector index too"
+
+    # Importing it a third time, unchanged, touches nothing.
+    third = await import_paths(ctx, [doc], options, embed=False)
+    assert (third.created, third.skipped, third.removed) == (0, 2, 0)
+
+
+async def test_index_service_warms_the_vector_index_at_start(ctx: AppContext) -> None:
+    from agentlightning.core.services import SERVICE_FACTORIES
+    from agentlightning.knowledge.index_service import KnowledgeIndexService, create_index_service
+    from agentlightning.knowledge.schemas import KnowledgeItemCreate
+    from agentlightning.knowledge.search.usearch_backend import UsearchBackend
+    from agentlightning.knowledge.search.vectors import get_backend
+
+    assert "agentlightning.knowledge.index_service:create_index_service" in SERVICE_FACTORIES
+    assert create_index_service(ctx.settings.model_copy(update={"knowledge_index_warmup": False})) is None
+    category = f"warm-{uuid.uuid4().hex[:8]}"
+    item = await service.create_item(
+        ctx, KnowledgeItemCreate(title="Warm index", content="Vectors ready before the first query.", category=category),
+        user="tester",
+    )
+    async with ctx.db.session() as session:
+        backend = await get_backend(session)
+    if isinstance(backend, UsearchBackend):
+        backend._reset(None)  # a freshly started process: nothing in memory
+        assert backend.state == "cold"
+    warmer = KnowledgeIndexService(ctx.settings.model_copy(update={"knowledge_index_sync_seconds": 0.05}))
+    await warmer.start(ctx)
+    try:
+        for _ in range(600):
+            if (await warmer.health())["status"] == "ok":
+                break
+            await asyncio.sleep(0.05)
+        health = await warmer.health()
+        assert health["status"] == "ok" and health["backend"] == backend.name
+        if isinstance(backend, UsearchBackend):
+            assert backend.state == "ready" and health["indexed"] >= 1, "built without any search"
+        hits = await service.search(ctx, "embeddings loaded early", mode="semantic", category=category)
+        assert hits[0].id == item.id
+    finally:
+        await warmer.stop()

@@ -9,6 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
+from agentlightning.core.context import AppContext
+from agentlightning.knowledge.search.fulltext import fulltext_ranking
+from agentlightning.knowledge.search.vectors import get_backend
+from agentlightning.observability.metrics import REGISTRY
+
 BASE = "/api/v2/knowledge"
 
 
@@ -211,3 +216,64 @@ async def test_bulk_endpoint_skips_existing(client: httpx.AsyncClient, dev: dict
     assert len(found["items"]) == 6
     too_many = await client.post(f"{BASE}/bulk", json={"items": items * 201}, headers=dev)
     assert too_many.status_code == 422
+
+
+async def test_semantic_search_uses_the_database_vector_backend(
+    client: httpx.AsyncClient, dev: dict[str, str], ctx: AppContext
+) -> None:
+    """SQLite answers with sqlite-vec (pysqlite3 driver), PostgreSQL without pgvector with usearch."""
+    category = _cat()
+    target = await _create(client, dev, title="Rotating TLS certificates", content="Renew certs before expiry.", category=category)
+    await _create(client, dev, title="Lunch menu", content="Soup and bread on Fridays.", category=category)
+    hits = (await _search(client, dev, q="renewing https keys", mode="semantic", category=category))["items"]
+    assert hits[0]["id"] == target["id"]
+    async with ctx.db.session() as session:
+        backend = await get_backend(session)
+    assert backend.name == ("sqlite-vec" if ctx.db.dialect == "sqlite" else "usearch")
+
+
+async def test_search_metrics(client: httpx.AsyncClient, dev: dict[str, str]) -> None:
+    """knowledge_search_total counts misses then hits; the duration histogram sees only misses."""
+    category = _cat()
+    await _create(client, dev, title="Metric probe", content="Histogram buckets for latency.", category=category)
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    misses = sample("knowledge_search_total", mode="fulltext", cache="miss") + sample(
+        "knowledge_search_total", mode="fulltext", cache="bypass"
+    )
+    hits = sample("knowledge_search_total", mode="fulltext", cache="hit")
+    timed = sample("knowledge_search_duration_seconds_count", mode="fulltext")
+    await _search(client, dev, q="histogram buckets", mode="fulltext", category=category)
+    await _search(client, dev, q="histogram buckets", mode="fulltext", category=category)
+    after_misses = sample("knowledge_search_total", mode="fulltext", cache="miss") + sample(
+        "knowledge_search_total", mode="fulltext", cache="bypass"
+    )
+    assert after_misses == misses + 1
+    assert sample("knowledge_search_total", mode="fulltext", cache="hit") == hits + 1
+    assert sample("knowledge_search_duration_seconds_count", mode="fulltext") == timed + 1
+    body = (await client.get("/metrics")).text
+    assert "knowledge_search_duration_seconds_bucket" in body and "knowledge_search_total" in body
+
+
+async def test_fulltext_ranks_a_bounded_candidate_set(
+    client: httpx.AsyncClient, dev: dict[str, str], ctx: AppContext
+) -> None:
+    """PostgreSQL ranks at most ``candidates`` matches and says so; within the bound the order is exact."""
+    category = _cat()
+    strong = await _create(client, dev, title="Ferry timetable", content="ferry ferry ferry schedule", category=category)
+    for i in range(5):
+        await _create(client, dev, title=f"Note {i}", content=f"A ferry is mentioned once in note {i}.", category=category)
+    async with ctx.db.session() as session:
+        exact = await fulltext_ranking(session, "ferry", category=category, tags=[], limit=3)
+        bounded = await fulltext_ranking(session, "ferry", category=category, tags=[], limit=3, candidates=4)
+        enough = await fulltext_ranking(session, "ferry", category=category, tags=[], limit=3, candidates=6)
+    assert exact.ranked[0][0] == strong["id"] and not exact.bounded
+    assert not enough.bounded and enough.ranked == exact.ranked
+    if ctx.db.dialect == "postgresql":
+        assert bounded.bounded and len(bounded.ranked) == 3
+    else:  # FTS5 ranks every match with BM25 (no bound needed at this scale)
+        assert not bounded.bounded and bounded.ranked == exact.ranked
+    page = await _search(client, dev, q="ferry", mode="fulltext", category=category, limit=2)
+    assert page["ranking_bounded"] is False and page["has_more"] is True

@@ -4,16 +4,20 @@ driver) and the in-process usearch index catching up with writes from other conn
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import aiosqlite
 import numpy as np
 import pysqlite3.dbapi2 as extension_sqlite
-from sqlalchemy import text
+import pytest
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from agentlightning.knowledge.embeddings import DIMENSION
-from agentlightning.knowledge.search.vectors import SqliteVecBackend, UsearchBackend
+from agentlightning.knowledge.search.usearch_backend import UsearchBackend
+from agentlightning.knowledge.search.vectors import SqliteVecBackend, get_backend
+from agentlightning.settings import Settings
 from agentlightning.storage.db import Database
 from agentlightning.storage.migrate import upgrade
 
@@ -110,3 +114,107 @@ async def test_usearch_index_is_loop_independent(postgres_url: str) -> None:
         await asyncio.gather(one(), one())
     finally:
         await db.dispose()
+
+
+async def _delete_items(session, ids: list[int]) -> None:  # noqa: ANN001
+    await session.execute(
+        text("DELETE FROM knowledge_items WHERE id IN :ids").bindparams(bindparam("ids", expanding=True)), {"ids": ids}
+    )
+
+
+async def test_usearch_catch_up_drops_deletions_and_updates_from_another_process(settings: Settings) -> None:
+    """Two processes' indexes over one database: the second sees the first's deletions and updates."""
+    writer_db = Database(settings.database_url, sqlite_extensions=False)
+    reader_db = Database(settings.database_url, sqlite_extensions=False)
+    writer, reader = UsearchBackend(writer_db.dialect), UsearchBackend(reader_db.dialect)
+    base = 910_000 + (0 if writer_db.dialect == "sqlite" else 1000)
+    ids = [base + i for i in range(1, 5)]
+    try:
+        async with writer_db.session() as session:
+            await _delete_items(session, ids)
+            await _add_items(session, ids)
+            await writer.upsert(session, [(i, _unit(i)) for i in ids], "m")
+            await session.commit()
+        async with reader_db.session() as session:
+            await reader.sync(session, "m")
+            await reader.wait_ready()
+            assert (await reader.search(session, _unit(ids[0]), 1, "m"))[0][0] == ids[0]
+        # The writer deletes one item (its embedding cascades; the trigger logs it) and re-embeds another.
+        async with writer_db.session() as session:
+            await _delete_items(session, [ids[0]])
+            await writer.upsert(session, [(ids[1], _unit(99))], "m")
+            await session.commit()
+        async with reader_db.session() as session:
+            found = await reader.search(session, _unit(ids[0]), 10, "m")
+            assert ids[0] not in {i for i, _ in found}, "a deletion by another process leaves this index"
+            assert (await reader.search(session, _unit(99), 1, "m"))[0][0] == ids[1], "the new vector replaced the old"
+            assert ids[1] not in {i for i, _ in (await reader.search(session, _unit(ids[1]), 10, "m"))[:1]}
+            assert (await reader.health())["indexed"] >= 3
+            await _delete_items(session, ids)
+            await session.commit()
+    finally:
+        await writer_db.dispose()
+        await reader_db.dispose()
+
+
+async def test_usearch_answers_exactly_while_the_graph_builds(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cold start: searches during the HNSW build are exact, and changes made meanwhile survive the swap."""
+    db = Database(settings.database_url, sqlite_extensions=False)
+    backend = UsearchBackend(db.dialect)
+    release = threading.Event()
+    real_build = backend._build_graph
+
+    def slow_build(keys: np.ndarray, matrix: np.ndarray) -> object:
+        release.wait(30)
+        return real_build(keys, matrix)
+
+    monkeypatch.setattr(backend, "_build_graph", slow_build)
+    base = 920_000 + (0 if db.dialect == "sqlite" else 1000)
+    ids = [base + i for i in range(1, 6)]
+    try:
+        async with db.session() as session:
+            await _delete_items(session, [*ids, base + 50])
+            await _add_items(session, ids)
+            await backend.upsert(session, [(i, _unit(i)) for i in ids], "m")
+            await session.commit()
+        async with db.session() as session:
+            hits = await backend.search(session, _unit(ids[2]), 3, "m")
+            assert backend.state == "building"
+            assert hits[0][0] == ids[2] and hits[0][1] > 0.999, "exact answer while the graph builds"
+            # Changes during the build: one item deleted, one added.
+            await _delete_items(session, [ids[0]])
+            await _add_items(session, [base + 50])
+            await backend.upsert(session, [(base + 50, _unit(50))], "m")
+            await session.commit()
+            assert (await backend.search(session, _unit(50), 1, "m"))[0][0] == base + 50
+            assert ids[0] not in {i for i, _ in await backend.search(session, _unit(ids[0]), 10, "m")}
+        release.set()
+        await backend.wait_ready()
+        async with db.session() as session:
+            assert (await backend.search(session, _unit(50), 1, "m"))[0][0] == base + 50
+            assert backend.state == "ready"
+            assert ids[0] not in {i for i, _ in await backend.search(session, _unit(ids[0]), 10, "m")}
+            await _delete_items(session, [*ids, base + 50])
+            await session.commit()
+    finally:
+        release.set()
+        await db.dispose()
+
+
+async def test_app_sqlite_engine_loads_sqlite_vec(sqlite_url: str, tmp_path: Path) -> None:
+    """The app's own SQLite engine runs on pysqlite3 here, so sqlite-vec is used for real."""
+    db = Database(sqlite_url)
+    fallback_url = f"sqlite+aiosqlite:///{tmp_path / 'stdlib.db'}"
+    upgrade(fallback_url)
+    fallback = Database(fallback_url, sqlite_extensions=False)
+    try:
+        assert db.sqlite_extensions
+        async with db.session() as session:
+            assert (await get_backend(session)).name == "sqlite-vec"
+        async with fallback.session() as session:
+            assert (await get_backend(session)).name == "usearch", "the stdlib driver falls back to usearch"
+    finally:
+        await db.dispose()
+        await fallback.dispose()
