@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 SCALE_INTERVAL_S = 2.0
 REAP_INTERVAL_S = 2.0
 MAX_CLAIM_BATCH = 16
+#: Events after which a slot may be free again (an agent at its concurrency limit).
+FREES_A_SLOT = frozenset({"task_completed", "task_failed", "task_cancelled"})
 
 
 def make_worker_id() -> str:
@@ -71,6 +73,8 @@ class WorkerPool:
         self.executor: TaskExecutor | None = None
         self.in_flight: dict[int, tuple[ClaimedTask, asyncio.Task[Any]]] = {}
         self._wake = asyncio.Event()
+        self._last_claim_full = False
+        self._created_since_claim = 0
         self._stopping = False
         self._loops: list[asyncio.Task[Any]] = []
         self.completed = 0
@@ -148,8 +152,26 @@ class WorkerPool:
         async with self.ctx.events.subscribe() as sub:
             ready.set()
             async for event in sub:
-                if event.get("topic") == "tasks" and event.get("event") in ("task_created", "task_completed", "task_failed"):
+                if event.get("topic") != "tasks":
+                    continue
+                name = event.get("event")
+                if name == "task_created":
+                    self._created_since_claim += 1
                     self._wake.set()
+                elif name in FREES_A_SLOT and self._more_work_likely():
+                    self._wake.set()
+
+    def _more_work_likely(self) -> bool:
+        """Whether a finished task should trigger a claim now rather than at the next poll.
+
+        True when this worker has room and its last claim filled its batch (a backlog), or found
+        an agent at its concurrency limit (a finished task frees one of its slots), or tasks
+        were created since that claim began.
+        """
+        assert self.scheduler is not None
+        return len(self.in_flight) < self.target and (
+            self._last_claim_full or self.scheduler.blocked_by_limits or self._created_since_claim > 0
+        )
 
     async def _claim_loop(self) -> None:
         assert self.scheduler is not None
@@ -157,10 +179,16 @@ class WorkerPool:
         while not self._stopping:
             free = self.target - len(self.in_flight)
             if free <= 0:
+                self._wake.clear()
                 await self._sleep(poll)
                 continue
+            # Reset before claiming, so that a task_created event arriving during the claim (which
+            # may not see its row) is not lost: the next wait returns at once.
+            self._wake.clear()
+            self._created_since_claim = 0
+            wanted = min(free, MAX_CLAIM_BATCH)
             try:
-                claimed = await self.scheduler.claim(self.worker_id, min(free, MAX_CLAIM_BATCH))
+                claimed = await self.scheduler.claim(self.worker_id, wanted)
                 self.last_error = None
             except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the loop
                 self.last_error = f"claim: {exc}"
@@ -173,10 +201,12 @@ class WorkerPool:
                 break
             for task in claimed:
                 self._launch(task)
+            self._last_claim_full = len(claimed) == wanted
             if claimed and len(claimed) == free and self.target < self.max_concurrency:
                 # A full batch suggests a backlog: grow now instead of waiting for the scale loop.
                 self.target = min(self.max_concurrency, self.target * 2)
-            if not claimed:
+            if len(claimed) < wanted:
+                # The queue is drained (as of this claim): wait for task_created, a freed slot or the poll.
                 await self._sleep(poll)
 
     def _launch(self, task: ClaimedTask) -> None:
@@ -202,10 +232,11 @@ class WorkerPool:
                 self.lost += 1
         finally:
             self.in_flight.pop(task.id, None)
-            self._wake.set()
+            if self._more_work_likely():
+                self._wake.set()
 
     async def _sleep(self, seconds: float) -> None:
-        self._wake.clear()
+        """Wait for a wake-up (task_created, a freed slot, stop) or, as the fallback, the poll."""
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer the task accurately and concisely."
 DEFAULT_MAX_CONCURRENCY = 4
@@ -67,3 +72,36 @@ class AgentProfile:
     def cache_responses(self) -> bool:
         """Whether answers may be served from the response cache."""
         return bool(self.config.get("cache", True))
+
+
+class ProfileCache:
+    """Agent profiles by id, valid while the agent's ``config_version`` is unchanged.
+
+    Every change to what an agent does increments ``config_version`` (see
+    :class:`~agentlightning.agents.service.AgentService`), so a claim that already knows each
+    agent's current version reads the ``agents`` row only when it changed.  Status is not part
+    of the profile's cache key: claims filter on it in SQL.
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._profiles: dict[int, AgentProfile] = {}
+
+    async def get_many(self, session: AsyncSession, versions: dict[int, int]) -> dict[int, AgentProfile]:
+        """Profiles for ``{agent id: current config_version}``; stale or missing ones are loaded."""
+        from agentlightning.storage.models import Agent
+
+        found: dict[int, AgentProfile] = {}
+        missing: list[int] = []
+        for agent_id, version in versions.items():
+            profile = self._profiles.get(agent_id)
+            if profile is not None and profile.config_version == version:
+                found[agent_id] = profile
+            else:
+                missing.append(agent_id)
+        if missing:
+            if len(self._profiles) + len(missing) > self.max_entries:
+                self._profiles.clear()
+            for row in (await session.execute(select(Agent).where(Agent.id.in_(missing)))).scalars():
+                found[row.id] = self._profiles[row.id] = AgentProfile.from_row(row)
+        return found

@@ -26,9 +26,15 @@ from sqlalchemy import String, and_, cast, func, insert, literal, or_, select, u
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from agentlightning.agents.profile import DEFAULT_MAX_CONCURRENCY, AgentProfile
+from agentlightning.agents import queue_pg
+from agentlightning.agents.profile import (
+    DEFAULT_MAX_CONCURRENCY,
+    AgentProfile,
+    ProfileCache,
+)
+from agentlightning.agents.queue_pg import autocommit
 from agentlightning.agents.service import AgentService
-from agentlightning.api.errors import Conflict, NotFound
+from agentlightning.api.errors import Conflict, NotFound, ValidationFailed
 from agentlightning.storage import cache_keys
 from agentlightning.storage.models import Agent, Task, TraceSpan
 from agentlightning.storage.types import as_utc, utcnow
@@ -94,6 +100,10 @@ class TaskScheduler:
         self.agents = AgentService(ctx)
         self.lease = timedelta(seconds=ctx.settings.agent_task_lease_seconds)
         self._sqlite_claim_lock = asyncio.Lock()
+        self.profiles = ProfileCache()
+        #: After a claim: True when an agent with pending work was at its concurrency limit, so a
+        #: finished task elsewhere may free a slot this worker could fill.
+        self.blocked_by_limits = False
 
     # --- API side --------------------------------------------------------------------------
     async def assign(
@@ -115,26 +125,28 @@ class TaskScheduler:
              "context": context, "session_id": session_id}
         )
         scoped_key = f"{created_by or '-'}:{idempotency_key}"[:255] if idempotency_key else None
+        values = {
+            "task_description": task,
+            "status": "pending",
+            "priority": priority,
+            "priority_rank": PRIORITY_RANKS[priority],
+            "context": context,
+            "session_id": session_id,
+            "attempts": 0,
+            "max_attempts": self.ctx.settings.agent_task_max_attempts,
+            "idempotency_key": scoped_key,
+            "request_hash": request_hash,
+            "created_by": created_by,
+            "created_at": utcnow(),
+        }
+        if self.ctx.db.dialect == "postgresql":
+            return await self._assign_postgres(agent_id, agent_type, values, scoped_key, request_hash)
         if scoped_key:
             existing = await self._replay(scoped_key, request_hash)
             if existing is not None:
                 return existing, False
         agent = await self.agents.resolve_for_assign(agent_id, agent_type)
-        row = Task(
-            task_description=task,
-            agent_id=agent.id,
-            status="pending",
-            priority=priority,
-            priority_rank=PRIORITY_RANKS[priority],
-            context=context,
-            session_id=session_id,
-            attempts=0,
-            max_attempts=self.ctx.settings.agent_task_max_attempts,
-            idempotency_key=scoped_key,
-            request_hash=request_hash,
-            created_by=created_by,
-            created_at=utcnow(),
-        )
+        row = Task(agent_id=agent.id, **values)
         async with self.ctx.db.session() as s:
             s.add(row)
             try:
@@ -146,9 +158,43 @@ class TaskScheduler:
                     if existing is not None:
                         return existing, False
                 raise
-        data = task_to_dict(row, agent)
+        return await self._created(row, agent.name, agent.type), True
+
+    async def _assign_postgres(
+        self,
+        agent_id: int | str | None,
+        agent_type: str | None,
+        values: dict[str, Any],
+        scoped_key: str | None,
+        request_hash: str,
+    ) -> tuple[dict[str, Any], bool]:
+        """One statement resolves the agent and inserts (idempotently); errors and replays cost more."""
+        ref: int | str = agent_id if agent_id is not None else (await self.agents.pick_for_type(str(agent_type))).id
+        async with autocommit(self.ctx.db) as conn:
+            found = (
+                await conn.execute(queue_pg.assign_statement(ref, agent_type if agent_id is not None else None, values))
+            ).first()
+        if found is None or found.task_id is None:
+            if scoped_key:  # a replay wins over later changes to the agent
+                existing = await self._replay(scoped_key, request_hash)
+                if existing is not None:
+                    return existing, False
+            if found is None:
+                raise await self.agents.not_found(ref)
+            if agent_type is not None and found.type != agent_type:
+                raise ValidationFailed(
+                    "VALIDATION_ERROR", f"Agent '{found.name}' is of type '{found.type}', not '{agent_type}'"
+                )
+            if found.status == "disabled":
+                raise Conflict("AGENT_DISABLED", f"Agent '{found.name}' is disabled", details={"agent_id": found.id})
+            raise Conflict("IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was used for a different request")
+        row = Task(id=found.task_id, agent_id=found.id, **values)
+        return await self._created(row, found.name, found.type), True
+
+    async def _created(self, row: Task, agent_name: str, agent_type: str) -> dict[str, Any]:
+        data = task_to_dict(row) | {"agent_name": agent_name, "agent_type": agent_type}
         await self.ctx.events.publish("tasks", "task_created", task_event_data(data))
-        return data, True
+        return data
 
     async def _replay(self, scoped_key: str, request_hash: str) -> dict[str, Any] | None:
         async with self.ctx.db.session() as s:
@@ -252,6 +298,7 @@ class TaskScheduler:
         if self.ctx.db.dialect == "postgresql":
             return await self._claim_postgres(worker_id, limit)
         claimed: list[ClaimedTask] = []
+        self.blocked_by_limits = True  # not tracked on SQLite: a finished task may always free a slot
         async with self._sqlite_claim_lock:
             for _ in range(limit):
                 one = await self._claim_sqlite_one(worker_id)
@@ -260,77 +307,47 @@ class TaskScheduler:
                 claimed.append(one)
         return claimed
 
-    def _saturated_agents(self) -> Any:
-        return (
-            select(Task.agent_id)
-            .join(Agent, Agent.id == Task.agent_id)
-            .where(Task.status == "running")
-            .group_by(Task.agent_id)
-            .having(func.count() >= func.max(_limit_expr()))
-        )
-
     async def _claim_postgres(self, worker_id: str, limit: int) -> list[ClaimedTask]:
+        """Two statements in one transaction: lock the agents with work, then lease a batch."""
         now = utcnow()
         async with self.ctx.db.session() as s:
-            candidates = (
-                await s.execute(
-                    select(Task.id, Task.agent_id)
-                    .join(Agent, Agent.id == Task.agent_id)
-                    .where(
-                        Task.status == "pending",
-                        Agent.status == "active",
-                        Task.agent_id.not_in(self._saturated_agents()),
-                    )
-                    .order_by(Task.priority_rank.desc(), Task.id)
-                    .limit(limit)
-                    .with_for_update(of=Task, skip_locked=True)
-                )
-            ).all()
-            if not candidates:
+            locked = (await s.execute(queue_pg.LOCK_AGENTS)).all()
+            if not locked:
                 await s.rollback()
+                self.blocked_by_limits = False
                 return []
-            agent_ids = sorted({a for _, a in candidates})
-            # Lock the agents in id order (no deadlocks between workers) so their running counts
-            # cannot race: every claim for an agent serialises on its row for a few milliseconds.
-            agents = {
-                a.id: a
-                for a in (
-                    await s.execute(select(Agent).where(Agent.id.in_(agent_ids)).order_by(Agent.id).with_for_update())
-                ).scalars()
-            }
-            await s.execute(
-                update(Agent)
-                .where(Agent.id.in_(agent_ids))
-                .values(last_activity=now)
-                .execution_options(synchronize_session=False)
-            )
-            running = dict(
-                (
-                    await s.execute(
-                        select(Task.agent_id, func.count())
-                        .where(Task.status == "running", Task.agent_id.in_(agent_ids))
-                        .group_by(Task.agent_id)
-                    )
-                ).all()  # type: ignore[arg-type]
-            )
-            chosen: list[int] = []
-            for task_id, agent_id in candidates:
-                agent = agents.get(agent_id)
-                if agent is None or agent.status != "active":
-                    continue
-                if running.get(agent_id, 0) < AgentProfile.from_row(agent).max_concurrency:
-                    running[agent_id] = running.get(agent_id, 0) + 1
-                    chosen.append(task_id)
-            if not chosen:
-                await s.rollback()
-                return []
+            profiles = await self.profiles.get_many(s, {a.id: a.config_version for a in locked})
+            self.blocked_by_limits = any(a.running >= profiles[a.id].max_concurrency for a in locked if a.id in profiles)
+            agent_ids = [a.id for a in locked if a.id in profiles]
             rows = (
                 await s.execute(
-                    self._lease_update(worker_id, now).where(Task.id.in_(chosen)).returning(Task)
+                    queue_pg.CLAIM_BATCH,
+                    {
+                        "agent_ids": agent_ids,
+                        "limits": [profiles[a].max_concurrency for a in agent_ids],
+                        "limit": limit,
+                        "now": now,
+                        "expires": now + self.lease,
+                        "owner": worker_id,
+                        "claim": uuid.uuid4().hex,
+                    },
                 )
-            ).scalars().all()
+            ).all()
             await s.commit()
-        return [self._claimed(r, agents[r.agent_id]) for r in sorted(rows, key=lambda r: (-r.priority_rank, r.id))]
+        return [
+            ClaimedTask(
+                id=r.id,
+                description=r.task_description,
+                context=r.context or {},
+                session_id=r.session_id,
+                priority=r.priority,
+                attempts=r.attempts,
+                max_attempts=r.max_attempts,
+                lease_token=r.lease_token,
+                agent=profiles[r.agent_id],
+            )
+            for r in sorted(rows, key=lambda r: (-r.priority_rank, r.id))
+        ]
 
     def _lease_update(self, worker_id: str, now: datetime) -> Any:
         claim = uuid.uuid4().hex
@@ -454,6 +471,10 @@ class TaskScheduler:
         return "failed" if ok else None
 
     async def _finish(self, task: ClaimedTask, spans: list[dict[str, Any]] | None, **values: Any) -> bool:
+        if self.ctx.db.dialect == "postgresql":
+            stmt = queue_pg.finish_statement(task.id, task.lease_token, spans or [], values, utcnow())
+            async with autocommit(self.ctx.db) as conn:
+                return (await conn.execute(stmt)).first() is not None
         async with self.ctx.db.session() as s:
             if spans:
                 await s.execute(insert(TraceSpan), spans)
