@@ -12,7 +12,9 @@ database gives the floor.  The last line is ``task_overhead_ratio=<raw tps / our
     python benchmarks/task_throughput.py [--tasks 300]
 
 Env: ``AGL_TEST_PG_DSN`` (admin DSN, default postgresql://postgres@127.0.0.1:5432/postgres),
-``AGL_TEST_REDIS_URL`` (default redis://127.0.0.1:6379; database 14 is used and flushed).
+``AGL_TEST_REDIS_URL`` (default redis://127.0.0.1:6379).  Redis: a numbered database is locked for
+the run with the test suite's scheme (:class:`tests.services.RedisSlot`), and events use a unique
+channel prefix, so a concurrent test run or benchmark is never clobbered.
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import ChildServer, free_port  # noqa: E402
+from tests.services import RedisSlot  # noqa: E402
 
 PG_ADMIN_DSN = os.environ.get("AGL_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("AGL_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/") + "/14"
 CLI = [sys.executable, "-m", "agentlightning.cli"]
 ADMIN_PASSWORD = "bench-admin-password-long"
 IN_FLIGHT = 16
@@ -190,6 +192,8 @@ def main() -> None:
     base, _, _ = PG_ADMIN_DSN.rpartition("/")
     dsn = f"{base}/{db_name}"
     results: dict[str, float] = {}
+    redis_slot = RedisSlot()
+    redis_url = redis_slot.acquire()
     try:
         llm_port = free_port()
         llm_cmd = [sys.executable, "-m", "tests.fake_llm_server", "--port", str(llm_port)]
@@ -201,7 +205,7 @@ def main() -> None:
             env = {
                 **os.environ,
                 "DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
-                "REDIS_URL": REDIS_URL,
+                "REDIS_URL": redis_url,
                 "AGL_EVENTS_PREFIX": f"aglbench{uuid.uuid4().hex[:6]}",
                 "AGL_ADMIN_PASSWORD": ADMIN_PASSWORD,
                 "AGENT_WORKERS_IN_API": "false",
@@ -237,8 +241,12 @@ def main() -> None:
         print(f"raw_asyncpg_tasks_per_second={raw:.1f}", flush=True)
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+        redis_slot.release()
     ours = max(results.values())
-    print(f"tasks={args.tasks} in_flight_assigns={IN_FLIGHT} cpus={os.cpu_count()}")
+    print(f"tasks={args.tasks} in_flight_assigns={IN_FLIGHT} cpus={os.cpu_count()} "
+          f"load_average_1m={os.getloadavg()[0]:.1f}")
+    print(f"summary: ours_1_worker={results['1_worker']:.1f} ours_2_worker={results['2_worker']:.1f} "
+          f"raw_floor={raw:.1f} (tasks/s)")
     print(f"task_overhead_ratio={raw / ours:.2f}")
 
 
