@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     knowledge_index_warmup: bool = True
     #: Seconds between background catch-ups of the in-process vector index.
     knowledge_index_sync_seconds: float = Field(default=30.0, gt=0)
+    #: Where the in-process vector index is saved so a restart reloads it instead of rebuilding
+    #: (empty: never saved). Validated against the database on reload.
+    knowledge_index_dir: str = "./data/knowledge"
+    #: Seconds between snapshots of the in-process vector index (when it changed).
+    knowledge_index_snapshot_seconds: float = Field(default=600.0, gt=0)
 
     # Distributed RL
     ray_address: str | None = None

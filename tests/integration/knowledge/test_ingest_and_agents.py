@@ -93,7 +93,7 @@ async def test_reimporting_a_changed_file_replaces_its_chunks(ctx: AppContext, t
     assert (third.created, third.skipped, third.removed) == (0, 2, 0)
 
 
-async def test_index_service_warms_the_vector_index_at_start(ctx: AppContext) -> None:
+async def test_index_service_warms_the_vector_index_at_start(ctx: AppContext, tmp_path: Path) -> None:
     from agentlightning.core.services import SERVICE_FACTORIES
     from agentlightning.knowledge.index_service import KnowledgeIndexService, create_index_service
     from agentlightning.knowledge.schemas import KnowledgeItemCreate
@@ -112,18 +112,37 @@ async def test_index_service_warms_the_vector_index_at_start(ctx: AppContext) ->
     if isinstance(backend, UsearchBackend):
         backend._reset(None)  # a freshly started process: nothing in memory
         assert backend.state == "cold"
-    warmer = KnowledgeIndexService(ctx.settings.model_copy(update={"knowledge_index_sync_seconds": 0.05}))
-    await warmer.start(ctx)
-    try:
+    settings = ctx.settings.model_copy(
+        update={"knowledge_index_sync_seconds": 0.05, "knowledge_index_dir": str(tmp_path)}
+    )
+
+    async def warm() -> dict[str, object]:
         for _ in range(600):
             if (await warmer.health())["status"] == "ok":
                 break
             await asyncio.sleep(0.05)
-        health = await warmer.health()
+        return await warmer.health()
+
+    warmer = KnowledgeIndexService(settings)
+    await warmer.start(ctx)
+    try:
+        health = await warm()
         assert health["status"] == "ok" and health["backend"] == backend.name
         if isinstance(backend, UsearchBackend):
             assert backend.state == "ready" and health["indexed"] >= 1, "built without any search"
+            assert health["warmed_from"] == "build"
         hits = await service.search(ctx, "embeddings loaded early", mode="semantic", category=category)
         assert hits[0].id == item.id
     finally:
         await warmer.stop()
+    if isinstance(backend, UsearchBackend):  # a restart reloads the snapshot saved at stop
+        assert list(tmp_path.glob("usearch-*.npz"))
+        backend._reset(None)
+        warmer = KnowledgeIndexService(settings)
+        await warmer.start(ctx)
+        try:
+            assert (await warm())["warmed_from"] == "snapshot"
+            hits = await service.search(ctx, "embeddings loaded early", mode="semantic", category=category)
+            assert hits[0].id == item.id
+        finally:
+            await warmer.stop()

@@ -218,3 +218,57 @@ async def test_app_sqlite_engine_loads_sqlite_vec(sqlite_url: str, tmp_path: Pat
     finally:
         await db.dispose()
         await fallback.dispose()
+
+
+async def test_index_snapshot_reloads_reconciled_and_refuses_foreign_data(settings: Settings, tmp_path: Path) -> None:
+    """A saved index reloads without a build, reconciled with writes made since; a mismatch is refused."""
+    from agentlightning.knowledge.search import index_snapshot
+
+    db = Database(settings.database_url, sqlite_extensions=False)
+    base = 930_000 + (0 if db.dialect == "sqlite" else 1000)
+    ids = [base + i for i in range(1, 5)]
+    path = tmp_path / "index.npz"
+    try:
+        saver = UsearchBackend(db.dialect)
+        async with db.session() as session:
+            await _delete_items(session, [*ids, base + 5])
+            await _add_items(session, ids)
+            await saver.upsert(session, [(i, _unit(i)) for i in ids], "m")
+            await session.commit()
+            await saver.sync(session, "m")
+            await saver.wait_ready()
+        assert await index_snapshot.save_snapshot(saver, path)
+        # While "the server is down": one item deleted, one re-embedded, one added.
+        async with db.session() as session:
+            await _delete_items(session, [ids[0]])
+            await saver.upsert(session, [(ids[1], _unit(77))], "m")
+            await _add_items(session, [base + 5])
+            await saver.upsert(session, [(base + 5, _unit(55))], "m")
+            await session.commit()
+        restored = UsearchBackend(db.dialect)
+        async with db.session() as session:
+            assert await index_snapshot.restore_snapshot(session, restored, path, "m")
+            assert restored.state == "ready" and restored.build_seconds is None, "no graph build"
+            assert ids[0] not in {i for i, _ in await restored.search(session, _unit(ids[0]), 10, "m")}
+            assert (await restored.search(session, _unit(77), 1, "m"))[0][0] == ids[1]
+            assert (await restored.search(session, _unit(55), 1, "m"))[0][0] == base + 5
+            assert (await restored.search(session, _unit(ids[2]), 1, "m"))[0][0] == ids[2]
+            # Another model's snapshot is not used.
+            assert not await index_snapshot.restore_snapshot(session, UsearchBackend(db.dialect), path, "other")
+            # Vectors that differ from the snapshot's (a database swapped underneath) are refused.
+            await session.execute(
+                text("UPDATE knowledge_embeddings SET embedding = :e WHERE item_id IN (:a, :b)"),
+                {"e": _unit(1234).astype("<f4").tobytes(), "a": ids[2], "b": ids[3]},
+            )
+            await session.commit()
+            assert not await index_snapshot.restore_snapshot(session, UsearchBackend(db.dialect), path, "m")
+            # A snapshot ahead of the database's revs (a restored backup) is refused.
+            snapshot = index_snapshot.read_snapshot(path)
+            assert snapshot is not None
+            ahead = {**snapshot.meta, "watermark": 10**12}
+            index_snapshot._write(path, snapshot.index_bytes.tobytes(), ahead, snapshot.gaps)
+            assert not await index_snapshot.restore_snapshot(session, UsearchBackend(db.dialect), path, "m")
+            await _delete_items(session, [*ids, base + 5])
+            await session.commit()
+    finally:
+        await db.dispose()

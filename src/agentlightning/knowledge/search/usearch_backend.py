@@ -136,6 +136,15 @@ class UsearchBackend(VectorBackend):
 
     # --- state -------------------------------------------------------------------------------
     @property
+    def dtype(self) -> str:
+        """How the graph stores vectors (``f16`` by default)."""
+        return self._dtype
+
+    def lock(self) -> asyncio.Lock:
+        """The lock that serialises syncs (and snapshot restores) on the running event loop."""
+        return self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+
+    @property
     def state(self) -> str:
         """``cold`` (nothing loaded), ``building`` (exact answers) or ``ready`` (HNSW)."""
         if self._index is not None:
@@ -199,7 +208,8 @@ class UsearchBackend(VectorBackend):
         self._index, self._exact = index, None
 
     # --- sync --------------------------------------------------------------------------------
-    async def _top(self, session: AsyncSession) -> int:
+    async def top_rev(self, session: AsyncSession) -> int:
+        """The highest ``rev`` issued so far (embeddings and deletion tombstones)."""
         return int((await session.execute(text(_TOP_SQL))).scalar() or 0)
 
     def _track_gaps(self, seen: set[int], top: int) -> None:
@@ -213,7 +223,7 @@ class UsearchBackend(VectorBackend):
 
     async def _load(self, session: AsyncSession, model: str) -> int:
         """Stream every current vector into an :class:`ExactVectors` and start the graph build."""
-        top = await self._top(session)
+        top = await self.top_rev(session)
         keys: list[np.ndarray] = []
         blocks: list[np.ndarray] = []
         seen: set[int] = set()
@@ -235,7 +245,7 @@ class UsearchBackend(VectorBackend):
         return len(exact.keys)
 
     async def _catch_up(self, session: AsyncSession, model: str) -> int:
-        top = await self._top(session)
+        top = await self.top_rev(session)
         if top <= self._watermark and not self._gaps:
             return 0
         gaps = sorted(self._gaps)
@@ -261,8 +271,7 @@ class UsearchBackend(VectorBackend):
 
     async def sync(self, session: AsyncSession, model: str) -> int:
         """Bring the in-process index up to date with the database; returns rows applied."""
-        lock = self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
-        async with lock:
+        async with self.lock():
             started = time.perf_counter()
             stale = self._last_sync and time.monotonic() - self._last_sync > TOMBSTONE_RETENTION_SECONDS / 2
             if self._model != model or stale:
@@ -277,6 +286,38 @@ class UsearchBackend(VectorBackend):
             if applied:
                 log.info("usearch index: applied %d changes in %.2fs (%s)", applied, self.last_sync_seconds, self.state)
             return applied
+
+    def snapshot_state(self) -> tuple[bytearray, int, list[int], str] | None:
+        """The built graph serialised, with its watermark, gaps and model; None while not built.
+
+        Blocking (serialising copies the graph): call it in a worker thread.
+        """
+        with self._thread_lock:
+            if self._index is None or self._model is None:
+                return None
+            return self._index.save(), self._watermark, sorted(self._gaps), self._model
+
+    async def install(
+        self,
+        index: Any,
+        *,
+        model: str,
+        watermark: int,
+        gaps: Sequence[int],
+        changes: dict[int, np.ndarray | None],
+        seen: set[int],
+        top: int,
+    ) -> None:
+        """Adopt a graph restored from a snapshot, with the changes that reconcile it (hold :meth:`lock`)."""
+        self._reset(model)
+        index.expansion_search = self._expansion_search
+        if changes:
+            await asyncio.to_thread(self._apply, index, changes)
+        now = time.monotonic()
+        self._index, self._watermark = index, watermark
+        self._gaps = {int(g): now for g in gaps if int(g) not in seen}
+        self._track_gaps(seen, top)
+        self._last_sync = now
 
     async def wait_ready(self) -> None:
         """Wait until the HNSW graph is built and adopted (call :meth:`sync` first)."""
