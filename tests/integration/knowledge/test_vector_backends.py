@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosqlite
@@ -19,6 +20,7 @@ from agentlightning.knowledge.search.usearch_backend import UsearchBackend
 from agentlightning.knowledge.search.vectors import SqliteVecBackend, get_backend
 from agentlightning.settings import Settings
 from agentlightning.storage.db import Database
+from agentlightning.storage.models.knowledge import KnowledgeEmbeddingTombstone
 from agentlightning.storage.migrate import upgrade
 
 
@@ -270,5 +272,25 @@ async def test_index_snapshot_reloads_reconciled_and_refuses_foreign_data(settin
             assert not await index_snapshot.restore_snapshot(session, UsearchBackend(db.dialect), path, "m")
             await _delete_items(session, [*ids, base + 5])
             await session.commit()
+    finally:
+        await db.dispose()
+
+
+async def test_prune_tombstones_keeps_recent_ones_and_the_newest(settings: Settings) -> None:
+    from agentlightning.knowledge.search.usearch_backend import prune_tombstones
+
+    db = Database(settings.database_url, sqlite_extensions=False)
+    try:
+        async with db.session() as session:
+            top = int((await session.execute(text("SELECT coalesce(max(rev), 0) FROM knowledge_embedding_tombstones"))).scalar_one())
+            old = datetime(2000, 1, 1, tzinfo=UTC)
+            session.add_all(
+                KnowledgeEmbeddingTombstone(rev=top + 10**9 + i, item_id=940_000 + i, deleted_at=old) for i in range(3)
+            )
+            await session.flush()
+            assert await prune_tombstones(session) >= 2
+            left = (await session.execute(text("SELECT rev FROM knowledge_embedding_tombstones WHERE item_id >= 940000"))).scalars().all()
+            assert left == [top + 10**9 + 2], "the newest tombstone stays (SQLite's rev high-water mark)"
+            await session.rollback()
     finally:
         await db.dispose()
