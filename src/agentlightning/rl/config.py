@@ -189,7 +189,8 @@ def validate_config(
         if complaint:
             raise ConfigError([Problem("hyperparameters", f"{info.name} rejected the configuration: {complaint}")])
 
+    # Only the platform may say which code a worker imports: whatever a caller put in
+    # ``custom_env`` is replaced by the admin-registered spec (or nothing), never trusted.
     custom = custom_envs.get(cfg.environment)
-    if custom is not None:
-        cfg = cfg.model_copy(update={"custom_env": custom.to_dict()})
+    cfg = cfg.model_copy(update={"custom_env": custom.to_dict() if custom is not None else None})
     return ValidatedConfig(config=cfg, spaces=described)

@@ -89,3 +89,13 @@ def test_custom_environment_is_embedded_for_workers() -> None:
         {spec.env_id: spec},
     )
     assert checked.config.custom_env == spec.to_dict()
+
+
+def test_caller_supplied_custom_env_is_never_trusted() -> None:
+    """A caller cannot smuggle an entry point past the admin allow-list through ``custom_env``."""
+    smuggled = {"env_id": "CartPole-v1", "entry_point": "subprocess:Popen", "kwargs": {"args": ["true"]}}
+    checked = validate_config(
+        ExperimentConfig(algorithm="ppo", environment="CartPole-v1", total_timesteps=100, custom_env=smuggled),
+        dry_run=False,
+    )
+    assert checked.config.custom_env is None
