@@ -9,8 +9,10 @@
   (``FOR UPDATE SKIP LOCKED``), keeps the best ``limit`` by priority then FIFO, leases them and
   touches the agents' ``last_activity``.  One statement cannot do both: its snapshot is taken
   before it waits for an agent lock, so its running counts could miss a concurrent claim.
-* :func:`finish_statement` writes the trace spans and the outcome together (one statement, so
-  the task's trace and result commit atomically even in autocommit mode).
+* :data:`FINISH` writes the trace spans and the outcome together (one statement, so the task's
+  trace and result commit atomically even in autocommit mode).
+
+All are constant ``text()`` statements: compiled once per process, prepared once per connection.
 """
 
 from __future__ import annotations
@@ -19,12 +21,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, String, bindparam, insert, literal, select, text, update
+from sqlalchemy import Integer, String, Text, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentlightning.storage.models import Agent, Task, TraceSpan
 from agentlightning.storage.types import Timestamp
 
 if TYPE_CHECKING:
@@ -45,37 +45,54 @@ async def autocommit(db: Database) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-def assign_statement(agent_ref: int | str, agent_type: str | None, values: dict[str, Any]) -> Any:
+_ASSIGN_SQL = """
+WITH agent AS (
+    SELECT id, name, type, status FROM agents WHERE {match}
+), inserted AS (
+    INSERT INTO tasks (agent_id, task_description, status, priority, priority_rank, context, session_id,
+                       attempts, max_attempts, idempotency_key, request_hash, created_by, created_at)
+    SELECT agent.id, CAST(:task_description AS text), 'pending', CAST(:priority AS varchar),
+           CAST(:priority_rank AS smallint), CAST(:context AS jsonb), CAST(:session_id AS varchar), 0,
+           CAST(:max_attempts AS integer), CAST(:idempotency_key AS varchar), CAST(:request_hash AS varchar),
+           CAST(:created_by AS varchar), CAST(:created_at AS timestamptz)
+    FROM agent
+    WHERE agent.status <> 'disabled' AND (CAST(:agent_type AS varchar) IS NULL OR agent.type = :agent_type)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+)
+SELECT agent.id, agent.name, agent.type, agent.status, (SELECT id FROM inserted) AS task_id FROM agent
+"""
+
+
+def _assign_text(match: str, ref_param: Any) -> Any:
+    return (
+        text(_ASSIGN_SQL.format(match=match))
+        .bindparams(
+            ref_param,
+            bindparam("context", type_=JSONB),
+            bindparam("created_at", type_=Timestamp),
+            bindparam("priority_rank", type_=Integer),
+            bindparam("max_attempts", type_=Integer),
+        )
+        .columns(id=Integer, name=String, type=String, status=String, task_id=Integer)
+    )
+
+
+_ASSIGN_BY_ID = _assign_text("id = :agent_ref", bindparam("agent_ref", type_=Integer))
+_ASSIGN_BY_NAME = _assign_text("name = :agent_ref", bindparam("agent_ref", type_=String))
+
+
+def assign_statement(agent_ref: int | str, agent_type: str | None, values: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """Resolve ``agent_ref`` (id or name) and insert the task for it, in one statement.
 
-    Returns one row ``(id, name, type, status, task_id)`` when the agent exists (``task_id`` is
-    NULL when the agent is disabled, of another type than ``agent_type``, or the idempotency key
-    was already used) and no row when it does not.
+    Returns ``(statement, parameters)``.  The statement yields one row ``(id, name, type, status,
+    task_id)`` when the agent exists (``task_id`` is NULL when the agent is disabled, of another
+    type than ``agent_type``, or the idempotency key was already used) and no row when it does not.
     """
     by_id = isinstance(agent_ref, int) or (isinstance(agent_ref, str) and agent_ref.isdigit())
-    agent = (
-        select(Agent.id, Agent.name, Agent.type, Agent.status)
-        .where(Agent.id == int(agent_ref) if by_id else Agent.name == str(agent_ref))
-        .cte("agent")
-    )
-    insertable = agent.c.status != "disabled"
-    if agent_type is not None:
-        insertable = insertable & (agent.c.type == agent_type)
-    columns = [k for k in values if k != "agent_id"]
-    source = select(
-        agent.c.id,
-        *(literal(values[k], Task.__table__.c[k].type).label(k) for k in columns),
-    ).where(insertable)
-    inserted = (
-        pg_insert(Task)
-        .from_select(["agent_id", *columns], source)
-        .on_conflict_do_nothing(index_elements=[Task.idempotency_key])
-        .returning(Task.id)
-        .cte("inserted")
-    )
-    return select(
-        agent.c.id, agent.c.name, agent.c.type, agent.c.status, select(inserted.c.id).scalar_subquery().label("task_id")
-    )
+    params = {k: v for k, v in values.items() if k not in ("agent_id", "status", "attempts")}
+    params |= {"agent_ref": int(agent_ref) if by_id else str(agent_ref), "agent_type": agent_type}
+    return (_ASSIGN_BY_ID if by_id else _ASSIGN_BY_NAME), params
 
 
 #: Lock the active agents with pending work (id order); ``running`` is a pre-lock estimate.
@@ -149,18 +166,59 @@ CLAIM_BATCH = (
 )
 
 
-def finish_statement(task_id: int, lease_token: str, spans: list[dict[str, Any]], values: dict[str, Any], now: datetime) -> Any:
-    """Write the outcome under the lease token and insert ``spans``, atomically, in one statement.
-
-    Returns the task id when the lease was still held (no row: the result was discarded; the
-    spans are still kept, as they are on the two-statement path).
-    """
-    stmt = (
-        update(Task)
-        .where(Task.id == task_id, Task.lease_token == lease_token, Task.status == "running")
-        .values(completed_at=now, lease_expires_at=None, **values)
-        .returning(Task.id)
+FINISH = (
+    text(
+        """
+        WITH spans AS (
+            INSERT INTO trace_spans (trace_id, span_id, parent_span_id, task_id, agent_id, kind, name, status,
+                                     input, output, error, model, prompt_tokens, completion_tokens, latency_ms,
+                                     attributes, started_at, ended_at)
+            SELECT s.trace_id, s.span_id, s.parent_span_id, s.task_id, s.agent_id, s.kind, s.name, s.status,
+                   s.input, s.output, s.error, s.model, s.prompt_tokens, s.completion_tokens, s.latency_ms,
+                   COALESCE(s.attributes, '{}'::jsonb), s.started_at, s.ended_at
+            FROM jsonb_to_recordset(CAST(:spans AS jsonb)) AS s(
+                trace_id text, span_id text, parent_span_id text, task_id integer, agent_id integer, kind text,
+                name text, status text, input jsonb, output jsonb, error text, model text, prompt_tokens integer,
+                completion_tokens integer, latency_ms double precision, attributes jsonb,
+                started_at timestamptz, ended_at timestamptz)
+        )
+        UPDATE tasks
+        SET status = :status, result = :result, execution_time_ms = :execution_time_ms,
+            error_message = :error_message, completed_at = :now, lease_expires_at = NULL
+        WHERE id = :task_id AND lease_token = :lease_token AND status = 'running'
+        RETURNING id
+        """
     )
-    if spans:
-        stmt = stmt.add_cte(insert(TraceSpan).values(spans).cte("spans"))
-    return stmt
+    .bindparams(
+        bindparam("spans", type_=JSONB),
+        bindparam("result", type_=JSONB(none_as_null=True)),
+        bindparam("execution_time_ms", type_=Integer),
+        bindparam("error_message", type_=Text),
+        bindparam("now", type_=Timestamp),
+        bindparam("task_id", type_=Integer),
+        bindparam("lease_token", type_=String),
+        bindparam("status", type_=String),
+    )
+    .columns(id=Integer)
+)
+
+
+def finish_parameters(
+    task_id: int, lease_token: str, spans: list[dict[str, Any]], values: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """Parameters of :data:`FINISH`: the outcome under the lease token, plus the spans to insert.
+
+    The statement returns the task id when the lease was still held (no row: the result was
+    discarded; the spans are kept anyway, as on the two-statement path).
+    """
+    rows = [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in span.items()} for span in spans]
+    return {
+        "spans": rows,
+        "result": values.get("result"),
+        "execution_time_ms": values.get("execution_time_ms"),
+        "error_message": values.get("error_message"),
+        "status": values["status"],
+        "now": now,
+        "task_id": task_id,
+        "lease_token": lease_token,
+    }

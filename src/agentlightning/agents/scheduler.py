@@ -171,9 +171,8 @@ class TaskScheduler:
         """One statement resolves the agent and inserts (idempotently); errors and replays cost more."""
         ref: int | str = agent_id if agent_id is not None else (await self.agents.pick_for_type(str(agent_type))).id
         async with autocommit(self.ctx.db) as conn:
-            found = (
-                await conn.execute(queue_pg.assign_statement(ref, agent_type if agent_id is not None else None, values))
-            ).first()
+            stmt, params = queue_pg.assign_statement(ref, agent_type if agent_id is not None else None, values)
+            found = (await conn.execute(stmt, params)).first()
         if found is None or found.task_id is None:
             if scoped_key:  # a replay wins over later changes to the agent
                 existing = await self._replay(scoped_key, request_hash)
@@ -472,9 +471,9 @@ class TaskScheduler:
 
     async def _finish(self, task: ClaimedTask, spans: list[dict[str, Any]] | None, **values: Any) -> bool:
         if self.ctx.db.dialect == "postgresql":
-            stmt = queue_pg.finish_statement(task.id, task.lease_token, spans or [], values, utcnow())
+            params = queue_pg.finish_parameters(task.id, task.lease_token, spans or [], values, utcnow())
             async with autocommit(self.ctx.db) as conn:
-                return (await conn.execute(stmt)).first() is not None
+                return (await conn.execute(queue_pg.FINISH, params)).first() is not None
         async with self.ctx.db.session() as s:
             if spans:
                 await s.execute(insert(TraceSpan), spans)
