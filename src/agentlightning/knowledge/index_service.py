@@ -65,10 +65,10 @@ class KnowledgeIndexService:
         async with ctx.db.session() as session:
             backend = self._backend = await get_backend(session)
             if isinstance(backend, UsearchBackend):
-                if self.warmed_from is None and self._snapshot_path is not None:
-                    if await restore_snapshot(session, backend, self._snapshot_path, model):
-                        self.warmed_from = "snapshot"
-                        self._saved_watermark = (await backend.health())["watermark"]
+                restorable = self.warmed_from is None and self._snapshot_path is not None
+                if restorable and await restore_snapshot(session, backend, self._snapshot_path, model):
+                    self.warmed_from = "snapshot"
+                    self._saved_watermark = (await backend.health())["watermark"]
                 await backend.sync(session, model)
             if time.monotonic() - self._last_prune > PRUNE_INTERVAL_SECONDS:
                 pruned = await prune_tombstones(session)
