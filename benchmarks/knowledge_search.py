@@ -284,7 +284,9 @@ async def semantic_phase(args: argparse.Namespace) -> None:
             backend = await get_backend(session)
             t = time.perf_counter()
             await backend.sync(session, embedder.model_name)  # type: ignore[attr-defined]
-            print(f"usearch index build: {len(ids):,} vectors in {time.perf_counter() - t:.1f}s")
+            loaded = time.perf_counter() - t
+            await backend.wait_ready()  # type: ignore[attr-defined]
+            print(f"usearch index: {len(ids):,} vectors loaded in {loaded:.1f}s, HNSW built in {time.perf_counter() - t:.1f}s")
 
         async def run(q: SearchQuery) -> object:
             async with db.session() as session:
