@@ -112,6 +112,8 @@ class TaskExecutor:
 
     async def _flush(self, recorder: TraceRecorder) -> None:
         """Persist the spans collected so far (shielded from cancellation; errors are logged)."""
+        if not recorder.spans:
+            return  # already written with the outcome: no task to shield
         try:
             await asyncio.shield(recorder.flush(self.ctx.db))
         except asyncio.CancelledError:
