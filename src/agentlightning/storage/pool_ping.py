@@ -41,7 +41,7 @@ def install_idle_ping(engine: Engine, idle_seconds: float = DEFAULT_IDLE_PING_SE
             return  # brand-new, or used moments ago
         try:
             alive = dialect.do_ping(dbapi_connection)
-        except Exception as error:  # noqa: BLE001 - any failure means "replace this connection"
+        except Exception as error:
             raise exc.DisconnectionError(f"pooled connection failed its liveness check: {error}") from error
         if alive is False:
             raise exc.DisconnectionError("pooled connection failed its liveness check")
