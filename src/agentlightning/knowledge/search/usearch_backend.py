@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
@@ -321,9 +322,11 @@ class UsearchBackend(VectorBackend):
 
     async def wait_ready(self) -> None:
         """Wait until the HNSW graph is built and adopted (call :meth:`sync` first)."""
-        while self._build is not None:
-            await asyncio.wrap_future(self._build)
-            self._adopt_finished_build()
+        while (build := self._build) is not None:
+            with contextlib.suppress(Exception):  # a failed build is logged and retried on adoption
+                await asyncio.wrap_future(build)
+            async with self.lock():
+                self._adopt_finished_build()
 
     # --- search ------------------------------------------------------------------------------
     def forget(self, item_ids: Sequence[int]) -> None:
