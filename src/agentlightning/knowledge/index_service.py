@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between tombstone prunes.
 PRUNE_INTERVAL_SECONDS = 3600.0
+#: Smaller indexes are not saved: rebuilding them takes well under a second.
+SNAPSHOT_MIN_VECTORS = 1000
 
 
 class KnowledgeIndexService:
@@ -44,6 +46,7 @@ class KnowledgeIndexService:
         self._snapshot_path = (
             snapshot_path(settings.knowledge_index_dir, settings.database_url) if settings.knowledge_index_dir else None
         )
+        self.snapshot_min_vectors = SNAPSHOT_MIN_VECTORS
         self._saved_watermark: int | None = None
         self._last_save = 0.0
         #: ``snapshot`` when the index came from disk, ``build`` when it was built.
@@ -87,10 +90,13 @@ class KnowledgeIndexService:
             metrics.KNOWLEDGE_VECTOR_INDEX_SIZE.set((await backend.health())["indexed"])
 
     async def _save(self, backend: UsearchBackend) -> None:
-        """Snapshot the index when it changed since the last snapshot."""
+        """Snapshot the index when it changed since the last snapshot (and is worth saving)."""
         if self._snapshot_path is None or backend.state != "ready":
             return
-        watermark = (await backend.health())["watermark"]
+        health = await backend.health()
+        if health["indexed"] < self.snapshot_min_vectors:
+            return
+        watermark = health["watermark"]
         if watermark != self._saved_watermark and await save_snapshot(backend, self._snapshot_path):
             self._saved_watermark = watermark
             log.info("knowledge vector index saved to %s (rev %d)", self._snapshot_path, watermark)
