@@ -239,19 +239,7 @@ def _version_out(v: KnowledgeItemVersion) -> KnowledgeVersionOut:
 
 
 def _current_version_out(item: KnowledgeItem) -> KnowledgeVersionOut:
-    return KnowledgeVersionOut(
-        item_id=item.id,
-        version=item.version,
-        title=item.title,
-        content=item.content,
-        category=item.category,
-        tags=list(item.tags or []),
-        metadata=dict(item.meta or {}),
-        changed_by=item.updated_by or item.created_by,
-        valid_from=as_utc(item.updated_at),
-        valid_to=None,
-        current=True,
-    )
+    return _version_out(_snapshot(item)).model_copy(update={"valid_to": None, "current": True})
 
 
 async def list_versions(ctx: AppContext, item_id: int) -> list[KnowledgeVersionOut]:
