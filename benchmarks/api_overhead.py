@@ -44,7 +44,7 @@ def main() -> None:
         run_wrk(f"http://127.0.0.1:{port}/hello", seconds=2, connections=args.connections)  # warm-up
         bare = run_wrk(f"http://127.0.0.1:{port}/hello", **load)
 
-    embedded = _measure_ours(f"sqlite+aiosqlite:///{{tmp}}/bench.db", "", args, load)
+    embedded = _measure_ours("sqlite+aiosqlite:///{tmp}/bench.db", "", args, load)
     production = None
     if not args.embedded_only:
         database = _create_postgres_database()

@@ -17,6 +17,7 @@ import sys
 import time
 
 import numpy as np
+from knowledge_search import create_database, drop_database, pct
 from sqlalchemy import text
 
 from agentlightning.knowledge.embeddings import DIMENSION
@@ -24,7 +25,6 @@ from agentlightning.knowledge.ingest.bulk import store_vectors
 from agentlightning.knowledge.search.usearch_backend import UsearchBackend
 from agentlightning.storage.db import Database
 from agentlightning.storage.migrate import upgrade
-from knowledge_search import create_database, drop_database, pct
 
 
 async def main() -> None:

@@ -38,9 +38,8 @@ from collections.abc import Awaitable, Callable, Iterable
 
 import asyncpg
 import numpy as np
-from sqlalchemy import text
-
 from _kb_corpus import CATEGORIES, TAGS, Corpus, fulltext_queries
+from sqlalchemy import text
 
 from agentlightning.knowledge.embeddings import embedding_text, get_embedder
 from agentlightning.knowledge.ingest.bulk import insert_records, store_vectors

@@ -8,8 +8,8 @@ import time
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
-from limits.storage import storage_from_string
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.storage import storage_from_string
 
 from agentlightning.api.errors import RateLimited
 from agentlightning.observability import metrics

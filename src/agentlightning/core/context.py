@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from agentlightning.observability.system import instrument_engine
 from agentlightning.settings import Settings
 from agentlightning.storage.cache import Cache, create_cache
 from agentlightning.storage.db import Database
 from agentlightning.storage.events import EventBus, create_event_bus
-from agentlightning.observability.system import instrument_engine
 
 
 @dataclass

@@ -20,8 +20,8 @@ from agentlightning.knowledge.search.usearch_backend import UsearchBackend
 from agentlightning.knowledge.search.vectors import SqliteVecBackend, get_backend
 from agentlightning.settings import Settings
 from agentlightning.storage.db import Database
-from agentlightning.storage.models.knowledge import KnowledgeEmbeddingTombstone
 from agentlightning.storage.migrate import upgrade
+from agentlightning.storage.models.knowledge import KnowledgeEmbeddingTombstone
 
 
 def _unit(seed: int) -> np.ndarray:

@@ -20,9 +20,9 @@ from typing import Any
 
 from agentlightning.rl.classic import algorithms, envs
 from agentlightning.rl.classic.callback import (
+    Reporter,
     ReportingCheckpointCallback,
     ReportingEvalCallback,
-    Reporter,
     StreamingCallback,
     checkpoint_update,
 )

@@ -11,7 +11,6 @@ Create Date: 2026-11-26
 
 from __future__ import annotations
 
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
