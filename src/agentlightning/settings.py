@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     http_tool_allowed_hosts: list[str] = Field(default_factory=list)
 
     # Knowledge base (agentlightning.knowledge)
+    #: Full-text matches scored per PostgreSQL search: more ranks common terms more completely, slower.
+    knowledge_rank_candidates: int = Field(default=1000, ge=10, le=1_000_000)
     #: Warm the in-process vector index at server start and keep it caught up in the background.
     knowledge_index_warmup: bool = True
     #: Seconds between background catch-ups of the in-process vector index.

@@ -315,7 +315,10 @@ async def search_page(ctx: AppContext, query: SearchQuery) -> SearchResult:
     embedder = get_embedder()
     try:
         async with ctx.db.session() as session:
-            result = await run_search(session, query, embedder, model=embedder.model_name)
+            result = await run_search(
+                session, query, embedder, model=embedder.model_name,
+                rank_candidates=ctx.settings.knowledge_rank_candidates,
+            )
     except EmbeddingUnavailable as exc:
         raise ServiceUnavailable(
             "SEMANTIC_SEARCH_UNAVAILABLE", str(exc), details={"mode": mode, "try": "mode=fulltext"}

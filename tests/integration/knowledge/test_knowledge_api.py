@@ -277,3 +277,23 @@ async def test_fulltext_ranks_a_bounded_candidate_set(
         assert not bounded.bounded and bounded.ranked == exact.ranked
     page = await _search(client, dev, q="ferry", mode="fulltext", category=category, limit=2)
     assert page["ranking_bounded"] is False and page["has_more"] is True
+
+
+async def test_rank_candidates_setting_reaches_the_api(settings_factory, backend: str) -> None:  # type: ignore[no-untyped-def]
+    """Operators trade latency for completeness with KNOWLEDGE_RANK_CANDIDATES."""
+    from asgi_lifespan import LifespanManager
+
+    from agentlightning.api.app import create_app
+    from tests.conftest import login_as
+
+    app = create_app(settings_factory(knowledge_rank_candidates=10))
+    async with LifespanManager(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            headers = await login_as(client, app, "developer")
+            category = _cat()
+            for i in range(12):
+                await _create(client, headers, title=f"Buoy {i}", content=f"A buoy report number {i}.", category=category)
+            page = await _search(client, headers, q="buoy", mode="fulltext", category=category, limit=5)
+    # Twelve matches, ten scored: PostgreSQL says the ranking was bounded; FTS5 ranks all with BM25.
+    assert page["ranking_bounded"] is (backend == "postgres")
+    assert len(page["items"]) == 5

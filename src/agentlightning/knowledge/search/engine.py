@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentlightning.knowledge.embeddings import Embedder
 from agentlightning.knowledge.schemas import SearchHit, SearchMode, SearchQuery, SearchResult
-from agentlightning.knowledge.search.fulltext import fulltext_ranking
+from agentlightning.knowledge.search.fulltext import RANK_CANDIDATES, fulltext_ranking
 from agentlightning.knowledge.search.fusion import reciprocal_rank_fusion
 from agentlightning.knowledge.search.query import parse
 from agentlightning.knowledge.search.semantic import semantic_ranking
@@ -55,15 +55,27 @@ async def _hits(
     return hits
 
 
-async def run_search(session: AsyncSession, query: SearchQuery, embedder: Embedder, *, model: str) -> SearchResult:
-    """Answer ``query`` from the database (no caching here; see ``knowledge.service.search``)."""
+async def run_search(
+    session: AsyncSession,
+    query: SearchQuery,
+    embedder: Embedder,
+    *,
+    model: str,
+    rank_candidates: int = RANK_CANDIDATES,
+) -> SearchResult:
+    """Answer ``query`` from the database (no caching here; see ``knowledge.service.search``).
+
+    ``rank_candidates`` bounds how many full-text matches are scored (see ``search.fulltext``).
+    """
     started = time.perf_counter()
     window = query.limit + 1  # one extra tells whether another page exists
     common = {"category": query.category, "tags": query.tags}
     ranks: dict[int, dict[str, int]] = {}
     bounded = False
     if query.mode is SearchMode.fulltext:
-        text_result = await fulltext_ranking(session, query.q, limit=window, offset=query.offset, **common)
+        text_result = await fulltext_ranking(
+            session, query.q, limit=window, offset=query.offset, candidates=rank_candidates, **common
+        )
         ranked, bounded = text_result.ranked, text_result.bounded
         for position, (item_id, _) in enumerate(ranked, start=query.offset + 1):
             ranks[item_id] = {"fulltext": position}
@@ -75,7 +87,7 @@ async def run_search(session: AsyncSession, query: SearchQuery, embedder: Embedd
     else:
         pool = max(HYBRID_POOL, 2 * (query.offset + window))
         vector = await embedder.aencode_one(query.q)
-        text_result = await fulltext_ranking(session, query.q, limit=pool, **common)
+        text_result = await fulltext_ranking(session, query.q, limit=pool, candidates=rank_candidates, **common)
         text_ranked, bounded = text_result.ranked, text_result.bounded
         vector_ranked = await semantic_ranking(session, vector, model=model, limit=pool, **common)
         for name, ranking in (("fulltext", text_ranked), ("semantic", vector_ranked)):
