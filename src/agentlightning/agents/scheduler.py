@@ -195,13 +195,15 @@ class TaskScheduler:
         await self.ctx.events.publish("tasks", "task_created", task_event_data(data))
         return data
 
-    async def _replay(self, scoped_key: str, request_hash: str) -> dict[str, Any] | None:
+    async def _task_with_agent(self, condition: Any) -> Any:
+        """The one task matching ``condition`` with its agent (None for either when absent)."""
         async with self.ctx.db.session() as s:
-            found = (
-                await s.execute(
-                    select(Task, Agent).outerjoin(Agent, Agent.id == Task.agent_id).where(Task.idempotency_key == scoped_key)
-                )
+            return (
+                await s.execute(select(Task, Agent).outerjoin(Agent, Agent.id == Task.agent_id).where(condition))
             ).first()
+
+    async def _replay(self, scoped_key: str, request_hash: str) -> dict[str, Any] | None:
+        found = await self._task_with_agent(Task.idempotency_key == scoped_key)
         if found is None:
             return None
         row, agent = found
@@ -215,12 +217,7 @@ class TaskScheduler:
 
     async def get(self, task_id: int) -> dict[str, Any]:
         """One task, or ``TASK_NOT_FOUND``."""
-        async with self.ctx.db.session() as s:
-            found = (
-                await s.execute(
-                    select(Task, Agent).outerjoin(Agent, Agent.id == Task.agent_id).where(Task.id == task_id)
-                )
-            ).first()
+        found = await self._task_with_agent(Task.id == task_id)
         if found is None:
             raise NotFound("TASK_NOT_FOUND", f"Task '{task_id}' not found", details={"task_id": task_id})
         return task_to_dict(*found)
