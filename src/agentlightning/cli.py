@@ -97,9 +97,9 @@ def users_create(
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
 ) -> None:
     """Add a user."""
-    from agentlightning.api.errors import AppError
     from agentlightning.auth.service import create_user
     from agentlightning.core.context import run_with_context
+    from agentlightning.errors import AppError
 
     try:
         user = run_with_context(lambda ctx: create_user(ctx, username, password, role))
@@ -123,9 +123,9 @@ def users_list() -> None:
 @users_app.command("set-role")
 def users_set_role(username: str, role: str) -> None:
     """Change a user's role."""
-    from agentlightning.api.errors import AppError
     from agentlightning.auth.service import set_role
     from agentlightning.core.context import run_with_context
+    from agentlightning.errors import AppError
 
     try:
         user = run_with_context(lambda ctx: set_role(ctx, username, role))

@@ -34,7 +34,7 @@ from agentlightning.agents.profile import (
 )
 from agentlightning.agents.queue_pg import autocommit
 from agentlightning.agents.service import AgentService
-from agentlightning.api.errors import Conflict, NotFound, ValidationFailed
+from agentlightning.errors import Conflict, NotFound, ValidationFailed
 from agentlightning.storage import cache_keys
 from agentlightning.storage.models import Agent, Task, TraceSpan
 from agentlightning.storage.types import as_utc, utcnow

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -18,7 +19,7 @@ from agentlightning.agents.profile import AgentProfile
 from agentlightning.agents.schemas import AgentConfigIn, AgentCreate, AgentUpdate
 from agentlightning.agents.templates import TEMPLATES, get_template
 from agentlightning.agents.tools.registry import default_registry
-from agentlightning.api.errors import Conflict, NotFound, ValidationFailed
+from agentlightning.errors import Conflict, NotFound, ValidationFailed
 from agentlightning.observability.metrics import AGENT_ACTIVE_COUNT
 from agentlightning.storage import cache_keys
 from agentlightning.storage.models import Agent, Task
@@ -402,6 +403,4 @@ def _stats_defaults(stats: dict[str, Any]) -> dict[str, Any]:
 
 
 def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
-    from fastapi.encoders import jsonable_encoder
-
-    return jsonable_encoder(value)
+    return to_jsonable_python(value)

@@ -17,14 +17,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentlightning import __version__
 from agentlightning.api.envelope import error_body
-from agentlightning.api.errors import AppError
+from agentlightning.api.errors import headers_for, status_for
 from agentlightning.api.middleware import GatewayMiddleware
 from agentlightning.api.ratelimit import RateLimiter
 from agentlightning.api.routes import ROUTERS
+from agentlightning.api.tracing import instrument_engine, setup_tracing, tracing_requested
 from agentlightning.auth.service import ensure_admin
 from agentlightning.core.context import AppContext
 from agentlightning.core.services import start_services, stop_services
-from agentlightning.observability.tracing import instrument_engine, setup_tracing, tracing_requested
+from agentlightning.errors import AppError
 from agentlightning.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,9 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.details), status_code=status_for(exc), headers=headers_for(exc)
+    )
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -8,10 +8,10 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agentlightning.api.errors import Forbidden, ServiceUnavailable, Unauthorized
 from agentlightning.auth.service import Principal, authenticate_token
 from agentlightning.core.context import AppContext
 from agentlightning.core.system_config import get_config
+from agentlightning.errors import Forbidden, ServiceUnavailable, Unauthorized
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

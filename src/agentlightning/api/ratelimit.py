@@ -11,7 +11,7 @@ from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
-from agentlightning.api.errors import RateLimited
+from agentlightning.errors import RateLimited
 from agentlightning.observability import metrics
 from agentlightning.settings import Settings
 
@@ -63,5 +63,5 @@ class RateLimiter:
             "RATE_LIMITED",
             f"Rate limit of {item} exceeded; retry in {retry_after} s",
             details={"limit": str(item), "retry_after_seconds": retry_after},
-            headers={"Retry-After": str(retry_after)},
+            retry_after=retry_after,
         )

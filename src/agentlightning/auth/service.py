@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from agentlightning.api.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from agentlightning.auth import passwords, tokens
 from agentlightning.auth.rbac import ROLES, grants, permissions_for
 from agentlightning.core.context import AppContext
+from agentlightning.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from agentlightning.storage import cache_keys
 from agentlightning.storage.models import ApiKey, RefreshToken, RevokedToken, User
 from agentlightning.storage.types import as_utc, utcnow

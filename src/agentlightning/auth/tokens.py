@@ -9,8 +9,8 @@ from typing import Any
 
 import jwt
 
-from agentlightning.api.errors import Unauthorized
 from agentlightning.auth.rbac import permissions_for
+from agentlightning.errors import Unauthorized
 
 ALGORITHM = "HS256"
 API_KEY_PREFIX = "agl_"

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentlightning.api.errors import ValidationFailed
 from agentlightning.core.context import AppContext
+from agentlightning.errors import ValidationFailed
 from agentlightning.storage import cache_keys
 from agentlightning.storage.models import SystemConfigRow
 from agentlightning.storage.types import utcnow

@@ -33,8 +33,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agentlightning.api.errors import Conflict, NotFound, ServiceUnavailable
 from agentlightning.core.context import AppContext
+from agentlightning.errors import Conflict, NotFound, ServiceUnavailable
 from agentlightning.knowledge import cache as search_cache
 from agentlightning.knowledge.embeddings import EmbeddingUnavailable, embedding_text, get_embedder
 from agentlightning.knowledge.ingest.bulk import insert_records

@@ -70,7 +70,7 @@ def train(
     detach: bool = typer.Option(False, "--detach", help="queue it for the server and return"),
 ) -> None:
     """Train an experiment and show its progress (same validation, storage and runner as the API)."""
-    from agentlightning.api.errors import AppError
+    from agentlightning.errors import AppError
     from agentlightning.rl.experiments import ExperimentCreate
 
     try:
@@ -209,7 +209,7 @@ def stop(experiment_id: int) -> None:
 
 
 def _run_app_call(factory: Any, render: Any) -> None:
-    from agentlightning.api.errors import AppError
+    from agentlightning.errors import AppError
 
     try:
         render(asyncio.run(factory()))

@@ -20,8 +20,8 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from agentlightning.api.errors import AppError, Conflict, NotFound, ValidationFailed
 from agentlightning.core.context import AppContext
+from agentlightning.errors import Conflict, NotFound, OperationFailed, ServiceUnavailable, ValidationFailed
 from agentlightning.rl.classic.envs import CustomEnvSpec, EnvError, check_entry_point, validate_env_id
 from agentlightning.rl.config import ConfigError, ExperimentConfig, validate_config
 from agentlightning.storage.models import RLEnvironment, RLExperiment, RLMetricPoint
@@ -286,12 +286,12 @@ class ExperimentService:
             config, backend = dict(exp.config), exp.backend
         manager = self.ctx.services.get("rl")
         if manager is None:
-            raise AppError("SERVICE_UNAVAILABLE", "The RL manager is not running in this process", status_code=503)
+            raise ServiceUnavailable("SERVICE_UNAVAILABLE", "The RL manager is not running in this process")
         request = EvaluationRequest(path, config, params.n_episodes, params.deterministic, params.seed)
         try:
             result = await manager.evaluate(request, backend)
         except Exception as exc:  # noqa: BLE001 - a broken checkpoint or environment
-            raise AppError("EVALUATION_FAILED", f"Evaluation failed: {type(exc).__name__}: {exc}", status_code=500) from exc
+            raise OperationFailed("EVALUATION_FAILED", f"Evaluation failed: {type(exc).__name__}: {exc}") from exc
         result = {**result, "checkpoint": os.path.basename(path)}
         async with self.ctx.db.session() as session:
             timesteps = _timesteps_of(path, await self._get(session, experiment_id))

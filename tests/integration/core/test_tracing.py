@@ -7,7 +7,7 @@ from asgi_lifespan import LifespanManager
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentlightning.api.app import create_app
-from agentlightning.observability.tracing import setup_tracing, tracing_requested
+from agentlightning.api.tracing import setup_tracing, tracing_requested
 from tests.conftest import login_as
 
 

@@ -5,8 +5,9 @@ import time
 import jwt
 import pytest
 
-from agentlightning.api.errors import Unauthorized
+from agentlightning.api.errors import status_for
 from agentlightning.auth import passwords, tokens
+from agentlightning.errors import Unauthorized
 from agentlightning.settings import Settings
 
 SECRET = "s" * 48
@@ -64,7 +65,7 @@ def test_bad_tokens_are_rejected(make, code: str) -> None:  # type: ignore[no-un
     with pytest.raises(Unauthorized) as info:
         tokens.decode_access_token(make(), secret=SECRET, issuer=ISSUER)
     assert info.value.code == code
-    assert info.value.status_code == 401
+    assert status_for(info.value) == 401
 
 
 def test_payload_tampering_with_role_is_rejected() -> None:

@@ -10,8 +10,8 @@ from agentlightning.agents.scheduler import TASK_STATUSES, TaskScheduler
 from agentlightning.agents.tracing import spans_for_task
 from agentlightning.api.deps import Ctx, require
 from agentlightning.api.envelope import ok
-from agentlightning.api.errors import NotFound
 from agentlightning.auth.service import Principal
+from agentlightning.errors import NotFound
 
 router = APIRouter(prefix="/api/v2/tasks", tags=["tasks"])
 

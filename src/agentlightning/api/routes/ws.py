@@ -29,9 +29,9 @@ from sqlalchemy import or_, select
 from agentlightning.agents.subscriptions import Subscription, SubscriptionError, parse_subscribe
 from agentlightning.api.deps import PermissionCheck
 from agentlightning.api.envelope import utc_timestamp
-from agentlightning.api.errors import AppError
 from agentlightning.auth.service import Principal, authenticate_token
 from agentlightning.core.context import AppContext
+from agentlightning.errors import AppError
 from agentlightning.storage.models import Agent
 
 router = APIRouter(tags=["websocket"])
