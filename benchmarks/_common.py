@@ -52,8 +52,15 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def run_wrk(url: str, *, seconds: int, connections: int, threads: int = 1, script: Path | None = None,
-            headers: dict[str, str] | None = None) -> LoadResult:
+def run_wrk(
+    url: str,
+    *,
+    seconds: int,
+    connections: int,
+    threads: int = 1,
+    script: Path | None = None,
+    headers: dict[str, str] | None = None,
+) -> LoadResult:
     """Drive ``url`` with wrk and parse requests/s, p50, p99 and non-2xx/socket errors."""
     args = [require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for key, value in (headers or {}).items():
@@ -75,7 +82,9 @@ def run_wrk(url: str, *, seconds: int, connections: int, threads: int = 1, scrip
 class ChildServer:
     """A server process started from a command line, waited on until ``health_url`` answers 200."""
 
-    def __init__(self, args: list[str], health_url: str, env: dict[str, str] | None = None, log: Path | None = None) -> None:
+    def __init__(
+        self, args: list[str], health_url: str, env: dict[str, str] | None = None, log: Path | None = None
+    ) -> None:
         self.args = args
         self.health_url = health_url
         self.env = {**os.environ, **(env or {})}

@@ -43,26 +43,46 @@ CATEGORIES = [f"cat{i:02d}" for i in range(20)]
 TAGS = [f"tag{i:02d}" for i in range(30)]
 
 TOPICS: dict[str, tuple[list[str], list[str]]] = {
-    "database": ("postgres index query vacuum replication schema transaction table join planner wal btree".split(),
-                 ["connection pool", "query planner", "read replica"]),
-    "cache": ("redis cache eviction ttl memory key cluster sentinel persistence hit latency lru".split(),
-              ["cache hit", "eviction policy", "memory limit"]),
-    "network": ("tcp socket latency bandwidth packet router dns tls handshake proxy firewall load".split(),
-                ["tls handshake", "load balancer", "packet loss"]),
-    "security": ("token jwt secret encryption certificate audit role permission password rotation vault".split(),
-                 ["secret rotation", "audit log", "access token"]),
-    "ml": ("model training gradient dataset embedding inference gpu batch epoch tensor checkpoint".split(),
-           ["mixed precision", "learning rate", "gradient checkpoint"]),
-    "agents": ("agent tool prompt reward policy trace episode memory planner workflow feedback".split(),
-               ["tool call", "reward model", "prompt template"]),
-    "deploy": ("docker kubernetes pod container helm replica rollout image registry node ingress".split(),
-               ["rolling update", "container image", "health check"]),
-    "monitoring": ("metric prometheus grafana alert dashboard scrape histogram uptime incident pager".split(),
-                   ["alert rule", "error budget", "on call"]),
-    "storage": ("disk volume snapshot backup restore bucket object archive raid filesystem quota".split(),
-                ["object storage", "point in time", "disk full"]),
-    "billing": ("invoice payment customer subscription refund plan currency tax receipt ledger".split(),
-                ["refund request", "payment method", "tax rate"]),
+    "database": (
+        "postgres index query vacuum replication schema transaction table join planner wal btree".split(),
+        ["connection pool", "query planner", "read replica"],
+    ),
+    "cache": (
+        "redis cache eviction ttl memory key cluster sentinel persistence hit latency lru".split(),
+        ["cache hit", "eviction policy", "memory limit"],
+    ),
+    "network": (
+        "tcp socket latency bandwidth packet router dns tls handshake proxy firewall load".split(),
+        ["tls handshake", "load balancer", "packet loss"],
+    ),
+    "security": (
+        "token jwt secret encryption certificate audit role permission password rotation vault".split(),
+        ["secret rotation", "audit log", "access token"],
+    ),
+    "ml": (
+        "model training gradient dataset embedding inference gpu batch epoch tensor checkpoint".split(),
+        ["mixed precision", "learning rate", "gradient checkpoint"],
+    ),
+    "agents": (
+        "agent tool prompt reward policy trace episode memory planner workflow feedback".split(),
+        ["tool call", "reward model", "prompt template"],
+    ),
+    "deploy": (
+        "docker kubernetes pod container helm replica rollout image registry node ingress".split(),
+        ["rolling update", "container image", "health check"],
+    ),
+    "monitoring": (
+        "metric prometheus grafana alert dashboard scrape histogram uptime incident pager".split(),
+        ["alert rule", "error budget", "on call"],
+    ),
+    "storage": (
+        "disk volume snapshot backup restore bucket object archive raid filesystem quota".split(),
+        ["object storage", "point in time", "disk full"],
+    ),
+    "billing": (
+        "invoice payment customer subscription refund plan currency tax receipt ledger".split(),
+        ["refund request", "payment method", "tax rate"],
+    ),
 }
 
 _ONSETS = "b c d f g h k l m n p r s t v z br dr gr kl pr st tr".split()
@@ -76,7 +96,9 @@ def vocabulary(seed: int = 1) -> list[str]:
     forms: set[str] = set()
     while len(forms) < VOCABULARY_SIZE:
         syllables = int(rng.integers(2, 5))
-        word = "".join(_ONSETS[rng.integers(len(_ONSETS))] + _NUCLEI[rng.integers(len(_NUCLEI))] for _ in range(syllables))
+        word = "".join(
+            _ONSETS[rng.integers(len(_ONSETS))] + _NUCLEI[rng.integers(len(_NUCLEI))] for _ in range(syllables)
+        )
         if rng.random() < 0.3:
             word += _ONSETS[rng.integers(len(_ONSETS))]
         if word not in reserved:
@@ -156,15 +178,36 @@ def fulltext_queries(words: list[str] | None = None) -> list[tuple[str, str]]:
         return words[base + rank - 1]
 
     return [
-        ("rare", w(20_000)), ("rare", w(30_000)), ("rare", f"{w(12_000)} {w(2_000)}"), ("rare", w(38_000)),
-        ("medium", w(1_000)), ("medium", w(3_000)), ("medium", f"{w(400)} {w(800)}"), ("medium", w(600)),
-        ("common", w(1)), ("common", w(5)), ("common", w(30)), ("common", "latency"), ("common", "postgres"),
-        ("common", "memory"), ("common", "planner"), ("common", f"index {w(2)}"),
-        ("multi", "postgres vacuum"), ("multi", "redis eviction ttl"), ("multi", "jwt token rotation"),
-        ("multi", f"kubernetes {w(50)}"), ("multi", "gradient checkpoint tensor"),
-        ("phrase", '"connection pool"'), ("phrase", '"cache hit"'), ("phrase", '"tls handshake" proxy'),
+        ("rare", w(20_000)),
+        ("rare", w(30_000)),
+        ("rare", f"{w(12_000)} {w(2_000)}"),
+        ("rare", w(38_000)),
+        ("medium", w(1_000)),
+        ("medium", w(3_000)),
+        ("medium", f"{w(400)} {w(800)}"),
+        ("medium", w(600)),
+        ("common", w(1)),
+        ("common", w(5)),
+        ("common", w(30)),
+        ("common", "latency"),
+        ("common", "postgres"),
+        ("common", "memory"),
+        ("common", "planner"),
+        ("common", f"index {w(2)}"),
+        ("multi", "postgres vacuum"),
+        ("multi", "redis eviction ttl"),
+        ("multi", "jwt token rotation"),
+        ("multi", f"kubernetes {w(50)}"),
+        ("multi", "gradient checkpoint tensor"),
+        ("phrase", '"connection pool"'),
+        ("phrase", '"cache hit"'),
+        ("phrase", '"tls handshake" proxy'),
         ("phrase", f'"{w(3)} {w(4)}"'),
-        ("exclusion", "replication -wal"), ("exclusion", "docker -kubernetes image"), ("exclusion", f"latency -{w(1)}"),
+        ("exclusion", "replication -wal"),
+        ("exclusion", "docker -kubernetes image"),
+        ("exclusion", f"latency -{w(1)}"),
         ("exclusion", f'{w(10)} -"cache hit"'),
-        ("or", "backup or snapshot"), ("or", f"{w(5_000)} or {w(6_000)}"), ("or", "refund or invoice or receipt"),
+        ("or", "backup or snapshot"),
+        ("or", f"{w(5_000)} or {w(6_000)}"),
+        ("or", "refund or invoice or receipt"),
     ]

@@ -22,7 +22,9 @@ from agentlightning.storage.migrate import upgrade
 
 
 @asynccontextmanager
-async def platform(max_concurrent: int = 1, **overrides: Any) -> AsyncIterator[tuple[ExperimentService, ExperimentManager]]:
+async def platform(
+    max_concurrent: int = 1, **overrides: Any
+) -> AsyncIterator[tuple[ExperimentService, ExperimentManager]]:
     """A context, an experiment service and a running manager on a scratch database."""
     with tempfile.TemporaryDirectory(prefix="agl-rl-bench-") as scratch:
         url = os.environ.get("DATABASE_URL") or f"sqlite+aiosqlite:///{scratch}/bench.db"
@@ -46,7 +48,9 @@ async def platform(max_concurrent: int = 1, **overrides: Any) -> AsyncIterator[t
             await ctx.close()
 
 
-async def run(service: ExperimentService, bodies: list[dict[str, Any]], timeout: float = 3600) -> tuple[list[dict[str, Any]], float]:
+async def run(
+    service: ExperimentService, bodies: list[dict[str, Any]], timeout: float = 3600
+) -> tuple[list[dict[str, Any]], float]:
     """Create the experiments, wait until all end; returns their final state and the wall time."""
     started = time.perf_counter()
     ids = [(await service.create(ExperimentCreate(**body), created_by="benchmark"))["id"] for body in bodies]

@@ -19,14 +19,30 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ChildServer, LoadResult, free_port, run_wrk  # noqa: E402
 
-UVICORN = [sys.executable, "-m", "uvicorn", "--workers", "1", "--log-level", "warning", "--no-access-log",
-           "--loop", "uvloop", "--http", "httptools", "--host", "127.0.0.1"]
+UVICORN = [
+    sys.executable,
+    "-m",
+    "uvicorn",
+    "--workers",
+    "1",
+    "--log-level",
+    "warning",
+    "--no-access-log",
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--host",
+    "127.0.0.1",
+]
 ADMIN_PASSWORD = "benchmark-admin-password"
 
 
 def _report(name: str, result: LoadResult) -> None:
-    print(f"{name:<38} {result.requests_per_second:>10.0f} req/s   p50 {result.p50_ms:7.2f} ms   "
-          f"p99 {result.p99_ms:7.2f} ms   errors {result.errors}")
+    print(
+        f"{name:<38} {result.requests_per_second:>10.0f} req/s   p50 {result.p50_ms:7.2f} ms   "
+        f"p99 {result.p99_ms:7.2f} ms   errors {result.errors}"
+    )
 
 
 def main() -> None:
@@ -39,8 +55,10 @@ def main() -> None:
     load = {"seconds": args.seconds, "connections": args.connections}
 
     port = free_port()
-    with ChildServer([*UVICORN, "--port", str(port), "--app-dir", str(Path(__file__).parent), "_bare_app:app"],
-                     f"http://127.0.0.1:{port}/hello"):
+    with ChildServer(
+        [*UVICORN, "--port", str(port), "--app-dir", str(Path(__file__).parent), "_bare_app:app"],
+        f"http://127.0.0.1:{port}/hello",
+    ):
         run_wrk(f"http://127.0.0.1:{port}/hello", seconds=2, connections=args.connections)  # warm-up
         bare = run_wrk(f"http://127.0.0.1:{port}/hello", **load)
 
@@ -53,7 +71,9 @@ def main() -> None:
         finally:
             _drop_postgres_database(database)
 
-    print(f"load: wrk, 1 thread, {args.connections} connections, {args.seconds} s per run; uvicorn 1 worker, uvloop+httptools")
+    print(
+        f"load: wrk, 1 thread, {args.connections} connections, {args.seconds} s per run; uvicorn 1 worker, uvloop+httptools"
+    )
     _report("bare FastAPI GET /hello", bare)
     results = [bare]
     for label, measured in (("SQLite", embedded), ("PostgreSQL+Redis", production)):
@@ -98,7 +118,9 @@ def _drop_postgres_database(url: str) -> None:
     asyncio.run(_drop())
 
 
-def _measure_ours(database_url: str, redis_url: str, args: argparse.Namespace, load: dict[str, int]) -> dict[str, LoadResult]:
+def _measure_ours(
+    database_url: str, redis_url: str, args: argparse.Namespace, load: dict[str, int]
+) -> dict[str, LoadResult]:
     """Serve our app on the given storage and drive health, profile and both alternating."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {
@@ -116,10 +138,14 @@ def _measure_ours(database_url: str, redis_url: str, args: argparse.Namespace, l
         upgrade(env["DATABASE_URL"])
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        with ChildServer([*UVICORN, "--port", str(port), "--factory", "agentlightning.api.app:create_app"],
-                         f"{base}/api/v2/health", env=env):
+        with ChildServer(
+            [*UVICORN, "--port", str(port), "--factory", "agentlightning.api.app:create_app"],
+            f"{base}/api/v2/health",
+            env=env,
+        ):
             token = httpx.post(f"{base}/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).json()[
-                "data"]["access_token"]
+                "data"
+            ]["access_token"]
             auth = {"Authorization": f"Bearer {token}"}
             script = Path(tmp) / "alternate.lua"
             script.write_text(

@@ -38,7 +38,9 @@ async def main() -> None:
         rng = np.random.default_rng(3)
         async with db.session() as session:
             await session.execute(
-                text("INSERT INTO knowledge_items (id, title, content) SELECT g, 't', 'c' FROM generate_series(1, :n) g"),
+                text(
+                    "INSERT INTO knowledge_items (id, title, content) SELECT g, 't', 'c' FROM generate_series(1, :n) g"
+                ),
                 {"n": args.vectors},
             )
             for start in range(0, args.vectors, 20_000):
@@ -53,7 +55,9 @@ async def main() -> None:
         async with db.session() as session:
             started = time.perf_counter()
             await backend.sync(session, "m")
-            print(f"first sync (load {args.vectors:,} vectors; searches wait for this): {time.perf_counter() - started:.2f}s")
+            print(
+                f"first sync (load {args.vectors:,} vectors; searches wait for this): {time.perf_counter() - started:.2f}s"
+            )
             exact = []
             while backend.state == "building" and len(exact) < 200:
                 t = time.perf_counter()

@@ -53,60 +53,108 @@ from agentlightning.storage.migrate import upgrade
 PG_ADMIN = os.environ.get("AGL_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 LABELLED = [
-    ("reset forgotten password",
-     ["reset a forgotten password from the sign in page", "forgotten password reset e-mail link",
-      "how to reset the password you have forgotten", "password reset for forgotten accounts"],
-     ["recover access when you cannot remember your login credentials",
-      "regain entry to your account after losing the sign-in secret",
-      "what to do if you no longer recall the passphrase for your profile",
-      "restoring account access when the user has lost their credentials",
-      "locked out because you cannot remember how to log in",
-      "getting back into an account whose secret was lost"]),
-    ("scale database reads",
-     ["scale database reads with replicas", "read replicas help scale database reads",
-      "scale database reads by caching queries", "options to scale database reads"],
-     ["add follower copies of the data store so more selects can be served",
-      "spread select traffic across standby servers",
-      "handle growing query load on postgres by adding hot standbys",
-      "offload heavy reporting queries from the primary server",
-      "more machines answering lookups when the data layer is saturated",
-      "serving many concurrent selects without overloading the primary"]),
-    ("reduce cloud bill",
-     ["reduce the cloud bill by rightsizing", "ways to reduce cloud bill spending",
-      "reduce your cloud bill with reserved capacity", "cloud bill reduction checklist"],
-     ["spend less on hosting by shutting down idle machines",
-      "lower monthly infrastructure costs from the provider",
-      "cut hosting expenses by picking smaller instance types",
-      "save money on compute by turning off unused servers at night",
-      "trim what we pay aws each month",
-      "infrastructure spending is too high and must come down"]),
-    ("speed up model training",
-     ["speed up model training with mixed precision", "speed up model training using larger batches",
-      "tips to speed up model training", "model training speed up on gpus"],
-     ["make neural network fitting finish faster",
-      "shorten the time it takes to fit a deep network",
-      "accelerate learning runs by using half precision arithmetic",
-      "get experiments to converge in fewer hours",
-      "faster fitting of large networks with better hardware utilisation",
-      "cut the wall clock time of each learning run"]),
-    ("detect service outage",
-     ["detect a service outage with health checks", "service outage detection with probes",
-      "how to detect an outage of a service", "alerting to detect service outage"],
-     ["notice quickly when an application stops answering requests",
-      "find out the moment the api goes down",
-      "page the on call engineer when the website is unreachable",
-      "know when users cannot reach the product",
-      "spot downtime before customers complain",
-      "automatic checks that the app is still up and responding"]),
-    ("encrypt data at rest",
-     ["encrypt data at rest with kms keys", "how to encrypt stored data at rest",
-      "data at rest encryption policy", "encrypt data at rest on disks"],
-     ["protect files on disk so stolen drives reveal nothing",
-      "scramble stored records with aes so they are unreadable without the key",
-      "ciphering the contents of volumes and backups",
-      "keep saved information unreadable to anyone without the secret key",
-      "making persisted information unreadable if the hardware is stolen",
-      "stored bytes are ciphered with a managed key"]),
+    (
+        "reset forgotten password",
+        [
+            "reset a forgotten password from the sign in page",
+            "forgotten password reset e-mail link",
+            "how to reset the password you have forgotten",
+            "password reset for forgotten accounts",
+        ],
+        [
+            "recover access when you cannot remember your login credentials",
+            "regain entry to your account after losing the sign-in secret",
+            "what to do if you no longer recall the passphrase for your profile",
+            "restoring account access when the user has lost their credentials",
+            "locked out because you cannot remember how to log in",
+            "getting back into an account whose secret was lost",
+        ],
+    ),
+    (
+        "scale database reads",
+        [
+            "scale database reads with replicas",
+            "read replicas help scale database reads",
+            "scale database reads by caching queries",
+            "options to scale database reads",
+        ],
+        [
+            "add follower copies of the data store so more selects can be served",
+            "spread select traffic across standby servers",
+            "handle growing query load on postgres by adding hot standbys",
+            "offload heavy reporting queries from the primary server",
+            "more machines answering lookups when the data layer is saturated",
+            "serving many concurrent selects without overloading the primary",
+        ],
+    ),
+    (
+        "reduce cloud bill",
+        [
+            "reduce the cloud bill by rightsizing",
+            "ways to reduce cloud bill spending",
+            "reduce your cloud bill with reserved capacity",
+            "cloud bill reduction checklist",
+        ],
+        [
+            "spend less on hosting by shutting down idle machines",
+            "lower monthly infrastructure costs from the provider",
+            "cut hosting expenses by picking smaller instance types",
+            "save money on compute by turning off unused servers at night",
+            "trim what we pay aws each month",
+            "infrastructure spending is too high and must come down",
+        ],
+    ),
+    (
+        "speed up model training",
+        [
+            "speed up model training with mixed precision",
+            "speed up model training using larger batches",
+            "tips to speed up model training",
+            "model training speed up on gpus",
+        ],
+        [
+            "make neural network fitting finish faster",
+            "shorten the time it takes to fit a deep network",
+            "accelerate learning runs by using half precision arithmetic",
+            "get experiments to converge in fewer hours",
+            "faster fitting of large networks with better hardware utilisation",
+            "cut the wall clock time of each learning run",
+        ],
+    ),
+    (
+        "detect service outage",
+        [
+            "detect a service outage with health checks",
+            "service outage detection with probes",
+            "how to detect an outage of a service",
+            "alerting to detect service outage",
+        ],
+        [
+            "notice quickly when an application stops answering requests",
+            "find out the moment the api goes down",
+            "page the on call engineer when the website is unreachable",
+            "know when users cannot reach the product",
+            "spot downtime before customers complain",
+            "automatic checks that the app is still up and responding",
+        ],
+    ),
+    (
+        "encrypt data at rest",
+        [
+            "encrypt data at rest with kms keys",
+            "how to encrypt stored data at rest",
+            "data at rest encryption policy",
+            "encrypt data at rest on disks",
+        ],
+        [
+            "protect files on disk so stolen drives reveal nothing",
+            "scramble stored records with aes so they are unreadable without the key",
+            "ciphering the contents of volumes and backups",
+            "keep saved information unreadable to anyone without the secret key",
+            "making persisted information unreadable if the hardware is stolen",
+            "stored bytes are ciphered with a managed key",
+        ],
+    ),
 ]
 
 
@@ -124,8 +172,12 @@ def labelled_records() -> tuple[list[IngestRecord], list[tuple[str, set[str]]]]:
         for k, phrase in enumerate(lexical + paraphrases):
             words = filler_words[int(rng.integers(len(filler_words)))].content.rstrip(".").split()
             filler = " ".join(words[:12]).lower()
-            record = IngestRecord(title=phrase.capitalize(), content=f"{phrase.capitalize()}. {filler}.",
-                                  category=CATEGORIES[k % len(CATEGORIES)], tags=[TAGS[k % len(TAGS)]])
+            record = IngestRecord(
+                title=phrase.capitalize(),
+                content=f"{phrase.capitalize()}. {filler}.",
+                category=CATEGORIES[k % len(CATEGORIES)],
+                tags=[TAGS[k % len(TAGS)]],
+            )
             records.append(record)
             relevant.add(record.content_hash)
         labels.append((query, relevant))
@@ -157,7 +209,9 @@ def pct(values: list[float], q: float) -> float:
 
 def summary(name: str, samples: list[float]) -> dict[str, float]:
     row = {"p50": pct(samples, 50), "p95": pct(samples, 95), "p99": pct(samples, 99), "mean": statistics.fmean(samples)}
-    print(f"{name:<34} n={len(samples):<5} p50={row['p50']:8.2f} ms  p95={row['p95']:8.2f} ms  p99={row['p99']:8.2f} ms")
+    print(
+        f"{name:<34} n={len(samples):<5} p50={row['p50']:8.2f} ms  p95={row['p95']:8.2f} ms  p99={row['p99']:8.2f} ms"
+    )
     return row
 
 
@@ -177,7 +231,9 @@ async def ingest(db: Database, batches: Iterable[list[IngestRecord]], *, embed: 
     return done, spent
 
 
-async def timed(queries: list[SearchQuery], run: Callable[[SearchQuery], Awaitable[object]], rounds: int) -> list[float]:
+async def timed(
+    queries: list[SearchQuery], run: Callable[[SearchQuery], Awaitable[object]], rounds: int
+) -> list[float]:
     for q in queries:  # warm-up
         await run(q)
     samples = []
@@ -218,9 +274,14 @@ async def fulltext_phase(args: argparse.Namespace) -> float:
         if args.count_matches:
             async with db.session() as session:
                 for label, q in labelled:
-                    n = (await session.execute(text(
-                        "SELECT count(*) FROM knowledge_items WHERE search_vector @@ websearch_to_tsquery('english', :q)"
-                    ), {"q": q})).scalar_one()
+                    n = (
+                        await session.execute(
+                            text(
+                                "SELECT count(*) FROM knowledge_items WHERE search_vector @@ websearch_to_tsquery('english', :q)"
+                            ),
+                            {"q": q},
+                        )
+                    ).scalar_one()
                     print(f"  {label:<9} {q!r:<40} matches {n:>9,} ({100 * n / items:5.2f}%)")
         embedder = get_embedder()
 
@@ -236,7 +297,9 @@ async def fulltext_phase(args: argparse.Namespace) -> float:
         per_class: dict[str, list[float]] = {}
         for i, sample in enumerate(samples):
             query = queries[i % len(queries)]
-            per_class.setdefault(label_of[query.q] + (" filtered" if query.category or query.tags else ""), []).append(sample)
+            per_class.setdefault(label_of[query.q] + (" filtered" if query.category or query.tags else ""), []).append(
+                sample
+            )
         for name in sorted(per_class):
             summary(f"  {name}", per_class[name])
         await db.dispose()
@@ -249,7 +312,10 @@ async def fulltext_phase(args: argparse.Namespace) -> float:
 async def semantic_phase(args: argparse.Namespace) -> None:
     url = await create_database()
     n, distinct = args.semantic_items, min(args.embed_distinct, args.semantic_items)
-    print(f"[2] semantic corpus: {n:,} items ({distinct:,} distinct texts embedded) -> {url.rsplit('/', 1)[1]}", flush=True)
+    print(
+        f"[2] semantic corpus: {n:,} items ({distinct:,} distinct texts embedded) -> {url.rsplit('/', 1)[1]}",
+        flush=True,
+    )
     try:
         upgrade(url)
         db = Database(url)
@@ -258,8 +324,11 @@ async def semantic_phase(args: argparse.Namespace) -> None:
         copies = []
         for c in range(1, -(-n // distinct)):
             for r in base:
-                copies.append(IngestRecord(title=r.title, content=r.content, category=CATEGORIES[(c * 7) % 20],
-                                           tags=[TAGS[(c * 11) % 30]]))
+                copies.append(
+                    IngestRecord(
+                        title=r.title, content=r.content, category=CATEGORIES[(c * 7) % 20], tags=[TAGS[(c * 11) % 30]]
+                    )
+                )
         corpus = (base + copies)[:n]
         await ingest(db, (corpus[i : i + args.batch] for i in range(0, len(corpus), args.batch)))
         embedder = get_embedder()
@@ -267,17 +336,24 @@ async def semantic_phase(args: argparse.Namespace) -> None:
         t = time.perf_counter()
         vectors = embedder.encode(texts, batch_size=128)
         seconds = time.perf_counter() - t
-        print(f"embedding: {len(texts):,} texts in {seconds:.1f}s = {len(texts) / seconds:,.0f} texts/s (MiniLM-L6, CPU)")
+        print(
+            f"embedding: {len(texts):,} texts in {seconds:.1f}s = {len(texts) / seconds:,.0f} texts/s (MiniLM-L6, CPU)"
+        )
         async with db.session() as session:
-            rows = (await session.execute(text(
-                "SELECT id, title, content, category, tags FROM knowledge_items ORDER BY id"))).all()
+            rows = (
+                await session.execute(
+                    text("SELECT id, title, content, category, tags FROM knowledge_items ORDER BY id")
+                )
+            ).all()
         # Copies have other categories/tags, hence other hashes: map by text.
         by_text = {(r.title, r.content): i for i, r in enumerate(base)}
         ids = [int(r[0]) for r in rows]
         vec_rows = vectors[[by_text[(r[1], r[2])] for r in rows]]
         for start in range(0, len(ids), 20000):
             async with db.session() as session:
-                await store_vectors(session, ids[start : start + 20000], vec_rows[start : start + 20000], embedder.model_name)
+                await store_vectors(
+                    session, ids[start : start + 20000], vec_rows[start : start + 20000], embedder.model_name
+                )
                 await session.commit()
         async with db.session() as session:
             backend = await get_backend(session)
@@ -285,7 +361,9 @@ async def semantic_phase(args: argparse.Namespace) -> None:
             await backend.sync(session, embedder.model_name)  # type: ignore[attr-defined]
             loaded = time.perf_counter() - t
             await backend.wait_ready()  # type: ignore[attr-defined]
-            print(f"usearch index: {len(ids):,} vectors loaded in {loaded:.1f}s, HNSW built in {time.perf_counter() - t:.1f}s")
+            print(
+                f"usearch index: {len(ids):,} vectors loaded in {loaded:.1f}s, HNSW built in {time.perf_counter() - t:.1f}s"
+            )
 
         async def run(q: SearchQuery) -> object:
             async with db.session() as session:
@@ -324,8 +402,12 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip-semantic", action="store_true")
     parser.add_argument("--keep", action="store_true", help="Keep the benchmark databases.")
-    parser.add_argument("--fulltext-database", help="Measure this corpus database (built with --keep) instead of building one.")
-    parser.add_argument("--count-matches", action="store_true", help="Print how many items each full-text query matches.")
+    parser.add_argument(
+        "--fulltext-database", help="Measure this corpus database (built with --keep) instead of building one."
+    )
+    parser.add_argument(
+        "--count-matches", action="store_true", help="Print how many items each full-text query matches."
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     if not args.skip_semantic:

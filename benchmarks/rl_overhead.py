@@ -58,8 +58,14 @@ def plain_run() -> tuple[float, dict]:
 
 
 def body(name: str, seed: int, backend: str = "subprocess") -> dict:
-    return {**PPO, "name": name, "seed": seed, "backend": backend, "checkpoint_freq": 20_000,
-            "evaluation": {"n_episodes": EVAL_EPISODES}}
+    return {
+        **PPO,
+        "name": name,
+        "seed": seed,
+        "backend": backend,
+        "checkpoint_freq": 20_000,
+        "evaluation": {"n_episodes": EVAL_EPISODES},
+    }
 
 
 async def platform_runs(label: str, backend: str, **overrides: object) -> tuple[float, float]:
@@ -69,17 +75,26 @@ async def platform_runs(label: str, backend: str, **overrides: object) -> tuple[
         two, double = await run(service, [body(f"{backend}-a", 2, backend), body(f"{backend}-b", 3, backend)])
     for exp in (one, *two):
         assert exp["status"] == "completed", exp["error"]
-    print(f"{label} single: wall={single:.1f}s steps/s={STEPS / single:.0f} in-run fps={one['metrics']['fps']:.0f} "
-          f"eval={one['metrics']['final_evaluation']['mean_reward']:.1f}", flush=True)
-    print(f"{label} two at once: wall={double:.1f}s aggregate steps/s={2 * STEPS / double:.0f} "
-          f"speed-up vs one={2 * single / double:.2f}x", flush=True)
+    print(
+        f"{label} single: wall={single:.1f}s steps/s={STEPS / single:.0f} in-run fps={one['metrics']['fps']:.0f} "
+        f"eval={one['metrics']['final_evaluation']['mean_reward']:.1f}",
+        flush=True,
+    )
+    print(
+        f"{label} two at once: wall={double:.1f}s aggregate steps/s={2 * STEPS / double:.0f} "
+        f"speed-up vs one={2 * single / double:.2f}x",
+        flush=True,
+    )
     return single, double
 
 
 async def main() -> None:
     plain_wall, plain = plain_run()
-    print(f"plain SB3 script: wall={plain_wall:.1f}s (learn {plain['learn_s']:.1f}s) steps/s={STEPS / plain_wall:.0f} "
-          f"eval={plain['mean_reward']:.1f}", flush=True)
+    print(
+        f"plain SB3 script: wall={plain_wall:.1f}s (learn {plain['learn_s']:.1f}s) steps/s={STEPS / plain_wall:.0f} "
+        f"eval={plain['mean_reward']:.1f}",
+        flush=True,
+    )
     single, _ = await platform_runs("platform subprocess", "subprocess")
 
     import ray

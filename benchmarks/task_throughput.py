@@ -57,7 +57,9 @@ async def _admin(sql: str) -> None:
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("wb")
-    proc = subprocess.Popen([*CLI, "worker", "--min", "4", "--max", "16"], env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+    proc = subprocess.Popen(
+        [*CLI, "worker", "--min", "4", "--max", "16"], env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT
+    )
     deadline = time.monotonic() + 60
     while "ready" not in log.read_text(errors="replace"):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -71,7 +73,11 @@ async def _assign_only(base_url: str, n_tasks: int, headers: dict[str, str]) -> 
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
         created = await http.post(
             "/api/v2/agents",
-            json={"name": f"bench_{uuid.uuid4().hex[:6]}", "type": "bench", "config": {"max_concurrency": 64, "cache": False}},
+            json={
+                "name": f"bench_{uuid.uuid4().hex[:6]}",
+                "type": "bench",
+                "config": {"max_concurrency": 64, "cache": False},
+            },
             headers=headers,
         )
         created.raise_for_status()
@@ -80,7 +86,9 @@ async def _assign_only(base_url: str, n_tasks: int, headers: dict[str, str]) -> 
 
         async def assign(i: int) -> None:
             async with gate:
-                r = await http.post("/api/v2/agents/assign", json={"task": f"queued {i}", "agent_id": agent_id}, headers=headers)
+                r = await http.post(
+                    "/api/v2/agents/assign", json={"task": f"queued {i}", "agent_id": agent_id}, headers=headers
+                )
                 r.raise_for_status()
 
         started = time.perf_counter()
@@ -92,9 +100,12 @@ async def _drain(dsn: str, agent_id: int, n_tasks: int) -> float:
     """Wait until the agent's queued tasks are done; returns tasks per second from now."""
     conn = await asyncpg.connect(dsn)
     started = time.perf_counter()
-    while await conn.fetchval(
-        "SELECT count(*) FROM tasks WHERE agent_id = $1 AND status IN ('completed', 'failed')", agent_id
-    ) < n_tasks:
+    while (
+        await conn.fetchval(
+            "SELECT count(*) FROM tasks WHERE agent_id = $1 AND status IN ('completed', 'failed')", agent_id
+        )
+        < n_tasks
+    ):
         await asyncio.sleep(0.02)
     await conn.close()
     return n_tasks / (time.perf_counter() - started)
@@ -115,7 +126,9 @@ async def _ours(base_url: str, dsn: str, n_tasks: int, headers: dict[str, str]) 
 
         async def assign(i: int) -> None:
             async with gate:
-                r = await http.post("/api/v2/agents/assign", json={"task": f"bench task {i}", "agent_id": agent_id}, headers=headers)
+                r = await http.post(
+                    "/api/v2/agents/assign", json={"task": f"bench task {i}", "agent_id": agent_id}, headers=headers
+                )
                 r.raise_for_status()
 
         started = time.perf_counter()
@@ -198,9 +211,10 @@ def main() -> None:
         llm_port = free_port()
         llm_cmd = [sys.executable, "-m", "tests.fake_llm_server", "--port", str(llm_port)]
         # The scripted LLM runs in its own process so it does not share this process's GIL.
-        with ChildServer(llm_cmd, f"http://127.0.0.1:{llm_port}/v1/models"), tempfile.TemporaryDirectory(
-            prefix="agl-bench-"
-        ) as tmp:
+        with (
+            ChildServer(llm_cmd, f"http://127.0.0.1:{llm_port}/v1/models"),
+            tempfile.TemporaryDirectory(prefix="agl-bench-") as tmp,
+        ):
             port = free_port()
             env = {
                 **os.environ,
@@ -216,8 +230,12 @@ def main() -> None:
                 "PYTHONPATH": str(ROOT / "src"),
             }
             base_url = f"http://127.0.0.1:{port}"
-            with ChildServer([*CLI, "serve", "--port", str(port), "--log-level", "warning"], f"{base_url}/api/v2/health",
-                             env=env, log=Path(tmp) / "server.log"):
+            with ChildServer(
+                [*CLI, "serve", "--port", str(port), "--log-level", "warning"],
+                f"{base_url}/api/v2/health",
+                env=env,
+                log=Path(tmp) / "server.log",
+            ):
                 login = httpx.post(f"{base_url}/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
                 headers = {"Authorization": f"Bearer {login.json()['data']['access_token']}"}
                 for n_workers in (1, 2):
@@ -226,8 +244,11 @@ def main() -> None:
                     workers = [_start_worker(env, Path(tmp) / f"w{n_workers}-{i}.log") for i in range(n_workers)]
                     try:
                         drain_rate = asyncio.run(_drain(dsn, agent_id, args.tasks))
-                        print(f"assign_only_{n_workers}_per_second={assign_rate:.1f} "
-                              f"drain_{n_workers}_worker_tasks_per_second={drain_rate:.1f}", flush=True)
+                        print(
+                            f"assign_only_{n_workers}_per_second={assign_rate:.1f} "
+                            f"drain_{n_workers}_worker_tasks_per_second={drain_rate:.1f}",
+                            flush=True,
+                        )
                         asyncio.run(_ours(base_url, dsn, args.tasks // 5, headers))  # warm-up
                         tps = asyncio.run(_ours(base_url, dsn, args.tasks, headers))
                     finally:
@@ -243,10 +264,14 @@ def main() -> None:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
         redis_slot.release()
     ours = max(results.values())
-    print(f"tasks={args.tasks} in_flight_assigns={IN_FLIGHT} cpus={os.cpu_count()} "
-          f"load_average_1m={os.getloadavg()[0]:.1f}")
-    print(f"summary: ours_1_worker={results['1_worker']:.1f} ours_2_worker={results['2_worker']:.1f} "
-          f"raw_floor={raw:.1f} (tasks/s)")
+    print(
+        f"tasks={args.tasks} in_flight_assigns={IN_FLIGHT} cpus={os.cpu_count()} "
+        f"load_average_1m={os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"summary: ours_1_worker={results['1_worker']:.1f} ours_2_worker={results['2_worker']:.1f} "
+        f"raw_floor={raw:.1f} (tasks/s)"
+    )
     print(f"task_overhead_ratio={raw / ours:.2f}")
 
 

@@ -88,9 +88,7 @@ def make_settings(database_url: str, redis_url: str | None, events_prefix: str, 
 
 
 @pytest.fixture
-def settings_factory(
-    backend: str, request: pytest.FixtureRequest, events_prefix: str
-) -> Callable[..., Settings]:
+def settings_factory(backend: str, request: pytest.FixtureRequest, events_prefix: str) -> Callable[..., Settings]:
     """Build settings for the current backend with overrides."""
 
     # Resolved now, outside any event loop: the session fixtures run asyncio themselves.

@@ -63,7 +63,7 @@ def default_script(body: dict[str, Any]) -> dict[str, Any]:
         ("search:", "knowledge_search", "query"),
     ):
         if text.lower().startswith(prefix) and tool in tools:
-            return {"tool_calls": [{"name": tool, "arguments": {key: text[len(prefix):].strip()}}]}
+            return {"tool_calls": [{"name": tool, "arguments": {key: text[len(prefix) :].strip()}}]}
     if text.lower().startswith("remember:") and "memory" in tools:
         return {"tool_calls": [{"name": "memory", "arguments": {"action": "remember", "content": text[9:].strip()}}]}
     if text.lower().startswith("recall:") and "memory" in tools:

@@ -12,7 +12,9 @@ from rich.table import Table
 
 from agentlightning import __version__
 
-app = typer.Typer(name="agentlightning", help="Agent Lightning: serve LLM agents and improve them with RL.", no_args_is_help=True)
+app = typer.Typer(
+    name="agentlightning", help="Agent Lightning: serve LLM agents and improve them with RL.", no_args_is_help=True
+)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 console = Console()
@@ -65,7 +67,9 @@ def migrate(revision: str = typer.Option("head", help="Alembic revision to upgra
 def serve(
     host: str = typer.Option(None, help="Bind address (default: HOST or 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (default: PORT or 8000)."),
-    workers: bool = typer.Option(True, "--workers/--no-workers", help="Run task workers and background services in this process."),
+    workers: bool = typer.Option(
+        True, "--workers/--no-workers", help="Run task workers and background services in this process."
+    ),
     log_level: str = typer.Option("info", help="Uvicorn log level."),
 ) -> None:
     """Migrate the database, then serve the API (docs at /docs)."""
@@ -116,7 +120,14 @@ def users_list() -> None:
 
     table = Table("id", "username", "role", "active", "created", "last login")
     for user in run_with_context(list_users):
-        table.add_row(str(user.id), user.username, user.role, "yes" if user.is_active else "no", str(user.created_at), str(user.last_login_at or "-"))
+        table.add_row(
+            str(user.id),
+            user.username,
+            user.role,
+            "yes" if user.is_active else "no",
+            str(user.created_at),
+            str(user.last_login_at or "-"),
+        )
     console.print(table)
 
 

@@ -76,7 +76,9 @@ async def _scenario(server: ServerProcess, dsn: str, victim: subprocess.Popen[by
         ws_url = server.url.replace("http://", "ws://") + f"/ws/agents?token={token}"
         async with websockets.connect(ws_url, max_queue=None) as ws:
             assert json.loads(await ws.recv())["type"] == "connected"
-            await ws.send(json.dumps({"action": "subscribe", "agent_id": name, "events": ["task_completed", "task_failed"]}))
+            await ws.send(
+                json.dumps({"action": "subscribe", "agent_id": name, "events": ["task_completed", "task_failed"]})
+            )
             assert json.loads(await ws.recv())["type"] == "subscribed"
 
             async def listen() -> None:
@@ -96,7 +98,11 @@ async def _scenario(server: ServerProcess, dsn: str, victim: subprocess.Popen[by
                 async with gate:
                     response = await http.post(
                         "/api/v2/agents/assign",
-                        json={"task": f"task number {i}", "agent_id": name, "priority": ["low", "medium", "high"][i % 3]},
+                        json={
+                            "task": f"task number {i}",
+                            "agent_id": name,
+                            "priority": ["low", "medium", "high"][i % 3],
+                        },
                         headers=headers | {"Idempotency-Key": f"{name}-{i}"},
                     )
                     assert response.status_code == 202, response.text
@@ -121,7 +127,14 @@ async def _scenario(server: ServerProcess, dsn: str, victim: subprocess.Popen[by
 
         listing = await http.get("/api/v2/tasks", params={"agent": name, "page_size": 500}, headers=headers)
         tasks = listing.json()["data"]["items"]
-    return {"ids": ids, "completed": completed, "failed": failed, "tasks": tasks, "held": held, "killed_after": killed_after}
+    return {
+        "ids": ids,
+        "completed": completed,
+        "failed": failed,
+        "tasks": tasks,
+        "held": held,
+        "killed_after": killed_after,
+    }
 
 
 @pytest.mark.slow
@@ -175,4 +188,4 @@ def test_200_tasks_two_workers_one_killed(tmp_path: Path, redis_url: str) -> Non
     # The killed worker's tasks were claimed again after their leases expired.
     assert sum(1 for t in tasks if t["attempts"] > 1) >= 1
     # A separate worker process exports its own agent metrics.
-    assert 'agent_requests_total{agent_id=' in worker_metrics and "agent_response_time_seconds_count" in worker_metrics
+    assert "agent_requests_total{agent_id=" in worker_metrics and "agent_response_time_seconds_count" in worker_metrics

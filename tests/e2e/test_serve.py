@@ -67,7 +67,12 @@ def test_serve_on_postgres_and_redis(tmp_path: Path, postgres_url: str, redis_ur
 
 
 def test_first_start_generates_and_prints_an_admin_password(tmp_path: Path) -> None:
-    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'gen.db'}", "REDIS_URL": "", "AGL_ADMIN_PASSWORD": "", "AGL_RUN_SERVICES": "false"}
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'gen.db'}",
+        "REDIS_URL": "",
+        "AGL_ADMIN_PASSWORD": "",
+        "AGL_RUN_SERVICES": "false",
+    }
     server = ServerProcess(env, tmp_path / "server.log")
     server.start()
     try:
@@ -91,7 +96,12 @@ def test_first_start_generates_and_prints_an_admin_password(tmp_path: Path) -> N
 def test_production_refuses_unsafe_secrets(tmp_path: Path, env: dict[str, str], reason: str) -> None:
     import os
 
-    full_env = {**os.environ, "AGL_ENV": "production", "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", **env}
+    full_env = {
+        **os.environ,
+        "AGL_ENV": "production",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}",
+        **env,
+    }
     if not env.get("JWT_SECRET"):
         full_env.pop("JWT_SECRET", None)
     result = subprocess.run([*CLI, "serve"], env=full_env, capture_output=True, text=True, timeout=60)

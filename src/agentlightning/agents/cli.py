@@ -38,7 +38,9 @@ def worker(
     asyncio.run(_run_worker(settings, min_concurrency, max_concurrency, worker_id))
 
 
-async def _run_worker(settings, min_concurrency: int | None, max_concurrency: int | None, worker_id: str | None) -> None:  # noqa: ANN001
+async def _run_worker(
+    settings, min_concurrency: int | None, max_concurrency: int | None, worker_id: str | None
+) -> None:  # noqa: ANN001
     from agentlightning.agents.pool import WorkerPool
     from agentlightning.core.context import AppContext
 

@@ -131,7 +131,9 @@ class TaskExecutor:
             AGENT_RESPONSE_TIME.labels(agent_id=str(task.agent.id)).observe(elapsed_ms / 1000)
             await self.ctx.cache.delete(cache_keys.agent_status(task.agent.id))
             await self.ctx.events.publish(
-                "tasks", "task_failed", base | {"status": "failed", "error_message": error, "execution_time_ms": elapsed_ms}
+                "tasks",
+                "task_failed",
+                base | {"status": "failed", "error_message": error, "execution_time_ms": elapsed_ms},
             )
         elif status == "pending":
             AGENT_REQUESTS.labels(agent_id=str(task.agent.id), status="retried").inc()

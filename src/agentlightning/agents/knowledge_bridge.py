@@ -37,9 +37,7 @@ async def search_knowledge(
     return await _like_fallback(ctx, query, limit, category)
 
 
-async def _via_service(
-    ctx: AppContext, query: str, limit: int, category: str | None
-) -> list[dict[str, Any]] | None:
+async def _via_service(ctx: AppContext, query: str, limit: int, category: str | None) -> list[dict[str, Any]] | None:
     try:
         module = importlib.import_module("agentlightning.knowledge.service")
     except ImportError:
@@ -59,7 +57,9 @@ async def _via_service(
 
 def _normalise(hit: Any) -> dict[str, Any]:
     if not isinstance(hit, dict):
-        hit = {k: getattr(hit, k) for k in ("id", "title", "content", "snippet", "category", "score") if hasattr(hit, k)}
+        hit = {
+            k: getattr(hit, k) for k in ("id", "title", "content", "snippet", "category", "score") if hasattr(hit, k)
+        }
     snippet = hit.get("snippet") or (hit.get("content") or "")[:SNIPPET_CHARS]
     return {
         "id": hit.get("id"),
@@ -75,7 +75,10 @@ async def _like_fallback(ctx: AppContext, query: str, limit: int, category: str 
     conditions = []
     for w in words:
         pattern = f"%{_escape_like(w)}%"
-        conditions += [KnowledgeItem.title.ilike(pattern, escape="\\"), KnowledgeItem.content.ilike(pattern, escape="\\")]
+        conditions += [
+            KnowledgeItem.title.ilike(pattern, escape="\\"),
+            KnowledgeItem.content.ilike(pattern, escape="\\"),
+        ]
     stmt = select(KnowledgeItem.id, KnowledgeItem.title, KnowledgeItem.content, KnowledgeItem.category).where(
         or_(*conditions)
     )

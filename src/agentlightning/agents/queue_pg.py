@@ -82,7 +82,9 @@ _ASSIGN_BY_ID = _assign_text("id = :agent_ref", bindparam("agent_ref", type_=Int
 _ASSIGN_BY_NAME = _assign_text("name = :agent_ref", bindparam("agent_ref", type_=String))
 
 
-def assign_statement(agent_ref: int | str, agent_type: str | None, values: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def assign_statement(
+    agent_ref: int | str, agent_type: str | None, values: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
     """Resolve ``agent_ref`` (id or name) and insert the task for it, in one statement.
 
     Returns ``(statement, parameters)``.  The statement yields one row ``(id, name, type, status,

@@ -104,9 +104,7 @@ class AgentRuntime:
         context = context or {}
         provider = self.providers.for_agent(agent.config)
         model = self.providers.model_for(agent.config)
-        root = recorder.start(
-            "agent_run", agent.name, {"task": task, "context": context, "session_id": session_id}
-        )
+        root = recorder.start("agent_run", agent.name, {"task": task, "context": context, "session_id": session_id})
         root.attributes.update(config_version=agent.config_version, agent_type=agent.type)
         tool_specs = self.tools.specs(self.ctx.settings, agent.tools)
         allowed = [t.name for t in tool_specs]
@@ -137,9 +135,7 @@ class AgentRuntime:
                 if not response.tool_calls or final_turn:
                     result.answer = response.content.strip()
                     break
-                messages.append(
-                    ChatMessage(role="assistant", content=response.content, tool_calls=response.tool_calls)
-                )
+                messages.append(ChatMessage(role="assistant", content=response.content, tool_calls=response.tool_calls))
                 for call in response.tool_calls:
                     span = recorder.start("tool", call.name, {"arguments": call.arguments}, parent=root)
                     if call.raw_arguments is not None:

@@ -121,8 +121,14 @@ class TaskScheduler:
         """Queue a task; returns ``(task, created)`` (``created`` is False for an idempotent replay)."""
         context = context or {}
         request_hash = cache_keys.stable_hash(
-            {"task": task, "agent_id": agent_id, "agent_type": agent_type, "priority": priority,
-             "context": context, "session_id": session_id}
+            {
+                "task": task,
+                "agent_id": agent_id,
+                "agent_type": agent_type,
+                "priority": priority,
+                "context": context,
+                "session_id": session_id,
+            }
         )
         scoped_key = f"{created_by or '-'}:{idempotency_key}"[:255] if idempotency_key else None
         values = {
@@ -247,8 +253,12 @@ class TaskScheduler:
         if created_by:
             stmt = stmt.where(Task.created_by == created_by)
         async with self.ctx.db.session() as s:
-            total = int(await s.scalar(select(func.count()).select_from(stmt.with_only_columns(Task.id).subquery())) or 0)
-            rows = (await s.execute(stmt.order_by(Task.id.desc()).offset((page - 1) * page_size).limit(page_size))).all()
+            total = int(
+                await s.scalar(select(func.count()).select_from(stmt.with_only_columns(Task.id).subquery())) or 0
+            )
+            rows = (
+                await s.execute(stmt.order_by(Task.id.desc()).offset((page - 1) * page_size).limit(page_size))
+            ).all()
         return [task_to_dict(t, a) for t, a in rows], total
 
     async def cancel(self, task_id: int) -> dict[str, Any]:
@@ -258,7 +268,9 @@ class TaskScheduler:
             result = await s.execute(
                 update(Task)
                 .where(Task.id == task_id, Task.status.in_(("pending", "running")))
-                .values(status="cancelled", completed_at=now, error_message="cancelled by request", lease_expires_at=None)
+                .values(
+                    status="cancelled", completed_at=now, error_message="cancelled by request", lease_expires_at=None
+                )
                 .returning(Task.id)
             )
             changed = result.first() is not None
@@ -313,7 +325,9 @@ class TaskScheduler:
                 self.blocked_by_limits = False
                 return []
             profiles = await self.profiles.get_many(s, {a.id: a.config_version for a in locked})
-            self.blocked_by_limits = any(a.running >= profiles[a.id].max_concurrency for a in locked if a.id in profiles)
+            self.blocked_by_limits = any(
+                a.running >= profiles[a.id].max_concurrency for a in locked if a.id in profiles
+            )
             agent_ids = [a.id for a in locked if a.id in profiles]
             rows = (
                 await s.execute(
@@ -441,7 +455,9 @@ class TaskScheduler:
             task, spans, status="completed", result=result, execution_time_ms=execution_ms, error_message=None
         )
 
-    async def fail(self, task: ClaimedTask, error: str, *, retryable: bool, execution_ms: int | None = None) -> str | None:
+    async def fail(
+        self, task: ClaimedTask, error: str, *, retryable: bool, execution_ms: int | None = None
+    ) -> str | None:
         """Fail the attempt: back to ``pending`` when retryable and attempts remain, else ``failed``.
 
         Returns the new status, or None when the lease was already lost.
@@ -493,7 +509,8 @@ class TaskScheduler:
                     status="pending",
                     lease_owner=None,
                     lease_expires_at=None,
-                    attempts=func.max(Task.attempts - 1, 0) if self.ctx.db.dialect == "sqlite"
+                    attempts=func.max(Task.attempts - 1, 0)
+                    if self.ctx.db.dialect == "sqlite"
                     else func.greatest(Task.attempts - 1, 0),
                 )
                 .execution_options(synchronize_session=False)
@@ -525,21 +542,25 @@ class TaskScheduler:
                 )
             ]
             failed_rows = (
-                await s.execute(
-                    update(Task)
-                    .where(expired, Task.attempts >= Task.max_attempts)
-                    .values(
-                        status="failed",
-                        completed_at=now,
-                        lease_expires_at=None,
-                        error_message=literal("lease expired on the last attempt (")
-                        + cast(Task.attempts, String)
-                        + literal(" attempts): the worker stopped responding"),
+                (
+                    await s.execute(
+                        update(Task)
+                        .where(expired, Task.attempts >= Task.max_attempts)
+                        .values(
+                            status="failed",
+                            completed_at=now,
+                            lease_expires_at=None,
+                            error_message=literal("lease expired on the last attempt (")
+                            + cast(Task.attempts, String)
+                            + literal(" attempts): the worker stopped responding"),
+                        )
+                        .returning(Task)
+                        .execution_options(synchronize_session=False)
                     )
-                    .returning(Task)
-                    .execution_options(synchronize_session=False)
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             await s.commit()
             agents: dict[int, Agent] = {}
             if failed_rows:
@@ -553,8 +574,11 @@ class TaskScheduler:
         async with self.ctx.db.session() as s:
             return int(
                 await s.scalar(
-                    select(func.count()).select_from(Task).where(
-                        Task.status == "running", or_(Task.lease_expires_at.is_(None), Task.lease_expires_at >= utcnow())
+                    select(func.count())
+                    .select_from(Task)
+                    .where(
+                        Task.status == "running",
+                        or_(Task.lease_expires_at.is_(None), Task.lease_expires_at >= utcnow()),
                     )
                 )
                 or 0
@@ -564,7 +588,18 @@ class TaskScheduler:
 def task_event_data(task: dict[str, Any]) -> dict[str, Any]:
     """The payload of ``task_*`` events: enough to filter by agent id, name or type."""
     keys = (
-        "task_id", "agent_id", "agent_name", "agent_type", "status", "priority", "attempts",
-        "execution_time_ms", "error_message", "session_id", "created_at", "started_at", "completed_at",
+        "task_id",
+        "agent_id",
+        "agent_name",
+        "agent_type",
+        "status",
+        "priority",
+        "attempts",
+        "execution_time_ms",
+        "error_message",
+        "session_id",
+        "created_at",
+        "started_at",
+        "completed_at",
     )
     return {k: task.get(k) for k in keys}

@@ -118,8 +118,10 @@ class AgentService:
         async with self.ctx.db.session() as s:
             total = int(await s.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
             rows = (
-                await s.execute(stmt.order_by(Agent.id).offset((page - 1) * page_size).limit(page_size))
-            ).scalars().all()
+                (await s.execute(stmt.order_by(Agent.id).offset((page - 1) * page_size).limit(page_size)))
+                .scalars()
+                .all()
+            )
         return [agent_to_dict(r) for r in rows], total
 
     # --- changes ---------------------------------------------------------------------------
@@ -259,10 +261,7 @@ class AgentService:
                 (await s.execute(select(Task.status, func.count()).group_by(Task.status))).all()  # type: ignore[arg-type]
             )
             workers = int(
-                await s.scalar(
-                    select(func.count(func.distinct(Task.lease_owner))).where(Task.status == "running")
-                )
-                or 0
+                await s.scalar(select(func.count(func.distinct(Task.lease_owner))).where(Task.status == "running")) or 0
             )
         stats = await self._task_stats([a.id for a in agents])
         by_status: dict[str, int] = {}
@@ -337,15 +336,24 @@ class AgentService:
         """The active agent of ``agent_type`` with the lowest load, preferring recent success."""
         async with self.ctx.db.session() as s:
             candidates = (
-                await s.execute(select(Agent).where(Agent.type == agent_type, Agent.status == "active").order_by(Agent.id))
-            ).scalars().all()
+                (
+                    await s.execute(
+                        select(Agent).where(Agent.type == agent_type, Agent.status == "active").order_by(Agent.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
             if not candidates:
                 types = sorted({t for (t,) in await s.execute(select(Agent.type).where(Agent.status == "active"))})
                 raise NotFound(
                     "AGENT_NOT_FOUND",
                     f"No active agent of type '{agent_type}'",
-                    details={"agent_type": agent_type, "available_types": types,
-                             "available_agents": await self._available_names()},
+                    details={
+                        "agent_type": agent_type,
+                        "available_types": types,
+                        "available_agents": await self._available_names(),
+                    },
                 )
         if len(candidates) == 1:
             return candidates[0]

@@ -24,7 +24,12 @@ class AgentTemplate:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form for the API."""
-        return {"name": self.name, "type": self.type, "description": self.description, "config": copy.deepcopy(self.config)}
+        return {
+            "name": self.name,
+            "type": self.type,
+            "description": self.description,
+            "config": copy.deepcopy(self.config),
+        }
 
 
 TEMPLATES: dict[str, AgentTemplate] = {

@@ -145,8 +145,10 @@ async def spans_for_task(db: Database, task_id: int) -> list[dict[str, Any]]:
 
     async with db.session() as s:
         rows = (
-            await s.execute(select(TraceSpan).where(TraceSpan.task_id == task_id).order_by(TraceSpan.id))
-        ).scalars().all()
+            (await s.execute(select(TraceSpan).where(TraceSpan.task_id == task_id).order_by(TraceSpan.id)))
+            .scalars()
+            .all()
+        )
     return [
         {
             "trace_id": r.trace_id,

@@ -98,7 +98,9 @@ class GatewayMiddleware:
             endpoint = _endpoint_label(scope)
             method = scope.get("method", "")
             metrics.HTTP_REQUESTS.labels(method=method, endpoint=endpoint, status_code=str(status_code)).inc()
-            metrics.HTTP_REQUEST_DURATION.labels(method=method, endpoint=endpoint).observe(time.perf_counter() - started)
+            metrics.HTTP_REQUEST_DURATION.labels(method=method, endpoint=endpoint).observe(
+                time.perf_counter() - started
+            )
             REQUEST_ID.reset(token)
 
     @staticmethod

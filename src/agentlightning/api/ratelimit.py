@@ -27,8 +27,11 @@ class RateLimiter:
             url = settings.redis_url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
             # redis-py (already a dependency) rather than limits' default coredis client.
             self.storage = storage_from_string(
-                url, implementation="redispy", key_prefix=f"{settings.agl_events_prefix}:limits",
-                socket_timeout=1.0, socket_connect_timeout=1.0,
+                url,
+                implementation="redispy",
+                key_prefix=f"{settings.agl_events_prefix}:limits",
+                socket_timeout=1.0,
+                socket_connect_timeout=1.0,
             )
         else:
             self.storage = MemoryStorage()

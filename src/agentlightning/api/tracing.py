@@ -65,6 +65,4 @@ def instrument_engine(sync_engine: Any, provider: Any) -> None:
     if instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()
     # The instrumentation declares support up to SQLAlchemy 2.0 but works on 2.1 (tested here).
-    instrumentor.instrument(
-        engine=sync_engine, tracer_provider=provider, enable_commenter=False, skip_dep_check=True
-    )
+    instrumentor.instrument(engine=sync_engine, tracer_provider=provider, enable_commenter=False, skip_dep_check=True)

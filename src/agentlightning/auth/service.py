@@ -23,7 +23,6 @@ from agentlightning.storage.types import as_utc, utcnow
 log = logging.getLogger(__name__)
 
 
-
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     """Verified against when a username is unknown, so a login takes as long either way."""
@@ -265,7 +264,9 @@ async def authenticate_api_key(ctx: AppContext, key: str) -> Principal:
     async with ctx.db.session() as session:
         row = (
             await session.execute(
-                select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == cache_keys.token_hash(key))
+                select(ApiKey, User)
+                .join(User, User.id == ApiKey.user_id)
+                .where(ApiKey.key_hash == cache_keys.token_hash(key))
             )
         ).first()
         if row is None:

@@ -93,7 +93,9 @@ async def update_config(ctx: AppContext, update: SystemConfigUpdate, updated_by:
         except ValidationError as exc:
             raise ValidationFailed(
                 message="Invalid system configuration",
-                details={"errors": [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()]},
+                details={
+                    "errors": [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()]
+                },
             ) from exc
         data = config.model_dump()
         if row is None:

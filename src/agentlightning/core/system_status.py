@@ -82,7 +82,8 @@ async def statistics(ctx: AppContext) -> dict[str, Any]:
             "backend": cache.backend,
             "hit_rate": cache.hit_rate(),
             "by_namespace": {
-                ns: {"hits": cache.hits[ns], "misses": cache.misses[ns], "hit_rate": cache.hit_rate(ns)} for ns in namespaces
+                ns: {"hits": cache.hits[ns], "misses": cache.misses[ns], "hit_rate": cache.hit_rate(ns)}
+                for ns in namespaces
             },
         },
     }

@@ -52,7 +52,9 @@ def import_files(
     paths: list[Path] = typer.Argument(..., help="Files or directories (.md, .txt, .pdf, .csv, .jsonl)."),
     category: str | None = typer.Option(None, help="Category for records that do not name one."),
     tag: list[str] = typer.Option([], "--tag", help="Tag added to every record (repeatable)."),
-    embed: bool = typer.Option(True, "--embed/--no-embed", help="Embed for semantic search now (or later with `kb embed`)."),
+    embed: bool = typer.Option(
+        True, "--embed/--no-embed", help="Embed for semantic search now (or later with `kb embed`)."
+    ),
     batch_size: int = typer.Option(500, min=1, help="Records per transaction."),
     chunk_chars: int = typer.Option(DEFAULT_MAX_CHARS, min=200, help="Largest chunk, in characters."),
     overlap: int = typer.Option(DEFAULT_OVERLAP, min=0, help="Characters repeated between neighbouring chunks."),
@@ -144,6 +146,8 @@ def embed(batch_size: int = typer.Option(256, min=1, help="Items per transaction
         missing = await count_missing_embeddings(ctx)
         with _progress() as progress:
             task = progress.add_task("embedding", total=missing)
-            return await embed_missing(ctx, batch_size=batch_size, on_progress=lambda n: progress.update(task, advance=n))
+            return await embed_missing(
+                ctx, batch_size=batch_size, on_progress=lambda n: progress.update(task, advance=n)
+            )
 
     console.print(f"[green]{_with_ctx(_work)} item(s) embedded[/]")

@@ -20,7 +20,11 @@ _MISSING = (
 async def count_missing_embeddings(ctx: AppContext) -> int:
     """Items without an embedding from the current model."""
     async with ctx.db.session() as session:
-        return int((await session.execute(text(f"SELECT count(*) {_MISSING}"), {"model": get_embedder().model_name})).scalar_one())
+        return int(
+            (
+                await session.execute(text(f"SELECT count(*) {_MISSING}"), {"model": get_embedder().model_name})
+            ).scalar_one()
+        )
 
 
 async def embed_missing(
@@ -34,7 +38,9 @@ async def embed_missing(
         async with ctx.db.session() as session:
             rows = (
                 await session.execute(
-                    text(f"SELECT k.id, k.title, k.content, e.item_id {_MISSING} AND k.id > :after ORDER BY k.id LIMIT :n"),
+                    text(
+                        f"SELECT k.id, k.title, k.content, e.item_id {_MISSING} AND k.id > :after ORDER BY k.id LIMIT :n"
+                    ),
                     {"model": embedder.model_name, "after": after, "n": batch_size},
                 )
             ).all()

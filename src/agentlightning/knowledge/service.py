@@ -316,7 +316,10 @@ async def search_page(ctx: AppContext, query: SearchQuery) -> SearchResult:
     try:
         async with ctx.db.session() as session:
             result = await run_search(
-                session, query, embedder, model=embedder.model_name,
+                session,
+                query,
+                embedder,
+                model=embedder.model_name,
                 rank_candidates=ctx.settings.knowledge_rank_candidates,
             )
     except EmbeddingUnavailable as exc:

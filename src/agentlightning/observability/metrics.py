@@ -23,19 +23,26 @@ HTTP_REQUEST_DURATION = Histogram(
 )
 
 # --- Agents ---------------------------------------------------------------------------------
-AGENT_REQUESTS = Counter("agent_requests_total", "Agent task runs by outcome", ["agent_id", "status"], registry=REGISTRY)
+AGENT_REQUESTS = Counter(
+    "agent_requests_total", "Agent task runs by outcome", ["agent_id", "status"], registry=REGISTRY
+)
 AGENT_RESPONSE_TIME = Histogram(
     "agent_response_time_seconds", "Agent task run time", ["agent_id"], buckets=_LATENCY_BUCKETS, registry=REGISTRY
 )
 AGENT_ACTIVE_COUNT = Gauge("agent_active_count", "Active agents by type", ["type"], registry=REGISTRY)
 
 # --- RL -------------------------------------------------------------------------------------
-RL_SESSIONS = Counter("rl_sessions_total", "RL training sessions by outcome", ["algorithm", "status"], registry=REGISTRY)
+RL_SESSIONS = Counter(
+    "rl_sessions_total", "RL training sessions by outcome", ["algorithm", "status"], registry=REGISTRY
+)
 RL_TRAINING_DURATION = Gauge(
     "rl_training_duration_seconds", "Wall time an RL experiment has trained", ["experiment_id"], registry=REGISTRY
 )
 RL_PERFORMANCE_GAIN = Gauge(
-    "rl_performance_gain_percent", "Improvement of an agent from its last promoted change", ["agent_id"], registry=REGISTRY
+    "rl_performance_gain_percent",
+    "Improvement of an agent from its last promoted change",
+    ["agent_id"],
+    registry=REGISTRY,
 )
 
 # --- System resources -----------------------------------------------------------------------

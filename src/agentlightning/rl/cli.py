@@ -135,7 +135,8 @@ async def _train(request: Any, detach: bool) -> None:
                     exp = await service.get(exp["id"])
                     m = exp["metrics"]
                     stats = " ".join(
-                        f"{label}={m[key]:.1f}" for key, label in (("ep_rew_mean", "reward"), ("fps", "fps"))
+                        f"{label}={m[key]:.1f}"
+                        for key, label in (("ep_rew_mean", "reward"), ("fps", "fps"))
                         if isinstance(m.get(key), (int, float))
                     )
                     progress.update(bar, completed=m.get("timesteps", 0), description=exp["status"], stats=stats)
@@ -146,7 +147,9 @@ async def _train(request: Any, detach: bool) -> None:
 
 def _print_result(exp: dict[str, Any]) -> None:
     colour = {"completed": "green", "stopped": "yellow", "failed": "red"}.get(exp["status"], "white")
-    console.print(f"experiment {exp['id']} [{colour}]{exp['status']}[/] after {exp['metrics'].get('timesteps', 0):,} steps")
+    console.print(
+        f"experiment {exp['id']} [{colour}]{exp['status']}[/] after {exp['metrics'].get('timesteps', 0):,} steps"
+    )
     if exp.get("error"):
         console.print(f"[red]{exp['error']}[/]")
     final = exp["metrics"].get("final_evaluation")
@@ -174,7 +177,11 @@ def list_(
         m = e["metrics"]
         final = (m.get("final_evaluation") or {}).get("mean_reward")
         table.add_row(
-            str(e["id"]), e["name"], e["algorithm"], e["config"].get("environment", ""), e["status"],
+            str(e["id"]),
+            e["name"],
+            e["algorithm"],
+            e["config"].get("environment", ""),
+            e["status"],
             f"{m.get('timesteps', 0):,}/{m.get('total_timesteps', 0):,}",
             "" if m.get("ep_rew_mean") is None else f"{m['ep_rew_mean']:.1f}",
             "" if final is None else f"{final:.1f}",
@@ -204,8 +211,12 @@ def stop(experiment_id: int) -> None:
         async with _context() as ctx:
             return await ExperimentService(ctx).stop(experiment_id)
 
-    _run_app_call(_stop, lambda exp: console.print(
-        f"experiment {experiment_id}: {'stopped' if exp['status'] == 'stopped' else 'stop requested'}"))
+    _run_app_call(
+        _stop,
+        lambda exp: console.print(
+            f"experiment {experiment_id}: {'stopped' if exp['status'] == 'stopped' else 'stop requested'}"
+        ),
+    )
 
 
 def _run_app_call(factory: Any, render: Any) -> None:

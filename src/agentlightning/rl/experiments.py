@@ -150,8 +150,11 @@ class ExperimentService:
     async def _get(self, session: AsyncSession, experiment_id: int) -> RLExperiment:
         exp = await session.get(RLExperiment, experiment_id)
         if exp is None:
-            raise NotFound("EXPERIMENT_NOT_FOUND", f"Experiment with ID '{experiment_id}' not found",
-                           details={"experiment_id": experiment_id})
+            raise NotFound(
+                "EXPERIMENT_NOT_FOUND",
+                f"Experiment with ID '{experiment_id}' not found",
+                details={"experiment_id": experiment_id},
+            )
         return exp
 
     async def get(self, experiment_id: int) -> dict[str, Any]:
@@ -241,10 +244,16 @@ class ExperimentService:
             except IntegrityError as exc:
                 await session.rollback()
                 if await session.scalar(select(RLExperiment.id).where(RLExperiment.name == request.name)):
-                    raise Conflict("EXPERIMENT_NAME_TAKEN", f"An experiment named '{request.name}' already exists",
-                                   details={"name": request.name}) from exc
-                raise ValidationFailed("VALIDATION_ERROR", f"Invalid reference: agent {request.agent_id} does not exist",
-                                       details={"errors": [{"field": "agent_id", "message": "no such agent"}]}) from exc
+                    raise Conflict(
+                        "EXPERIMENT_NAME_TAKEN",
+                        f"An experiment named '{request.name}' already exists",
+                        details={"name": request.name},
+                    ) from exc
+                raise ValidationFailed(
+                    "VALIDATION_ERROR",
+                    f"Invalid reference: agent {request.agent_id} does not exist",
+                    details={"errors": [{"field": "agent_id", "message": "no such agent"}]},
+                ) from exc
             await transition(session, exp.id, "queued")
             await session.commit()
             await session.refresh(exp)
@@ -258,8 +267,11 @@ class ExperimentService:
         async with self.ctx.db.session() as session:
             exp = await self._get(session, experiment_id)
             if exp.status in TERMINAL:
-                raise Conflict("EXPERIMENT_FINISHED", f"Experiment '{experiment_id}' is already {exp.status}",
-                               details={"status": exp.status})
+                raise Conflict(
+                    "EXPERIMENT_FINISHED",
+                    f"Experiment '{experiment_id}' is already {exp.status}",
+                    details={"status": exp.status},
+                )
             moved = await transition(
                 session, experiment_id, "stopped", only_from=("created", "queued"), stop_requested_at=now, end_time=now
             )
@@ -295,8 +307,14 @@ class ExperimentService:
         result = {**result, "checkpoint": os.path.basename(path)}
         async with self.ctx.db.session() as session:
             timesteps = _timesteps_of(path, await self._get(session, experiment_id))
-            session.add(RLMetricPoint(experiment_id=experiment_id, kind="evaluation", timesteps=timesteps,
-                                      data={"on_demand": True, **result}))
+            session.add(
+                RLMetricPoint(
+                    experiment_id=experiment_id,
+                    kind="evaluation",
+                    timesteps=timesteps,
+                    data={"on_demand": True, **result},
+                )
+            )
             await session.commit()
         return {"experiment_id": experiment_id, "timesteps": timesteps, **result}
 
@@ -358,17 +376,28 @@ class ExperimentService:
         try:
             spaces = await asyncio.to_thread(_check)
         except EnvError as exc:
-            raise ValidationFailed("VALIDATION_ERROR", str(exc),
-                                   details={"errors": [{"field": "entry_point", "message": str(exc)}]}) from exc
+            raise ValidationFailed(
+                "VALIDATION_ERROR", str(exc), details={"errors": [{"field": "entry_point", "message": str(exc)}]}
+            ) from exc
         async with self.ctx.db.session() as session:
-            session.add(RLEnvironment(env_id=spec.env_id, entry_point=spec.entry_point, kwargs=spec.kwargs,
-                                      max_episode_steps=spec.max_episode_steps, description=request.description,
-                                      created_by=created_by))
+            session.add(
+                RLEnvironment(
+                    env_id=spec.env_id,
+                    entry_point=spec.entry_point,
+                    kwargs=spec.kwargs,
+                    max_episode_steps=spec.max_episode_steps,
+                    description=request.description,
+                    created_by=created_by,
+                )
+            )
             try:
                 await session.commit()
             except IntegrityError as exc:
-                raise Conflict("ENVIRONMENT_EXISTS", f"Environment '{spec.env_id}' is already registered",
-                               details={"env_id": spec.env_id}) from exc
+                raise Conflict(
+                    "ENVIRONMENT_EXISTS",
+                    f"Environment '{spec.env_id}' is already registered",
+                    details={"env_id": spec.env_id},
+                ) from exc
         return {**spec.to_dict(), **spaces, "description": request.description}
 
 
@@ -404,7 +433,9 @@ def latest_resumable(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
 def parse_status(value: str | None) -> str | None:
     """Validate a status filter."""
     if value is not None and value not in ACTIVE | TERMINAL:
-        raise ValidationFailed("VALIDATION_ERROR", f"unknown status {value!r}",
-                               details={"errors": [{"field": "status", "message": f"one of {sorted(ACTIVE | TERMINAL)}"}]})
+        raise ValidationFailed(
+            "VALIDATION_ERROR",
+            f"unknown status {value!r}",
+            details={"errors": [{"field": "status", "message": f"one of {sorted(ACTIVE | TERMINAL)}"}]},
+        )
     return value
-

@@ -174,7 +174,9 @@ class ExperimentManager:
     # ------------------------------------------------------------------ backends
     def backend_for(self, requested: str | None) -> Backend:
         """The backend an experiment runs on: Ray when asked or when ``RAY_ADDRESS`` is set."""
-        name = requested if requested in ("subprocess", "ray") else ("ray" if self.settings.ray_address else "subprocess")
+        name = (
+            requested if requested in ("subprocess", "ray") else ("ray" if self.settings.ray_address else "subprocess")
+        )
         if name not in self._backends:
             if name == "ray":
                 from agentlightning.rl.backends.ray import RayBackend
@@ -279,14 +281,26 @@ class ExperimentManager:
                     metrics["progress"] = round(min(update_["timesteps"] / total, 1.0), 4)
                     if exp.start_time is not None:
                         metrics["training_seconds"] = round((utcnow() - as_utc(exp.start_time)).total_seconds(), 3)
-                    session.add(RLMetricPoint(experiment_id=experiment_id, kind="progress",
-                                              timesteps=update_["timesteps"], data=_strip(update_)))
+                    session.add(
+                        RLMetricPoint(
+                            experiment_id=experiment_id,
+                            kind="progress",
+                            timesteps=update_["timesteps"],
+                            data=_strip(update_),
+                        )
+                    )
                     events.append({"change": "progress", **_strip(update_), "progress": metrics["progress"]})
                 elif kind == "evaluation":
                     key = "final_evaluation" if update_.get("final") else "last_evaluation"
                     metrics[key] = _strip(update_)
-                    session.add(RLMetricPoint(experiment_id=experiment_id, kind="evaluation",
-                                              timesteps=update_["timesteps"], data=_strip(update_)))
+                    session.add(
+                        RLMetricPoint(
+                            experiment_id=experiment_id,
+                            kind="evaluation",
+                            timesteps=update_["timesteps"],
+                            data=_strip(update_),
+                        )
+                    )
                     events.append({"change": "evaluation", **_strip(update_)})
                 elif kind == "checkpoint":
                     entry = {**_strip(update_), "created_at": utcnow().isoformat()}
@@ -316,7 +330,9 @@ class ExperimentManager:
             user_stop = exp is not None and exp.stop_requested_at is not None
         if outcome is None or outcome.failed:
             error = outcome.error if outcome else "training ended without an outcome"
-            log.warning("experiment %s failed: %s\n%s", experiment_id, error, (outcome.traceback if outcome else "") or "")
+            log.warning(
+                "experiment %s failed: %s\n%s", experiment_id, error, (outcome.traceback if outcome else "") or ""
+            )
             if self._shutting_down and not user_stop:
                 await self._requeue_or_fail(experiment_id, f"server shut down during training ({error})")
             else:
@@ -329,8 +345,9 @@ class ExperimentManager:
         status = "completed" if result.get("status") == "completed" else "stopped"
         await self._set_final(experiment_id, status, result=result)
 
-    async def _set_final(self, experiment_id: int, status: str, *, error: str | None = None,
-                         result: dict[str, Any] | None = None) -> None:
+    async def _set_final(
+        self, experiment_id: int, status: str, *, error: str | None = None, result: dict[str, Any] | None = None
+    ) -> None:
         now = utcnow()
         async with self.ctx.db.session() as session:
             exp = await session.get(RLExperiment, experiment_id)
@@ -345,8 +362,16 @@ class ExperimentManager:
                     metrics["progress"] = 1.0
             if exp.start_time is not None:
                 metrics["training_seconds"] = round((now - as_utc(exp.start_time)).total_seconds(), 3)
-            moved = await transition(session, experiment_id, status, error=error, end_time=now, metrics=metrics,
-                                     lease_owner=None, heartbeat_at=None)
+            moved = await transition(
+                session,
+                experiment_id,
+                status,
+                error=error,
+                end_time=now,
+                metrics=metrics,
+                lease_owner=None,
+                heartbeat_at=None,
+            )
             await session.commit()
             session.expire_all()
             exp = await session.get(RLExperiment, experiment_id)
@@ -376,19 +401,28 @@ class ExperimentManager:
             await self._set_final(experiment_id, "failed", error=f"{reason}; no checkpoint to resume from")
             return "failed"
         if exp.attempts > max_resumes:
-            await self._set_final(experiment_id, "failed",
-                                  error=f"{reason}; resume budget spent ({max_resumes} resumes)")
+            await self._set_final(
+                experiment_id, "failed", error=f"{reason}; resume budget spent ({max_resumes} resumes)"
+            )
             return "failed"
         async with self.ctx.db.session() as session:
-            moved = await transition(session, experiment_id, "queued", only_from=("running",),
-                                     lease_owner=None, heartbeat_at=None, error=None)
+            moved = await transition(
+                session,
+                experiment_id,
+                "queued",
+                only_from=("running",),
+                lease_owner=None,
+                heartbeat_at=None,
+                error=None,
+            )
             await session.commit()
             exp = await session.get(RLExperiment, experiment_id)
             data = experiment_dict(exp) if exp is not None else None
         if moved and data is not None:
             RL_SESSIONS.labels(algorithm=data["algorithm"], status="requeued").inc()
-            await ExperimentService(self.ctx).publish(data, "queued", reason=reason,
-                                                      resume_from_timesteps=resume["timesteps"])
+            await ExperimentService(self.ctx).publish(
+                data, "queued", reason=reason, resume_from_timesteps=resume["timesteps"]
+            )
         return "queued" if moved else "gone"
 
     async def _sync_leases(self) -> None:
@@ -397,10 +431,13 @@ class ExperimentManager:
             return
         ids = list(self.handles)
         async with self.ctx.db.session() as session:
-            rows = (await session.execute(
-                select(RLExperiment.id, RLExperiment.lease_owner, RLExperiment.stop_requested_at, RLExperiment.status)
-                .where(RLExperiment.id.in_(ids))
-            )).all()
+            rows = (
+                await session.execute(
+                    select(
+                        RLExperiment.id, RLExperiment.lease_owner, RLExperiment.stop_requested_at, RLExperiment.status
+                    ).where(RLExperiment.id.in_(ids))
+                )
+            ).all()
             now = time.monotonic()
             if now - self._last_heartbeat >= self.settings.rl_lease_seconds / 3:
                 self._last_heartbeat = now
@@ -427,10 +464,13 @@ class ExperimentManager:
         """Requeue or fail ``running`` experiments whose manager is gone; returns (id, outcome)."""
         cutoff = utcnow() - timedelta(seconds=self.settings.rl_lease_seconds)
         async with self.ctx.db.session() as session:
-            rows = (await session.execute(
-                select(RLExperiment.id, RLExperiment.lease_owner, RLExperiment.heartbeat_at)
-                .where(RLExperiment.status == "running")
-            )).all()
+            rows = (
+                await session.execute(
+                    select(RLExperiment.id, RLExperiment.lease_owner, RLExperiment.heartbeat_at).where(
+                        RLExperiment.status == "running"
+                    )
+                )
+            ).all()
         outcomes: list[tuple[int, str]] = []
         for experiment_id, owner, heartbeat_at in rows:
             if experiment_id in self.handles or owner == self.instance_id:

@@ -268,6 +268,7 @@ class RedisCache(Cache):
 
     async def info(self) -> dict[str, Any]:
         """Redis ``INFO`` (clients and memory sections), empty when unreachable."""
+
         async def _info() -> dict[str, Any]:
             data: dict[str, Any] = {}
             data.update(await self.client.info("clients"))

@@ -20,7 +20,13 @@ async def test_fresh_install_has_the_starter_catalogue(client: httpx.AsyncClient
     assert {"general_assistant", "data_agent", "research_agent", "math_agent"} <= {t["name"] for t in templates}
     tools = (await client.get("/api/v2/agents/tools", headers=admin)).json()["data"]
     assert {t["name"] for t in tools} == {
-        "calculator", "knowledge_search", "python", "sql_query", "http_request", "datetime", "memory"
+        "calculator",
+        "knowledge_search",
+        "python",
+        "sql_query",
+        "http_request",
+        "datetime",
+        "memory",
     }
     http_tool = next(t for t in tools if t["name"] == "http_request")
     assert http_tool["enabled"] is False and http_tool["permission"] == "network"
@@ -69,7 +75,9 @@ async def test_create_from_template_validation_and_conflicts(client: httpx.Async
     assert bad_template.status_code == 404 and bad_template.json()["error"]["code"] == "TEMPLATE_NOT_FOUND"
 
 
-async def test_update_increments_config_version_only_on_change(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+async def test_update_increments_config_version_only_on_change(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
     agent = await create_agent(client, admin, unique("upd"), config={"system_prompt": "one", "tools": ["calculator"]})
     first = (
         await client.put(f"/api/v2/agents/{agent['name']}", json={"config": {"system_prompt": "two"}}, headers=admin)

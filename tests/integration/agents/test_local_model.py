@@ -20,11 +20,19 @@ async def test_local_model_answers_through_the_api(
         client,
         admin,
         unique("smol"),
-        config={"provider": "local", "temperature": 0.0, "max_tokens": 24, "tools": [], "cache": False,
-                "system_prompt": "You are a helpful assistant. Answer in one short sentence."},
+        config={
+            "provider": "local",
+            "temperature": 0.0,
+            "max_tokens": 24,
+            "tools": [],
+            "cache": False,
+            "system_prompt": "You are a helpful assistant. Answer in one short sentence.",
+        },
     )
     assign = await client.post(
-        "/api/v2/agents/assign", json={"task": "What is the capital of France?", "agent_id": agent["name"]}, headers=admin
+        "/api/v2/agents/assign",
+        json={"task": "What is the capital of France?", "agent_id": agent["name"]},
+        headers=admin,
     )
     task = await wait_for_task(client, admin, assign.json()["task_id"], timeout=240)
     assert task["status"] == "completed", task

@@ -30,9 +30,16 @@ async def test_batch_claim_takes_priority_order_within_each_agents_limit(
     await _drain(scheduler)
     labels: dict[int, str] = {}
     # The narrow agent's critical tasks come first in the queue; they must not hide the others.
-    plan = [(narrow, "n-crit-1", "critical"), (narrow, "n-crit-2", "critical"), (narrow, "n-crit-3", "critical"),
-            (wide, "w-low-1", "low"), (wide, "w-high-1", "high"), (wide, "w-med-1", "medium"),
-            (wide, "w-high-2", "high"), (wide, "w-low-2", "low")]
+    plan = [
+        (narrow, "n-crit-1", "critical"),
+        (narrow, "n-crit-2", "critical"),
+        (narrow, "n-crit-3", "critical"),
+        (wide, "w-low-1", "low"),
+        (wide, "w-high-1", "high"),
+        (wide, "w-med-1", "medium"),
+        (wide, "w-high-2", "high"),
+        (wide, "w-low-2", "low"),
+    ]
     for agent, label, priority in plan:
         task, _ = await scheduler.assign(task=label, agent_id=agent["id"], priority=priority)
         labels[task["id"]] = label

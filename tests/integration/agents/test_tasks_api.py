@@ -75,7 +75,9 @@ async def test_list_filters_cancel_and_ownership(
     mine = await client.post(
         "/api/v2/agents/assign", json={"task": "user task", "agent_id": agent["name"], "priority": "low"}, headers=user
     )
-    theirs = await client.post("/api/v2/agents/assign", json={"task": "admin task", "agent_id": agent["id"]}, headers=admin)
+    theirs = await client.post(
+        "/api/v2/agents/assign", json={"task": "admin task", "agent_id": agent["id"]}, headers=admin
+    )
     listed = (await client.get("/api/v2/tasks", params={"agent": agent["name"]}, headers=admin)).json()["data"]
     assert listed["total"] == 2
     low = (await client.get("/api/v2/tasks", params={"agent": agent["id"], "priority": "low"}, headers=admin)).json()
@@ -88,7 +90,7 @@ async def test_list_filters_cancel_and_ownership(
     assert cancelled.status_code == 200 and cancelled.json()["data"]["status"] == "cancelled"
     twice = await client.post(f"/api/v2/tasks/{mine.json()['task_id']}/cancel", headers=user)
     assert twice.status_code == 409 and twice.json()["error"]["code"] == "TASK_ALREADY_FINISHED"
-    pending = (await client.get("/api/v2/tasks", params={"agent": agent["id"], "status": "pending"}, headers=admin))
+    pending = await client.get("/api/v2/tasks", params={"agent": agent["id"], "status": "pending"}, headers=admin)
     assert pending.json()["data"]["total"] == 1
 
 
@@ -99,7 +101,14 @@ async def test_claims_follow_priority_then_fifo(client: httpx.AsyncClient, admin
     while await scheduler.claim("drain", 50):
         pass
     ids = {}
-    for label, priority in [("m1", "medium"), ("l1", "low"), ("h1", "high"), ("m2", "medium"), ("c1", "critical"), ("h2", "high")]:
+    for label, priority in [
+        ("m1", "medium"),
+        ("l1", "low"),
+        ("h1", "high"),
+        ("m2", "medium"),
+        ("c1", "critical"),
+        ("h2", "high"),
+    ]:
         task, _ = await scheduler.assign(task=label, agent_id=agent["id"], priority=priority)
         ids[task["id"]] = label
     claimed = await scheduler.claim("w1", 3) + await scheduler.claim("w1", 10)
@@ -165,7 +174,9 @@ async def test_lease_expiry_requeues_then_fails_on_the_last_attempt(
             claimed = await scheduler.claim(f"dying-{attempt}", 50)
             assert claimed
         async with ctx.db.session() as s:  # the lease runs out (as if no heartbeat came for its whole term)
-            await s.execute(update(Task).where(Task.id == task["id"]).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+            await s.execute(
+                update(Task).where(Task.id == task["id"]).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+            )
             await s.commit()
         requeued, failed = await scheduler.reap_expired()
         if attempt == 1:

@@ -63,14 +63,21 @@ async def test_subscribe_receives_task_events_and_unsubscribe_stops_them(
         assert (await _recv(ws))["type"] == "connected"
         await ws.send(json.dumps({"action": "subscribe", "agent_id": "nobody_here"}))
         error = await _recv(ws)
-        assert error["error"]["code"] == "AGENT_NOT_FOUND" and "data_agent" in error["error"]["details"]["available_agents"]
+        assert (
+            error["error"]["code"] == "AGENT_NOT_FOUND"
+            and "data_agent" in error["error"]["details"]["available_agents"]
+        )
         # The spec's message shape: subscribe by name, with event names.
         await ws.send(
-            json.dumps({"action": "subscribe", "agent_id": agent["name"], "events": ["task_completed", "training_update"]})
+            json.dumps(
+                {"action": "subscribe", "agent_id": agent["name"], "events": ["task_completed", "training_update"]}
+            )
         )
         subscribed = await _recv(ws)
         assert subscribed["type"] == "subscribed" and subscribed["events"] == ["task_completed", "training_update"]
-        await ws.send(json.dumps({"action": "subscribe", "agent_id": agent["id"], "events": ["task_created", "task_started"]}))
+        await ws.send(
+            json.dumps({"action": "subscribe", "agent_id": agent["id"], "events": ["task_created", "task_started"]})
+        )
         by_id = await _recv(ws)
         assignment = await client.post(
             "/api/v2/agents/assign", json={"task": "stream me", "agent_id": agent["id"]}, headers=admin
@@ -95,7 +102,9 @@ async def test_subscribe_receives_task_events_and_unsubscribe_stops_them(
             await _recv(ws, timeout=1.0)
 
 
-async def test_subscribe_by_type_and_bad_messages(live_url: str, admin: dict[str, str], client: httpx.AsyncClient) -> None:
+async def test_subscribe_by_type_and_bad_messages(
+    live_url: str, admin: dict[str, str], client: httpx.AsyncClient
+) -> None:
     async with websockets.connect(f"ws://{live_url}/ws/agents?token={_token(admin)}") as ws:
         await _recv(ws)
         await ws.send("not json")

@@ -62,13 +62,19 @@ async def test_response_cache_marks_cached_answers(
     labels = {"agent_id": str(agent["id"]), "status": "completed"}
     before = REGISTRY.get_sample_value("agent_requests_total", labels) or 0.0
     body = {"task": f"same question {unique('q')}", "agent_id": agent["id"], "context": {"k": 1}}
-    first = await wait_for_task(client, admin, (await client.post("/api/v2/agents/assign", json=body, headers=admin)).json()["task_id"])
-    second = await wait_for_task(client, admin, (await client.post("/api/v2/agents/assign", json=body, headers=admin)).json()["task_id"])
+    first = await wait_for_task(
+        client, admin, (await client.post("/api/v2/agents/assign", json=body, headers=admin)).json()["task_id"]
+    )
+    second = await wait_for_task(
+        client, admin, (await client.post("/api/v2/agents/assign", json=body, headers=admin)).json()["task_id"]
+    )
     assert first["result"]["cached"] is False and second["result"]["cached"] is True
     assert second["result"]["answer"] == first["result"]["answer"]
     # A config change (new config_version) or a different context misses the cache.
     await client.put(f"/api/v2/agents/{agent['id']}", json={"config": {"system_prompt": "changed"}}, headers=admin)
-    third = await wait_for_task(client, admin, (await client.post("/api/v2/agents/assign", json=body, headers=admin)).json()["task_id"])
+    third = await wait_for_task(
+        client, admin, (await client.post("/api/v2/agents/assign", json=body, headers=admin)).json()["task_id"]
+    )
     assert third["result"]["cached"] is False
     assert app.state.ctx.cache.hit_rate("agent_response") is not None
     assert REGISTRY.get_sample_value("agent_requests_total", labels) == before + 3
@@ -124,7 +130,9 @@ async def test_sandboxed_python_tool_through_a_task(
 ) -> None:
     agent = await create_agent(client, admin, unique("py"), config={"tools": ["python"], "cache": False})
     code = "import statistics; print(statistics.mean([2, 4, 9])); print(open('/etc/hostname').read())"
-    assign = await client.post("/api/v2/agents/assign", json={"task": f"python: {code}", "agent_id": agent["id"]}, headers=admin)
+    assign = await client.post(
+        "/api/v2/agents/assign", json={"task": f"python: {code}", "agent_id": agent["id"]}, headers=admin
+    )
     task = await wait_for_task(client, admin, assign.json()["task_id"])
     assert task["status"] == "completed"
     assert "5" in task["result"]["answer"] and "not allowed" in task["result"]["answer"]
@@ -157,14 +165,14 @@ async def test_expired_lease_is_reclaimed_and_result_written_once(
     assert row is not None and row.result["answer"] != "late" and row.lease_owner == "rescuer"
 
 
-async def test_cancel_running_task_stops_it(
-    client: httpx.AsyncClient, admin: dict[str, str], pool: WorkerPool
-) -> None:
+async def test_cancel_running_task_stops_it(client: httpx.AsyncClient, admin: dict[str, str], pool: WorkerPool) -> None:
     with FakeLLMServer(delay_s=2.5) as slow:
         agent = await create_agent(
             client, admin, unique("slow"), config={"provider": "openai", "base_url": slow.base_url, "cache": False}
         )
-        assign = await client.post("/api/v2/agents/assign", json={"task": "slow", "agent_id": agent["id"]}, headers=admin)
+        assign = await client.post(
+            "/api/v2/agents/assign", json={"task": "slow", "agent_id": agent["id"]}, headers=admin
+        )
         task_id = assign.json()["task_id"]
         for _ in range(100):
             if (await client.get(f"/api/v2/tasks/{task_id}", headers=admin)).json()["data"]["status"] == "running":
@@ -184,13 +192,19 @@ async def test_knowledge_search_tool_returns_items_with_ids(
     word = unique("zephyrine").replace("-", "")
     created = await client.post(
         "/api/v2/knowledge",
-        json={"title": f"About {word}", "content": f"The {word} protocol rotates keys every 90 days.", "category": "security"},
+        json={
+            "title": f"About {word}",
+            "content": f"The {word} protocol rotates keys every 90 days.",
+            "category": "security",
+        },
         headers=admin,
     )
     assert created.status_code == 201, created.text
     item_id = created.json()["data"]["id"]
     agent = await create_agent(client, admin, unique("research"), template="research_agent", config={"cache": False})
-    assign = await client.post("/api/v2/agents/assign", json={"task": f"search: {word}", "agent_id": agent["id"]}, headers=admin)
+    assign = await client.post(
+        "/api/v2/agents/assign", json={"task": f"search: {word}", "agent_id": agent["id"]}, headers=admin
+    )
     task = await wait_for_task(client, admin, assign.json()["task_id"], timeout=60)
     assert task["status"] == "completed", task
     assert task["result"]["tool_calls"][0]["name"] == "knowledge_search" and task["result"]["tool_calls"][0]["ok"]
@@ -207,7 +221,9 @@ async def test_graceful_stop_hands_in_flight_tasks_back(
         )
         first = WorkerPool(ctx.settings.model_copy(update={"agent_shutdown_grace_seconds": 0.3}), worker_id="leaving")
         await first.start(ctx)
-        assign = await client.post("/api/v2/agents/assign", json={"task": "long", "agent_id": agent["id"]}, headers=admin)
+        assign = await client.post(
+            "/api/v2/agents/assign", json={"task": "long", "agent_id": agent["id"]}, headers=admin
+        )
         task_id = assign.json()["task_id"]
         for _ in range(100):
             if task_id in first.in_flight:
@@ -232,17 +248,23 @@ async def test_pool_scales_with_queue_depth_and_respects_agent_limits(
     ctx = app.state.ctx
     with FakeLLMServer(delay_s=0.4) as slow:
         wide = await create_agent(
-            client, admin, unique("wide"), config={"provider": "openai", "base_url": slow.base_url, "cache": False,
-                                                   "max_concurrency": 10}
+            client,
+            admin,
+            unique("wide"),
+            config={"provider": "openai", "base_url": slow.base_url, "cache": False, "max_concurrency": 10},
         )
         narrow = await create_agent(
-            client, admin, unique("narrow"), config={"provider": "openai", "base_url": slow.base_url, "cache": False,
-                                                     "max_concurrency": 2}
+            client,
+            admin,
+            unique("narrow"),
+            config={"provider": "openai", "base_url": slow.base_url, "cache": False, "max_concurrency": 2},
         )
         ids = []
         for i in range(6):
             for agent in (wide, narrow):
-                r = await client.post("/api/v2/agents/assign", json={"task": f"t{i}", "agent_id": agent["id"]}, headers=admin)
+                r = await client.post(
+                    "/api/v2/agents/assign", json={"task": f"t{i}", "agent_id": agent["id"]}, headers=admin
+                )
                 ids.append(r.json()["task_id"])
         workers = WorkerPool(ctx.settings, min_concurrency=1, max_concurrency=6, worker_id="scaler")
         await workers.start(ctx)

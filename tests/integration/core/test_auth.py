@@ -57,14 +57,28 @@ async def test_profile_requires_a_valid_token(client: httpx.AsyncClient) -> None
     missing = await client.get("/auth/profile")
     assert missing.status_code == 401 and missing.json()["error"]["code"] == "AUTHENTICATION_REQUIRED"
     forged = jwt.encode(
-        {"user_id": "1", "username": "admin", "role": "admin", "permissions": ["*"], "exp": int(time.time()) + 60,
-         "iat": int(time.time()), "iss": "agent-lightning"},
+        {
+            "user_id": "1",
+            "username": "admin",
+            "role": "admin",
+            "permissions": ["*"],
+            "exp": int(time.time()) + 60,
+            "iat": int(time.time()),
+            "iss": "agent-lightning",
+        },
         "guessed-secret-" + "q" * 40,
         algorithm="HS256",
     )
     unsigned = jwt.encode(
-        {"user_id": "1", "username": "admin", "role": "admin", "permissions": ["*"], "exp": int(time.time()) + 60,
-         "iat": int(time.time()), "iss": "agent-lightning"},
+        {
+            "user_id": "1",
+            "username": "admin",
+            "role": "admin",
+            "permissions": ["*"],
+            "exp": int(time.time()) + 60,
+            "iat": int(time.time()),
+            "iss": "agent-lightning",
+        },
         None,
         algorithm="none",
     )

@@ -85,7 +85,9 @@ async def exploding_client(settings_factory) -> AsyncIterator[httpx.AsyncClient]
         raise RuntimeError("kaboom")
 
     async with LifespanManager(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t"
+        ) as client:
             yield client
 
 

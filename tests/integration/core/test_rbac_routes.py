@@ -74,7 +74,12 @@ async def test_each_role_is_allowed_or_refused_as_the_table_says(client: httpx.A
     def token_for(role: str) -> str:
         user = users[role]
         return tokens.issue_access_token(
-            user_id=user.id, username=user.username, role=role, secret=TEST_SECRET, issuer="agent-lightning", ttl_seconds=300
+            user_id=user.id,
+            username=user.username,
+            role=role,
+            secret=TEST_SECRET,
+            issuer="agent-lightning",
+            ttl_seconds=300,
         )[0]
 
     checked = 0

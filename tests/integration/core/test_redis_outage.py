@@ -60,9 +60,10 @@ async def test_api_survives_a_redis_outage(postgres_url: str, private_redis: Red
             assert await ctx.cache.get("probe") == "1"
             assert ctx.cache.healthy
             new_headers = {
-                "Authorization": "Bearer " + (await client.post(
-                    "/auth/login", json={"username": name, "password": "correct-horse-battery"}
-                )).json()["data"]["access_token"]
+                "Authorization": "Bearer "
+                + (
+                    await client.post("/auth/login", json={"username": name, "password": "correct-horse-battery"})
+                ).json()["data"]["access_token"]
             }
             await ctx.cache.delete(cache_keys.SYSTEM_CONFIG)
             assert (await client.get("/api/v2/system/config", headers=new_headers)).status_code == 200

@@ -7,14 +7,56 @@ from sqlalchemy import inspect, text
 from agentlightning.core.context import AppContext
 
 SPEC_COLUMNS = {
-    "agents": {"id", "name", "type", "description", "config", "status", "created_at", "updated_at",
-               "performance_metrics", "last_activity"},
-    "knowledge_items": {"id", "title", "content", "category", "tags", "metadata", "created_at", "updated_at",
-                        "created_by", "version"},
-    "tasks": {"id", "task_description", "agent_id", "status", "priority", "result", "created_at", "started_at",
-              "completed_at", "execution_time_ms", "error_message"},
-    "rl_experiments": {"id", "name", "algorithm", "config", "status", "agent_id", "start_time", "end_time", "metrics",
-                       "checkpoints", "created_at"},
+    "agents": {
+        "id",
+        "name",
+        "type",
+        "description",
+        "config",
+        "status",
+        "created_at",
+        "updated_at",
+        "performance_metrics",
+        "last_activity",
+    },
+    "knowledge_items": {
+        "id",
+        "title",
+        "content",
+        "category",
+        "tags",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "created_by",
+        "version",
+    },
+    "tasks": {
+        "id",
+        "task_description",
+        "agent_id",
+        "status",
+        "priority",
+        "result",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "execution_time_ms",
+        "error_message",
+    },
+    "rl_experiments": {
+        "id",
+        "name",
+        "algorithm",
+        "config",
+        "status",
+        "agent_id",
+        "start_time",
+        "end_time",
+        "metrics",
+        "checkpoints",
+        "created_at",
+    },
 }
 SPEC_INDEXES = {
     "agents": {"idx_agents_type", "idx_agents_status", "idx_agents_last_activity"},
@@ -26,6 +68,7 @@ SPEC_INDEXES = {
 
 async def test_spec_tables_columns_and_indexes(ctx: AppContext, backend: str) -> None:
     async with ctx.db.engine.connect() as conn:
+
         def _inspect(sync_conn):  # type: ignore[no-untyped-def]
             inspector = inspect(sync_conn)
             return {
@@ -41,17 +84,29 @@ async def test_spec_tables_columns_and_indexes(ctx: AppContext, backend: str) ->
             assert columns <= found[table][0], (table, columns - found[table][0])
             assert SPEC_INDEXES[table] <= found[table][1], (table, SPEC_INDEXES[table] - found[table][1])
         if backend == "postgres":
-            rows = (await conn.execute(text(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'knowledge_items'"
-            ))).all()
+            rows = (
+                await conn.execute(
+                    text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'knowledge_items'")
+                )
+            ).all()
             definitions = dict(rows)
             assert "USING gin (tags)" in definitions["idx_knowledge_tags"]
             assert "to_tsvector('english'::regconfig, content)" in definitions["idx_knowledge_content"]
-            types = dict((await conn.execute(text(
-                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'agents'"
-            ))).all())
+            types = dict(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'agents'"
+                        )
+                    )
+                ).all()
+            )
             assert types["config"] == "jsonb" and types["performance_metrics"] == "jsonb"
-            tag_type = (await conn.execute(text(
-                "SELECT data_type FROM information_schema.columns WHERE table_name='knowledge_items' AND column_name='tags'"
-            ))).scalar()
+            tag_type = (
+                await conn.execute(
+                    text(
+                        "SELECT data_type FROM information_schema.columns WHERE table_name='knowledge_items' AND column_name='tags'"
+                    )
+                )
+            ).scalar()
             assert tag_type == "ARRAY"

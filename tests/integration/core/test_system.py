@@ -41,7 +41,10 @@ async def test_stats_counts_and_hit_rate(client: httpx.AsyncClient, login) -> No
 
 
 async def test_config_update_is_validated_persisted_and_cached(
-    client: httpx.AsyncClient, login, app: FastAPI, settings  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient,
+    login,
+    app: FastAPI,
+    settings,  # type: ignore[no-untyped-def]
 ) -> None:
     admin = await login("admin")
     developer = await login("developer")
@@ -59,7 +62,12 @@ async def test_config_update_is_validated_persisted_and_cached(
     )
     assert updated.status_code == 200
     assert updated.json()["data"]["max_task_attempts"] == 5
-    assert updated.json()["data"]["auto_rl"] == {"enabled": True, "success_threshold": 0.8, "min_samples": 50, "cooldown_minutes": 60}
+    assert updated.json()["data"]["auto_rl"] == {
+        "enabled": True,
+        "success_threshold": 0.8,
+        "min_samples": 50,
+        "cooldown_minutes": 60,
+    }
 
     ctx: AppContext = app.state.ctx
     cached = await ctx.cache.get_json(cache_keys.SYSTEM_CONFIG)
@@ -70,7 +78,9 @@ async def test_config_update_is_validated_persisted_and_cached(
         assert (await get_config(other, fresh=True)).max_task_attempts == 5
     finally:
         await other.close()
-    await client.put("/api/v2/system/config", json={"max_task_attempts": 3, "auto_rl": {"min_samples": 20}}, headers=admin)
+    await client.put(
+        "/api/v2/system/config", json={"max_task_attempts": 3, "auto_rl": {"min_samples": 20}}, headers=admin
+    )
 
 
 async def test_maintenance_mode_pauses_non_admin_writes(client: httpx.AsyncClient, login) -> None:  # type: ignore[no-untyped-def]

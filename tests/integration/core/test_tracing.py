@@ -27,6 +27,8 @@ async def test_requests_and_statements_are_traced(settings_factory) -> None:  # 
     server = [s for s in spans if s.attributes and s.attributes.get("http.route") == "/auth/profile"]
     assert server, [s.name for s in spans]
     trace_id = server[0].context.trace_id
-    statements = [s for s in spans if s.attributes and "db.statement" in s.attributes and s.context.trace_id == trace_id]
+    statements = [
+        s for s in spans if s.attributes and "db.statement" in s.attributes and s.context.trace_id == trace_id
+    ]
     assert statements, "the profile lookup's SQL should be a child of the request span"
     assert any("users" in str(s.attributes["db.statement"]) for s in statements)

@@ -49,7 +49,9 @@ async def test_agent_tool_path_returns_citable_hits(ctx: AppContext) -> None:
 
     item = await service.create_item(
         ctx,
-        KnowledgeItemCreate(title="Refund policy", content="Customers may request a refund within 30 days.", category=category),
+        KnowledgeItemCreate(
+            title="Refund policy", content="Customers may request a refund within 30 days.", category=category
+        ),
         user="tester",
     )
     hits = await search_knowledge(ctx, "can I get my money back", limit=3, category=category)
@@ -64,7 +66,9 @@ async def test_reimporting_a_changed_file_replaces_its_chunks(ctx: AppContext, t
     doc = tmp_path / "guide.md"
     other = tmp_path / "other.md"
     shared = f"## Shared\n\nEvery {marker} guide ends with this shared paragraph.\n"
-    doc.write_text(f"# Guide {marker}\n\n## Alpha\n\nalpha{marker} was the old way.\n\n## Beta\n\nbeta{marker} stays.\n\n{shared}")
+    doc.write_text(
+        f"# Guide {marker}\n\n## Alpha\n\nalpha{marker} was the old way.\n\n## Beta\n\nbeta{marker} stays.\n\n{shared}"
+    )
     other.write_text(f"# Other {marker}\n\n{shared}")
     options = ParseOptions(category=category)
     first = await import_paths(ctx, [doc, other], options, embed=True)
@@ -104,7 +108,8 @@ async def test_index_service_warms_the_vector_index_at_start(ctx: AppContext, tm
     assert create_index_service(ctx.settings.model_copy(update={"knowledge_index_warmup": False})) is None
     category = f"warm-{uuid.uuid4().hex[:8]}"
     item = await service.create_item(
-        ctx, KnowledgeItemCreate(title="Warm index", content="Vectors ready before the first query.", category=category),
+        ctx,
+        KnowledgeItemCreate(title="Warm index", content="Vectors ready before the first query.", category=category),
         user="tester",
     )
     async with ctx.db.session() as session:

@@ -43,8 +43,13 @@ async def _search(client: httpx.AsyncClient, headers: dict[str, str], **params: 
 async def test_crud_and_version_history(client: httpx.AsyncClient, dev: dict[str, str]) -> None:
     category = _cat()
     item = await _create(
-        client, dev, title="Redis eviction", content="Redis evicts keys with allkeys-lru.", category=category,
-        tags=["redis", "cache"], metadata={"source": "ops"},
+        client,
+        dev,
+        title="Redis eviction",
+        content="Redis evicts keys with allkeys-lru.",
+        category=category,
+        tags=["redis", "cache"],
+        metadata={"source": "ops"},
     )
     assert item["version"] == 1 and item["tags"] == ["cache", "redis"] and item["created_by"]
 
@@ -101,18 +106,32 @@ async def test_permissions(client: httpx.AsyncClient, login: Callable[[str], Awa
 async def test_fulltext_ranking_phrases_exclusions_and_filters(client: httpx.AsyncClient, dev: dict[str, str]) -> None:
     category, other = _cat(), _cat()
     in_title = await _create(
-        client, dev, title="Connection pooling guide", content="How the pool hands out sockets.",
-        category=category, tags=["postgres", "ops"],
+        client,
+        dev,
+        title="Connection pooling guide",
+        content="How the pool hands out sockets.",
+        category=category,
+        tags=["postgres", "ops"],
     )
     in_body = await _create(
-        client, dev, title="Database notes", content="Tune connection pooling when workers grow; pooling matters.",
-        category=category, tags=["postgres"],
+        client,
+        dev,
+        title="Database notes",
+        content="Tune connection pooling when workers grow; pooling matters.",
+        category=category,
+        tags=["postgres"],
     )
     scrambled = await _create(
-        client, dev, title="Pooling of connection handles", content="Not about the phrase in order: pooling, connection.",
-        category=category, tags=["mysql"],
+        client,
+        dev,
+        title="Pooling of connection handles",
+        content="Not about the phrase in order: pooling, connection.",
+        category=category,
+        tags=["mysql"],
     )
-    elsewhere = await _create(client, dev, title="Connection pooling", content="Same words, other category.", category=other)
+    elsewhere = await _create(
+        client, dev, title="Connection pooling", content="Same words, other category.", category=other
+    )
 
     hits = (await _search(client, dev, q="connection pooling", mode="fulltext", category=category))["items"]
     ids = [h["id"] for h in hits]
@@ -125,14 +144,14 @@ async def test_fulltext_ranking_phrases_exclusions_and_filters(client: httpx.Asy
     phrase = (await _search(client, dev, q='"connection pooling"', mode="fulltext", category=category))["items"]
     assert {h["id"] for h in phrase} == {in_title["id"], in_body["id"]}
 
-    excluded = (await _search(client, dev, q='connection -"phrase in order"', mode="fulltext", category=category))
+    excluded = await _search(client, dev, q='connection -"phrase in order"', mode="fulltext", category=category)
     assert scrambled["id"] not in {h["id"] for h in excluded["items"]}
     assert in_title["id"] in {h["id"] for h in excluded["items"]}
     excluded_word = (await _search(client, dev, q="pooling -sockets", mode="fulltext", category=category))["items"]
     assert in_title["id"] not in {h["id"] for h in excluded_word}
     assert in_body["id"] in {h["id"] for h in excluded_word}
 
-    tagged = (await _search(client, dev, q="connection", mode="fulltext", category=category, tags="postgres,ops"))
+    tagged = await _search(client, dev, q="connection", mode="fulltext", category=category, tags="postgres,ops")
     assert [h["id"] for h in tagged["items"]] == [in_title["id"]]
     either = (await _search(client, dev, q="sockets or workers", mode="fulltext", category=category))["items"]
     assert {h["id"] for h in either} == {in_title["id"], in_body["id"]}
@@ -146,12 +165,22 @@ async def test_fulltext_ranking_phrases_exclusions_and_filters(client: httpx.Asy
 async def test_semantic_and_hybrid_find_paraphrases(client: httpx.AsyncClient, dev: dict[str, str]) -> None:
     category = _cat()
     target = await _create(
-        client, dev, title="Recovering a forgotten password",
+        client,
+        dev,
+        title="Recovering a forgotten password",
         content="Users who cannot sign in can request a reset link by e-mail and choose new credentials.",
         category=category,
     )
-    await _create(client, dev, title="Quarterly revenue", content="Sales grew eleven percent in the fourth quarter.", category=category)
-    await _create(client, dev, title="GPU drivers", content="Install the CUDA toolkit before training models.", category=category)
+    await _create(
+        client,
+        dev,
+        title="Quarterly revenue",
+        content="Sales grew eleven percent in the fourth quarter.",
+        category=category,
+    )
+    await _create(
+        client, dev, title="GPU drivers", content="Install the CUDA toolkit before training models.", category=category
+    )
 
     query = "I lost my login, how do I get back into my account"
     lexical = (await _search(client, dev, q=query, mode="fulltext", category=category))["items"]
@@ -163,7 +192,8 @@ async def test_semantic_and_hybrid_find_paraphrases(client: httpx.AsyncClient, d
 
     # An update re-embeds: the item now answers a different question.
     await client.put(
-        f"{BASE}/{target['id']}", json={"title": "Baking bread", "content": "Knead the dough and let it rise."},
+        f"{BASE}/{target['id']}",
+        json={"title": "Baking bread", "content": "Knead the dough and let it rise."},
         headers=dev,
     )
     again = (await _search(client, dev, q="how to make a loaf of bread", mode="semantic", category=category))["items"]
@@ -172,7 +202,9 @@ async def test_semantic_and_hybrid_find_paraphrases(client: httpx.AsyncClient, d
 
 async def test_search_cache_hits_and_invalidation(client: httpx.AsyncClient, dev: dict[str, str]) -> None:
     category, other = _cat(), _cat()
-    await _create(client, dev, title="Kafka retention", content="Kafka keeps segments for seven days.", category=category)
+    await _create(
+        client, dev, title="Kafka retention", content="Kafka keeps segments for seven days.", category=category
+    )
     first = await _search(client, dev, q="kafka", mode="fulltext", category=category)
     assert first["cached"] is False and len(first["items"]) == 1
     second = await _search(client, dev, q="kafka", mode="fulltext", category=category)
@@ -188,7 +220,9 @@ async def test_search_cache_hits_and_invalidation(client: httpx.AsyncClient, dev
     assert fresh["cached"] is False and len(fresh["items"]) == len(unfiltered["items"]) + 1
 
     # A write in the category invalidates, and the new item shows up.
-    created = await _create(client, dev, title="Kafka compaction", content="Kafka compacts topics by key.", category=category)
+    created = await _create(
+        client, dev, title="Kafka compaction", content="Kafka compacts topics by key.", category=category
+    )
     after = await _search(client, dev, q="kafka", mode="fulltext", category=category)
     assert after["cached"] is False and created["id"] in {h["id"] for h in after["items"]}
 
@@ -206,11 +240,16 @@ async def test_search_cache_hits_and_invalidation(client: httpx.AsyncClient, dev
 
 async def test_bulk_endpoint_skips_existing(client: httpx.AsyncClient, dev: dict[str, str]) -> None:
     category = _cat()
-    items = [{"title": f"Runbook {i}", "content": f"Step {i}: restart the worker pool.", "category": category} for i in range(5)]
+    items = [
+        {"title": f"Runbook {i}", "content": f"Step {i}: restart the worker pool.", "category": category}
+        for i in range(5)
+    ]
     first = await client.post(f"{BASE}/bulk", json={"items": items}, headers=dev)
     assert first.status_code == 201, first.text
     assert first.json()["data"]["created"] == 5 and first.json()["data"]["embedded"] == 5
-    again = await client.post(f"{BASE}/bulk", json={"items": items + [{**items[0], "title": "Runbook new"}]}, headers=dev)
+    again = await client.post(
+        f"{BASE}/bulk", json={"items": items + [{**items[0], "title": "Runbook new"}]}, headers=dev
+    )
     assert again.json()["data"]["created"] == 1 and again.json()["data"]["skipped"] == 5
     found = await _search(client, dev, q="restart worker pool", mode="hybrid", category=category, limit=10)
     assert len(found["items"]) == 6
@@ -223,7 +262,9 @@ async def test_semantic_search_uses_the_database_vector_backend(
 ) -> None:
     """SQLite answers with sqlite-vec (pysqlite3 driver), PostgreSQL without pgvector with usearch."""
     category = _cat()
-    target = await _create(client, dev, title="Rotating TLS certificates", content="Renew certs before expiry.", category=category)
+    target = await _create(
+        client, dev, title="Rotating TLS certificates", content="Renew certs before expiry.", category=category
+    )
     await _create(client, dev, title="Lunch menu", content="Soup and bread on Fridays.", category=category)
     hits = (await _search(client, dev, q="renewing https keys", mode="semantic", category=category))["items"]
     assert hits[0]["id"] == target["id"]
@@ -262,9 +303,13 @@ async def test_fulltext_ranks_a_bounded_candidate_set(
 ) -> None:
     """PostgreSQL ranks at most ``candidates`` matches and says so; within the bound the order is exact."""
     category = _cat()
-    strong = await _create(client, dev, title="Ferry timetable", content="ferry ferry ferry schedule", category=category)
+    strong = await _create(
+        client, dev, title="Ferry timetable", content="ferry ferry ferry schedule", category=category
+    )
     for i in range(5):
-        await _create(client, dev, title=f"Note {i}", content=f"A ferry is mentioned once in note {i}.", category=category)
+        await _create(
+            client, dev, title=f"Note {i}", content=f"A ferry is mentioned once in note {i}.", category=category
+        )
     async with ctx.db.session() as session:
         exact = await fulltext_ranking(session, "ferry", category=category, tags=[], limit=3)
         bounded = await fulltext_ranking(session, "ferry", category=category, tags=[], limit=3, candidates=4)
@@ -292,7 +337,9 @@ async def test_rank_candidates_setting_reaches_the_api(settings_factory, backend
             headers = await login_as(client, app, "developer")
             category = _cat()
             for i in range(12):
-                await _create(client, headers, title=f"Buoy {i}", content=f"A buoy report number {i}.", category=category)
+                await _create(
+                    client, headers, title=f"Buoy {i}", content=f"A buoy report number {i}.", category=category
+                )
             page = await _search(client, headers, q="buoy", mode="fulltext", category=category, limit=5)
     # Twelve matches, ten scored: PostgreSQL says the ranking was bounded; FTS5 ranks all with BM25.
     assert page["ranking_bounded"] is (backend == "postgres")

@@ -109,6 +109,7 @@ async def test_usearch_index_is_loop_independent(postgres_url: str) -> None:
     backend = UsearchBackend("postgresql")
     db = Database(postgres_url)
     try:
+
         async def one() -> None:
             async with db.session() as session:
                 await backend.sync(session, "m")
@@ -282,14 +283,22 @@ async def test_prune_tombstones_keeps_recent_ones_and_the_newest(settings: Setti
     db = Database(settings.database_url, sqlite_extensions=False)
     try:
         async with db.session() as session:
-            top = int((await session.execute(text("SELECT coalesce(max(rev), 0) FROM knowledge_embedding_tombstones"))).scalar_one())
+            top = int(
+                (
+                    await session.execute(text("SELECT coalesce(max(rev), 0) FROM knowledge_embedding_tombstones"))
+                ).scalar_one()
+            )
             old = datetime(2000, 1, 1, tzinfo=UTC)
             session.add_all(
                 KnowledgeEmbeddingTombstone(rev=top + 10**9 + i, item_id=940_000 + i, deleted_at=old) for i in range(3)
             )
             await session.flush()
             assert await prune_tombstones(session) >= 2
-            left = (await session.execute(text("SELECT rev FROM knowledge_embedding_tombstones WHERE item_id >= 940000"))).scalars().all()
+            left = (
+                (await session.execute(text("SELECT rev FROM knowledge_embedding_tombstones WHERE item_id >= 940000")))
+                .scalars()
+                .all()
+            )
             assert left == [top + 10**9 + 2], "the newest tombstone stays (SQLite's rev high-water mark)"
             await session.rollback()
     finally:

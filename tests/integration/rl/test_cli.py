@@ -15,7 +15,9 @@ from tests.conftest import unique
 
 
 @pytest.fixture
-def cli_env(backend: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def cli_env(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     url = request.getfixturevalue("postgres_url" if backend == "postgres" else "sqlite_url")
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("REDIS_URL", request.getfixturevalue("redis_url") if backend == "postgres" else "")
@@ -31,9 +33,30 @@ def cli_env(backend: str, request: pytest.FixtureRequest, tmp_path: Path, monkey
 def test_train_list_show_stop(cli_env: None) -> None:
     runner = CliRunner()
     name = unique("cli")
-    result = runner.invoke(app, ["train", "--algo", "ppo", "--env", "CartPole-v1", "--timesteps", "1024",
-                                 "--hp", "n_steps=256", "--hp", "batch_size=64", "--seed", "3",
-                                 "--eval-episodes", "2", "--checkpoint-freq", "512", "--name", name])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--algo",
+            "ppo",
+            "--env",
+            "CartPole-v1",
+            "--timesteps",
+            "1024",
+            "--hp",
+            "n_steps=256",
+            "--hp",
+            "batch_size=64",
+            "--seed",
+            "3",
+            "--eval-episodes",
+            "2",
+            "--checkpoint-freq",
+            "512",
+            "--name",
+            name,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "completed" in result.output and "evaluation: mean reward" in result.output
 
@@ -51,8 +74,21 @@ def test_train_list_show_stop(cli_env: None) -> None:
     invalid = runner.invoke(app, ["train", "--algo", "dqn", "--env", "Pendulum-v1", "--timesteps", "10"])
     assert invalid.exit_code == 2 and "dqn cannot act in Pendulum-v1" in invalid.output
 
-    queued = runner.invoke(app, ["train", "--algo", "ppo", "--env", "CartPole-v1", "--timesteps", "100", "--detach",
-                                 "--name", unique("detached")])
+    queued = runner.invoke(
+        app,
+        [
+            "train",
+            "--algo",
+            "ppo",
+            "--env",
+            "CartPole-v1",
+            "--timesteps",
+            "100",
+            "--detach",
+            "--name",
+            unique("detached"),
+        ],
+    )
     assert queued.exit_code == 0 and "queued" in queued.output
     queued_id = int(queued.output.split("experiment ")[1].split()[0])
     assert runner.invoke(app, ["stop", str(queued_id)]).exit_code == 0

@@ -25,20 +25,30 @@ async def test_validation_errors_say_which_field(client: httpx.AsyncClient, deve
     cases: list[tuple[dict[str, Any], str, str]] = [
         ({"algorithm": "ppo3", "environment": "CartPole-v1"}, "algorithm", "unknown algorithm 'ppo3'"),
         ({"algorithm": "ppo", "environment": "CartPol-v1"}, "environment", "Did you mean: `CartPole`"),
-        ({"algorithm": "dqn", "environment": "Pendulum-v1"}, "algorithm", "dqn cannot act in Pendulum-v1's action space"),
-        ({"algorithm": "ppo", "environment": "CartPole-v1", "hyperparameters": {"n_step": 8}},
-         "hyperparameters.n_step", "did you mean 'n_steps'"),
+        (
+            {"algorithm": "dqn", "environment": "Pendulum-v1"},
+            "algorithm",
+            "dqn cannot act in Pendulum-v1's action space",
+        ),
+        (
+            {"algorithm": "ppo", "environment": "CartPole-v1", "hyperparameters": {"n_step": 8}},
+            "hyperparameters.n_step",
+            "did you mean 'n_steps'",
+        ),
     ]
     for body, field, message in cases:
-        response = await client.post(API, json={"name": unique("bad"), "total_timesteps": 100, **body}, headers=developer)
+        response = await client.post(
+            API, json={"name": unique("bad"), "total_timesteps": 100, **body}, headers=developer
+        )
         assert response.status_code == 422, response.text
         error = response.json()["error"]
         assert error["code"] == "VALIDATION_ERROR"
         problems = {e["field"]: e["message"] for e in error["details"]["errors"]}
         assert message in problems[field], problems
 
-    response = await client.post(API, json={"name": "x", "algorithm": "ppo", "environment": "CartPole-v1"},
-                                 headers=developer)
+    response = await client.post(
+        API, json={"name": "x", "algorithm": "ppo", "environment": "CartPole-v1"}, headers=developer
+    )
     assert response.status_code == 422  # total_timesteps missing: a pydantic error
 
 
@@ -134,7 +144,9 @@ async def test_stop_running_experiment_then_evaluate(
 ) -> None:
     body = tiny("ppo", unique("stop"), total_timesteps=2_000_000)
     experiment_id = (await client.post(API, json=body, headers=developer)).json()["data"]["id"]
-    await wait_for(client, developer, experiment_id, lambda e: e["status"] == "running" and e["metrics"]["timesteps"] > 0)
+    await wait_for(
+        client, developer, experiment_id, lambda e: e["status"] == "running" and e["metrics"]["timesteps"] > 0
+    )
 
     response = await client.post(f"{API}/{experiment_id}/stop", headers=developer)
     assert response.status_code == 202
@@ -146,11 +158,15 @@ async def test_stop_running_experiment_then_evaluate(
     again = await client.post(f"{API}/{experiment_id}/stop", headers=developer)
     assert again.status_code == 409 and again.json()["error"]["code"] == "EXPERIMENT_FINISHED"
 
-    evaluation = await client.post(f"{API}/{experiment_id}/evaluate", json={"n_episodes": 3, "seed": 1}, headers=developer)
+    evaluation = await client.post(
+        f"{API}/{experiment_id}/evaluate", json={"n_episodes": 3, "seed": 1}, headers=developer
+    )
     assert evaluation.status_code == 200, evaluation.text
     result = evaluation.json()["data"]
     assert result["n_episodes"] == 3 and result["mean_reward"] > 0 and result["checkpoint"] == "final_model.zip"
-    history = (await client.get(f"{API}/{experiment_id}/metrics", params={"kind": "evaluation"}, headers=developer)).json()
+    history = (
+        await client.get(f"{API}/{experiment_id}/metrics", params={"kind": "evaluation"}, headers=developer)
+    ).json()
     assert history["data"]["items"][-1]["on_demand"] is True
 
 
@@ -177,8 +193,12 @@ async def test_custom_environment_registration_and_training(
     assert rejected.status_code == 422 and "allow-list" in rejected.json()["error"]["message"]
     response = await client.post(
         "/api/v2/rl/environments",
-        json={"env_id": env_id, "entry_point": "agentlightning.rl.classic.examples:CorridorEnv",
-              "kwargs": {"length": 4}, "max_episode_steps": 30},
+        json={
+            "env_id": env_id,
+            "entry_point": "agentlightning.rl.classic.examples:CorridorEnv",
+            "kwargs": {"length": 4},
+            "max_episode_steps": 30,
+        },
         headers=developer,
     )
     assert response.status_code == 201, response.text
@@ -195,6 +215,8 @@ async def test_custom_environment_registration_and_training(
     body = tiny("dqn", unique("corridor"), environment=env_id)
     response = await client.post(API, json=body, headers=developer)
     assert response.status_code == 201, response.text
-    exp = await wait_for(client, developer, response.json()["data"]["id"], lambda e: e["status"] in ("completed", "failed"))
+    exp = await wait_for(
+        client, developer, response.json()["data"]["id"], lambda e: e["status"] in ("completed", "failed")
+    )
     assert exp["status"] == "completed", exp["error"]
     assert exp["config"]["custom_env"]["entry_point"].endswith(":CorridorEnv")

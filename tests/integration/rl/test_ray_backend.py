@@ -30,7 +30,9 @@ async def test_experiment_on_ray_streams_checkpoints_and_evaluates(
     body = tiny("ppo", unique("ray"), backend="ray")
     response = await client.post(API, json=body, headers=developer)
     assert response.status_code == 201, response.text
-    exp = await wait_for(client, developer, response.json()["data"]["id"], lambda e: e["status"] in ("completed", "failed"))
+    exp = await wait_for(
+        client, developer, response.json()["data"]["id"], lambda e: e["status"] in ("completed", "failed")
+    )
     assert exp["status"] == "completed", exp["error"]
     assert exp["backend"] == "ray"
     assert exp["metrics"]["final_evaluation"]["n_episodes"] == 2
@@ -46,5 +48,7 @@ async def test_experiment_on_ray_streams_checkpoints_and_evaluates(
     assert evaluation.json()["data"]["n_episodes"] == 2
 
 
-async def manager_checkpoint_path(client: httpx.AsyncClient, headers: dict[str, str], experiment_id: int) -> httpx.Response:
+async def manager_checkpoint_path(
+    client: httpx.AsyncClient, headers: dict[str, str], experiment_id: int
+) -> httpx.Response:
     return await client.get(f"{API}/{experiment_id}/checkpoints/latest/download", headers=headers)

@@ -32,9 +32,13 @@ CALC = ToolSpec("calculator", "math", {"type": "object", "properties": {"express
 
 
 def test_text_protocol_parses_tagged_and_fenced_calls() -> None:
-    text, calls = parse_tool_calls('Let me compute.\n<tool_call>{"name": "calculator", "arguments": {"expression": "2+2"}}</tool_call>')
+    text, calls = parse_tool_calls(
+        'Let me compute.\n<tool_call>{"name": "calculator", "arguments": {"expression": "2+2"}}</tool_call>'
+    )
     assert text == "Let me compute." and calls[0].name == "calculator" and calls[0].arguments == {"expression": "2+2"}
-    _, fenced = parse_tool_calls('```json\n{"name": "calculator", "arguments": {"expression": "1"}}\n```', {"calculator"})
+    _, fenced = parse_tool_calls(
+        '```json\n{"name": "calculator", "arguments": {"expression": "1"}}\n```', {"calculator"}
+    )
     assert fenced[0].arguments == {"expression": "1"}
     _, unknown = parse_tool_calls('```json\n{"name": "rm", "arguments": {}}\n```', {"calculator"})
     assert unknown == []
@@ -53,7 +57,10 @@ def test_text_protocol_rewrites_native_conversations() -> None:
     ]
     out = to_text_protocol(messages, [CALC])
     assert out[0]["role"] == "system" and "<tool_call>" in out[0]["content"] and "calculator" in out[0]["content"]
-    assert out[2] == {"role": "assistant", "content": '<tool_call>{"name": "calculator", "arguments": {"expression": "2+2"}}</tool_call>'}
+    assert out[2] == {
+        "role": "assistant",
+        "content": '<tool_call>{"name": "calculator", "arguments": {"expression": "2+2"}}</tool_call>',
+    }
     assert out[3]["role"] == "user" and out[3]["content"].startswith('<tool_result name="calculator">')
 
 

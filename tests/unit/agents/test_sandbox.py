@@ -103,7 +103,10 @@ async def test_file_size_and_output_are_capped() -> None:
 
 async def test_environment_is_minimal() -> None:
     result = await run("import os; print(sorted(os.environ))")
-    assert result.stdout.strip() == "['HOME', 'LANG', 'LC_CTYPE', 'PYTHONIOENCODING', 'TMPDIR']" or "DATABASE_URL" not in result.stdout
+    assert (
+        result.stdout.strip() == "['HOME', 'LANG', 'LC_CTYPE', 'PYTHONIOENCODING', 'TMPDIR']"
+        or "DATABASE_URL" not in result.stdout
+    )
     assert "DATABASE_URL" not in result.stdout and "JWT" not in result.stdout
 
 

@@ -36,8 +36,16 @@ def test_seven_builtins_with_valid_schemas_permissions_and_timeouts() -> None:
 
 @pytest.mark.parametrize(
     ("expression", "expected"),
-    [("2 + 3 * 4", 14), ("(3 + 4) * 2 ** 10", 7168), ("7 // 2 + 7 % 2", 4), ("sqrt(16) + abs(-2)", 6.0),
-     ("2 ^ 3", 8), ("-(-5)", 5), ("round(pi, 2)", 3.14), ("max(1, 9, 3)", 9)],
+    [
+        ("2 + 3 * 4", 14),
+        ("(3 + 4) * 2 ** 10", 7168),
+        ("7 // 2 + 7 % 2", 4),
+        ("sqrt(16) + abs(-2)", 6.0),
+        ("2 ^ 3", 8),
+        ("-(-5)", 5),
+        ("round(pi, 2)", 3.14),
+        ("max(1, 9, 3)", 9),
+    ],
 )
 def test_calculator_evaluates(expression: str, expected: float) -> None:
     assert evaluate(expression) == expected
@@ -45,8 +53,17 @@ def test_calculator_evaluates(expression: str, expected: float) -> None:
 
 @pytest.mark.parametrize(
     "expression",
-    ["__import__('os').system('ls')", "open('/etc/passwd')", "9 ** 9 ** 9", "1 / 0", "x + 1", "[1, 2]", "factorial(10**6)",
-     "'a' * 3", "(lambda: 1)()"],
+    [
+        "__import__('os').system('ls')",
+        "open('/etc/passwd')",
+        "9 ** 9 ** 9",
+        "1 / 0",
+        "x + 1",
+        "[1, 2]",
+        "factorial(10**6)",
+        "'a' * 3",
+        "(lambda: 1)()",
+    ],
 )
 def test_calculator_refuses_anything_else(expression: str) -> None:
     with pytest.raises(ToolError):
@@ -59,8 +76,12 @@ async def test_registry_validates_arguments_and_enforces_timeouts(tctx: ToolCont
     @tool(
         name="slow_echo",
         description="Echo after a pause",
-        parameters={"type": "object", "properties": {"text": {"type": "string"}, "pause": {"type": "number"}},
-                    "required": ["text"], "additionalProperties": False},
+        parameters={
+            "type": "object",
+            "properties": {"text": {"type": "string"}, "pause": {"type": "number"}},
+            "required": ["text"],
+            "additionalProperties": False,
+        },
         timeout_s=0.2,
         registry=registry,
     )
@@ -83,8 +104,11 @@ async def test_registry_validates_arguments_and_enforces_timeouts(tctx: ToolCont
 
 
 async def test_user_tool_in_default_registry_with_context(tctx: ToolContext) -> None:
-    @tool(name="word_count_test", description="Count words",
-          parameters={"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]})
+    @tool(
+        name="word_count_test",
+        description="Count words",
+        parameters={"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+    )
     def word_count(args: dict, ctx: ToolContext) -> int:
         return len(args["text"].split())
 
@@ -99,7 +123,9 @@ async def test_datetime_tool(tctx: ToolContext) -> None:
     registry = default_registry()
     added = await registry.invoke("datetime", {"operation": "add", "date": "2024-12-30", "days": 3}, tctx)
     assert added.ok and added.output["result"].startswith("2025-01-02")
-    diff = await registry.invoke("datetime", {"operation": "diff", "date": "2024-01-01", "other_date": "2024-03-01"}, tctx)
+    diff = await registry.invoke(
+        "datetime", {"operation": "diff", "date": "2024-01-01", "other_date": "2024-03-01"}, tctx
+    )
     assert diff.output["days"] == 60
     now = await registry.invoke("datetime", {"operation": "now", "timezone": "Europe/Paris"}, tctx)
     assert now.ok and "Europe/Paris" in now.output["timezone"]
@@ -109,9 +135,21 @@ async def test_datetime_tool(tctx: ToolContext) -> None:
 
 @pytest.mark.parametrize(
     "sql",
-    ["DELETE FROM t", "update t set a = 1", "INSERT INTO t VALUES (1)", "DROP TABLE t", "select 1; drop table t",
-     "WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", "SELECT * INTO t2 FROM t", "PRAGMA writable_schema=1",
-     "ATTACH DATABASE 'x.db' AS x", "CREATE TABLE z (a int)", "truncate t", "/* hi */ delete from t", ""],
+    [
+        "DELETE FROM t",
+        "update t set a = 1",
+        "INSERT INTO t VALUES (1)",
+        "DROP TABLE t",
+        "select 1; drop table t",
+        "WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x",
+        "SELECT * INTO t2 FROM t",
+        "PRAGMA writable_schema=1",
+        "ATTACH DATABASE 'x.db' AS x",
+        "CREATE TABLE z (a int)",
+        "truncate t",
+        "/* hi */ delete from t",
+        "",
+    ],
 )
 def test_sql_query_refuses_writes(sql: str) -> None:
     with pytest.raises(ToolError):
@@ -120,8 +158,13 @@ def test_sql_query_refuses_writes(sql: str) -> None:
 
 @pytest.mark.parametrize(
     "sql",
-    ["SELECT * FROM sales", "select 'delete from t' as s", "WITH q AS (SELECT 1) SELECT * FROM q;", "EXPLAIN SELECT 1",
-     "VALUES (1), (2)"],
+    [
+        "SELECT * FROM sales",
+        "select 'delete from t' as s",
+        "WITH q AS (SELECT 1) SELECT * FROM q;",
+        "EXPLAIN SELECT 1",
+        "VALUES (1), (2)",
+    ],
 )
 def test_sql_query_accepts_reads(sql: str) -> None:
     assert check_read_only(sql)
@@ -135,7 +178,9 @@ async def test_sql_query_reads_sqlite_and_the_connection_is_read_only(tmp_path: 
         conn.execute("CREATE TABLE sales (region TEXT, amount INT)")
         conn.executemany("INSERT INTO sales VALUES (?, ?)", [("eu", 10), ("us", 20), ("eu", 5)])
     url = f"sqlite+aiosqlite:///{path}"
-    result = await run_read_only(url, "SELECT region, SUM(amount) AS total FROM sales GROUP BY region ORDER BY region", 10, 5)
+    result = await run_read_only(
+        url, "SELECT region, SUM(amount) AS total FROM sales GROUP BY region ORDER BY region", 10, 5
+    )
     assert result["columns"] == ["region", "total"] and result["rows"] == [["eu", 15], ["us", 20]]
     capped = await run_read_only(url, "SELECT * FROM sales", 2, 5)
     assert capped["truncated"] and capped["row_count"] == 2
@@ -152,7 +197,9 @@ async def test_sql_tool_needs_a_named_source(tmp_path: Path) -> None:
     )
     assert not result.ok and "unknown data source" in result.error and "sales_db" in result.error
     disabled = await default_registry().invoke(
-        "sql_query", {"data_source": "x", "query": "SELECT 1"}, ToolContext(settings=Settings(_env_file=None))  # type: ignore[call-arg]
+        "sql_query",
+        {"data_source": "x", "query": "SELECT 1"},
+        ToolContext(settings=Settings(_env_file=None)),  # type: ignore[call-arg]
     )
     assert not disabled.ok and "disabled" in disabled.error
 
@@ -163,5 +210,7 @@ async def test_http_request_is_off_by_default_and_allow_listed(tctx: ToolContext
     assert host_allowed("api.example.com", ["*.example.com"]) and host_allowed("example.com", ["example.com"])
     assert not host_allowed("example.com.evil.net", ["example.com", "*.example.com"])
     settings = Settings(_env_file=None, http_tool_enabled=True, http_tool_allowed_hosts=["127.0.0.1"])  # type: ignore[call-arg]
-    refused = await default_registry().invoke("http_request", {"url": "http://localhost:1/"}, ToolContext(settings=settings))
+    refused = await default_registry().invoke(
+        "http_request", {"url": "http://localhost:1/"}, ToolContext(settings=settings)
+    )
     assert not refused.ok and "allow-list" in refused.error

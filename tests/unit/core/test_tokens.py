@@ -15,7 +15,14 @@ ISSUER = "agent-lightning"
 
 
 def _token(**overrides: object) -> str:
-    args = {"user_id": 7, "username": "john.doe", "role": "developer", "secret": SECRET, "issuer": ISSUER, "ttl_seconds": 60}
+    args = {
+        "user_id": 7,
+        "username": "john.doe",
+        "role": "developer",
+        "secret": SECRET,
+        "issuer": ISSUER,
+        "ttl_seconds": 60,
+    }
     args.update(overrides)
     return tokens.issue_access_token(**args)[0]  # type: ignore[arg-type]
 
@@ -50,8 +57,15 @@ def test_two_tokens_issued_together_differ() -> None:
         (lambda: _token()[:-3] + ("aaa" if not _token().endswith("aaa") else "bbb"), "TOKEN_INVALID"),
         (
             lambda: jwt.encode(
-                {"user_id": "1", "username": "x", "role": "admin", "permissions": ["*"], "exp": int(time.time()) + 60,
-                 "iat": int(time.time()), "iss": ISSUER},
+                {
+                    "user_id": "1",
+                    "username": "x",
+                    "role": "admin",
+                    "permissions": ["*"],
+                    "exp": int(time.time()) + 60,
+                    "iat": int(time.time()),
+                    "iss": ISSUER,
+                },
                 key=None,
                 algorithm="none",
             ),

@@ -38,7 +38,12 @@ Start it.
 
 def test_markdown_chunks_follow_headings_and_keep_code_fences() -> None:
     chunks = chunk_markdown(MARKDOWN)
-    assert [c.headings for c in chunks] == [("Guide",), ("Guide", "Install"), ("Guide", "Install", "Linux"), ("Guide", "Usage")]
+    assert [c.headings for c in chunks] == [
+        ("Guide",),
+        ("Guide", "Install"),
+        ("Guide", "Install", "Linux"),
+        ("Guide", "Usage"),
+    ]
     assert "# not a heading" in chunks[1].text and "make install" in chunks[1].text
     assert chunks[2].title("Guide") == "Guide › Install › Linux"
 
@@ -60,7 +65,10 @@ def test_parsers_for_every_format(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("Para one.\n\nPara two.")
     (tmp_path / "faq.csv").write_text('title,answer,category,tags,owner\nReset,Use the link,acct,"a;b",bob\n')
     (tmp_path / "items.jsonl").write_text(
-        json.dumps({"title": "T", "content": "C", "tags": ["x"], "metadata": {"k": 1}}) + "\n\n" + json.dumps({"text": "body"}) + "\n"
+        json.dumps({"title": "T", "content": "C", "tags": ["x"], "metadata": {"k": 1}})
+        + "\n\n"
+        + json.dumps({"text": "body"})
+        + "\n"
     )
     (tmp_path / "skip.bin").write_bytes(b"\0")
     files = discover([tmp_path])

@@ -7,11 +7,23 @@ from typing import Any
 
 #: Per algorithm: a tiny budget that still exercises rollouts, training steps and checkpoints.
 TINY: dict[str, dict[str, Any]] = {
-    "ppo": {"environment": "CartPole-v1", "total_timesteps": 1024, "hyperparameters": {"n_steps": 256, "batch_size": 64, "n_epochs": 2}},
+    "ppo": {
+        "environment": "CartPole-v1",
+        "total_timesteps": 1024,
+        "hyperparameters": {"n_steps": 256, "batch_size": 64, "n_epochs": 2},
+    },
     "a2c": {"environment": "CartPole-v1", "total_timesteps": 1000, "hyperparameters": {}},
     "dqn": {"environment": "CartPole-v1", "total_timesteps": 1000, "hyperparameters": {"learning_starts": 200}},
-    "sac": {"environment": "Pendulum-v1", "total_timesteps": 300, "hyperparameters": {"learning_starts": 100, "batch_size": 64}},
-    "td3": {"environment": "Pendulum-v1", "total_timesteps": 300, "hyperparameters": {"learning_starts": 100, "batch_size": 64}},
+    "sac": {
+        "environment": "Pendulum-v1",
+        "total_timesteps": 300,
+        "hyperparameters": {"learning_starts": 100, "batch_size": 64},
+    },
+    "td3": {
+        "environment": "Pendulum-v1",
+        "total_timesteps": 300,
+        "hyperparameters": {"learning_starts": 100, "batch_size": 64},
+    },
 }
 
 

@@ -47,7 +47,9 @@ async def _train_stop_evaluate(backend: Backend, tmp_path: Path) -> None:
     )
     assert evaluation["n_episodes"] == 3 and evaluation["mean_reward"] > 0
 
-    long_job = TrainingJob(2, tiny_config("ppo", total_timesteps=500_000), str(tmp_path / "stopped"), report_interval_s=0.1)
+    long_job = TrainingJob(
+        2, tiny_config("ppo", total_timesteps=500_000), str(tmp_path / "stopped"), report_interval_s=0.1
+    )
     handle = await backend.launch(long_job)
     await _run_to_end(handle, stop_at=1)
     assert handle.outcome is not None and handle.outcome.result is not None, handle.outcome

@@ -30,7 +30,10 @@ def test_unknown_algorithm_and_environment_are_both_reported() -> None:
 
 
 def test_algorithm_that_cannot_act_in_the_action_space() -> None:
-    assert "dqn cannot act in Pendulum-v1's action space" in _problems(algorithm="dqn", environment="Pendulum-v1")["algorithm"]
+    assert (
+        "dqn cannot act in Pendulum-v1's action space"
+        in _problems(algorithm="dqn", environment="Pendulum-v1")["algorithm"]
+    )
     assert "sac supports Box" in _problems(algorithm="sac", environment="CartPole-v1")["algorithm"]
 
 
@@ -70,7 +73,10 @@ def test_schedules_policy_kwargs_and_action_noise_are_accepted() -> None:
 
 
 def test_unknown_policy_and_bad_env_kwargs() -> None:
-    assert "unknown policy 'MlpPolicyX'" in _problems(algorithm="ppo", environment="CartPole-v1", policy="MlpPolicyX")["policy"]
+    assert (
+        "unknown policy 'MlpPolicyX'"
+        in _problems(algorithm="ppo", environment="CartPole-v1", policy="MlpPolicyX")["policy"]
+    )
     problems = _problems(algorithm="ppo", environment="CartPole-v1", env_kwargs={"gravity_x": 1})
     assert "cannot be created" in problems["environment"]
 

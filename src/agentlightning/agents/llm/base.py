@@ -48,9 +48,7 @@ class ChatMessage:
                     "type": "function",
                     "function": {
                         "name": tc.name,
-                        "arguments": tc.raw_arguments
-                        if tc.raw_arguments is not None
-                        else json.dumps(tc.arguments),
+                        "arguments": tc.raw_arguments if tc.raw_arguments is not None else json.dumps(tc.arguments),
                     },
                 }
                 for tc in self.tool_calls

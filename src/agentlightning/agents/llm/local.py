@@ -53,9 +53,7 @@ class _LoadedModel:
         transformers.utils.logging.disable_progress_bar()
         started = time.perf_counter()
         directory, filename = str(path.parent), path.name
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            directory, gguf_file=filename, local_files_only=True
-        )
+        self.tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=filename, local_files_only=True)
         self.model = AutoModelForCausalLM.from_pretrained(
             directory, gguf_file=filename, dtype=torch.float32, local_files_only=True
         )
@@ -65,9 +63,7 @@ class _LoadedModel:
         self.generate_lock = threading.Lock()
         log.info("local model %s loaded in %.1fs", filename, time.perf_counter() - started)
 
-    def generate(
-        self, messages: list[dict[str, Any]], max_new_tokens: int, temperature: float
-    ) -> tuple[str, int, int]:
+    def generate(self, messages: list[dict[str, Any]], max_new_tokens: int, temperature: float) -> tuple[str, int, int]:
         enc = self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
@@ -78,9 +74,7 @@ class _LoadedModel:
         else:
             kwargs.update(do_sample=False)
         with self.generate_lock, self.torch.inference_mode():
-            out = self.model.generate(
-                **enc, pad_token_id=self.tokenizer.eos_token_id, **kwargs
-            )
+            out = self.model.generate(**enc, pad_token_id=self.tokenizer.eos_token_id, **kwargs)
         new_tokens = out[0][prompt_len:]
         text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
         return text, prompt_len, int(new_tokens.shape[0])
@@ -124,16 +118,12 @@ class LocalSmolLMProvider(LLMProvider):
         max_new = min(request.max_tokens, self.max_new_tokens)
         try:
             model = await asyncio.to_thread(_get_model, self.path)
-            text, p_tokens, c_tokens = await asyncio.to_thread(
-                model.generate, messages, max_new, request.temperature
-            )
+            text, p_tokens, c_tokens = await asyncio.to_thread(model.generate, messages, max_new, request.temperature)
         except LLMError:
             raise
         except Exception as exc:  # noqa: BLE001 - surface any torch/transformers failure uniformly
             raise LLMError(f"local generation failed: {exc}") from exc
-        content, calls = (
-            parse_tool_calls(text, {t.name for t in request.tools}) if request.tools else (text, [])
-        )
+        content, calls = parse_tool_calls(text, {t.name for t in request.tools}) if request.tools else (text, [])
         return LLMResponse(
             content=content.strip(),
             tool_calls=calls,

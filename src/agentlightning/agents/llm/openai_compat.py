@@ -108,9 +108,7 @@ class OpenAICompatProvider(LLMProvider):
             raise LLMError("endpoint returned no choices")
         choice = resp.choices[0]
         text = choice.message.content or ""
-        content, calls = (
-            parse_tool_calls(text, {t.name for t in request.tools}) if request.tools else (text, [])
-        )
+        content, calls = parse_tool_calls(text, {t.name for t in request.tools}) if request.tools else (text, [])
         return LLMResponse(
             content=content,
             tool_calls=calls,

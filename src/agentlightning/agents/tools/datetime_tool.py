@@ -62,9 +62,7 @@ class DateTimeTool(Tool):
             raise ToolError(f"operation {op!r} needs 'date'")
         dt = _parse(args["date"], tz)
         if op == "add":
-            delta = timedelta(
-                days=args.get("days", 0), hours=args.get("hours", 0), minutes=args.get("minutes", 0)
-            )
+            delta = timedelta(days=args.get("days", 0), hours=args.get("hours", 0), minutes=args.get("minutes", 0))
             result = dt + delta
             return {"result": result.isoformat(), "weekday": result.strftime("%A")}
         if op == "weekday":

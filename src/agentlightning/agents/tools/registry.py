@@ -201,7 +201,12 @@ def tool(
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         (registry or default_registry()).register(
             FunctionTool(
-                fn, name=name, description=description, parameters=parameters, permission=permission, timeout_s=timeout_s
+                fn,
+                name=name,
+                description=description,
+                parameters=parameters,
+                permission=permission,
+                timeout_s=timeout_s,
             ),
             replace=True,
         )

@@ -31,14 +31,42 @@ NOBODY_GID = 65534
 #: Standard-library modules made importable inside the sandbox even when the interpreter's
 #: install directory is not readable by the unprivileged user.
 PRELOAD_MODULES = [
-    "math", "cmath", "decimal", "fractions", "statistics", "random", "itertools", "functools",
-    "operator", "collections", "heapq", "bisect", "re", "string", "textwrap", "datetime", "time",
-    "calendar", "json", "csv", "io", "base64", "hashlib", "struct", "array", "copy", "pprint",
-    "dataclasses", "enum", "typing", "unicodedata", "zlib",
+    "math",
+    "cmath",
+    "decimal",
+    "fractions",
+    "statistics",
+    "random",
+    "itertools",
+    "functools",
+    "operator",
+    "collections",
+    "heapq",
+    "bisect",
+    "re",
+    "string",
+    "textwrap",
+    "datetime",
+    "time",
+    "calendar",
+    "json",
+    "csv",
+    "io",
+    "base64",
+    "hashlib",
+    "struct",
+    "array",
+    "copy",
+    "pprint",
+    "dataclasses",
+    "enum",
+    "typing",
+    "unicodedata",
+    "zlib",
 ]
 
 # Runs as the child interpreter's main program. It must not import subprocess or socket.
-BOOTSTRAP = r'''
+BOOTSTRAP = r"""
 import sys
 
 def _install(cfg):
@@ -144,7 +172,7 @@ sys.argv = ["<sandbox>"]
 _main = type(sys)("__main__")
 sys.modules["__main__"] = _main
 exec(_code, _main.__dict__)
-'''
+"""
 
 
 @dataclass(slots=True)
@@ -193,9 +221,7 @@ async def _read_capped(stream: asyncio.StreamReader | None, cap: int) -> tuple[b
             truncated = True
 
 
-async def run_python(
-    code: str, limits: SandboxLimits | None = None, *, base_dir: str | None = None
-) -> SandboxResult:
+async def run_python(code: str, limits: SandboxLimits | None = None, *, base_dir: str | None = None) -> SandboxResult:
     """Run ``code`` in a fresh sandboxed interpreter and return its output."""
     limits = limits or SandboxLimits()
     workdir = tempfile.mkdtemp(prefix="agl-sandbox-", dir=base_dir)
@@ -221,7 +247,13 @@ async def run_python(
         env = {"PYTHONIOENCODING": "utf-8", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
         started = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-S", "-B", "-c", BOOTSTRAP, json.dumps(cfg),
+            sys.executable,
+            "-I",
+            "-S",
+            "-B",
+            "-c",
+            BOOTSTRAP,
+            json.dumps(cfg),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -22,8 +22,25 @@ READ_STARTS = ("select", "with", "values", "explain", "show", "table")
 #: Words that make a statement (or a data-modifying CTE / SELECT INTO) write; the read-only
 #: transaction is the second guard for anything this lexical check misses.
 WRITE_WORDS = {
-    "insert", "update", "delete", "merge", "upsert", "into", "drop", "alter", "create", "truncate",
-    "grant", "revoke", "copy", "attach", "detach", "pragma", "vacuum", "reindex", "lock",
+    "insert",
+    "update",
+    "delete",
+    "merge",
+    "upsert",
+    "into",
+    "drop",
+    "alter",
+    "create",
+    "truncate",
+    "grant",
+    "revoke",
+    "copy",
+    "attach",
+    "detach",
+    "pragma",
+    "vacuum",
+    "reindex",
+    "lock",
 }
 _STRINGS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\$\$.*?\$\$", re.DOTALL)
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)

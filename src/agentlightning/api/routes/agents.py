@@ -52,9 +52,7 @@ async def list_tools(ctx: Ctx, _: Principal = Depends(require("agent:read"))) ->
 
 
 @router.post("", status_code=201)
-async def create_agent(
-    body: AgentCreate, ctx: Ctx, _: Principal = Depends(require("agent:write"))
-) -> dict[str, Any]:
+async def create_agent(body: AgentCreate, ctx: Ctx, _: Principal = Depends(require("agent:write"))) -> dict[str, Any]:
     """Register a new agent (optionally from a template)."""
     agent = await AgentService(ctx).create(body)
     return ok(agent, f"Agent '{agent['name']}' created")

@@ -78,18 +78,28 @@ async def profile(ctx: Ctx, principal: Principal = Depends(authenticated)) -> di
 
 
 @router.post("/logout")
-async def logout(ctx: Ctx, body: LogoutRequest | None = None, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
+async def logout(
+    ctx: Ctx, body: LogoutRequest | None = None, principal: Principal = Depends(authenticated)
+) -> dict[str, Any]:
     """Revoke the access token used for this call and, if given, the refresh token's session."""
     await service.logout(ctx, principal, body.refresh_token if body else None)
     return ok(None, "Logged out")
 
 
 @router.post("/api-keys", status_code=201)
-async def create_api_key(body: ApiKeyRequest, ctx: Ctx, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
+async def create_api_key(
+    body: ApiKeyRequest, ctx: Ctx, principal: Principal = Depends(authenticated)
+) -> dict[str, Any]:
     """Create an API key for the caller; the key is shown only in this response."""
     record, key = await service.create_api_key(ctx, principal.user_id, body.name, body.expires_in_days)
     return ok(
-        {"id": record.id, "name": record.name, "key": key, "prefix": record.key_prefix, "expires_at": record.expires_at},
+        {
+            "id": record.id,
+            "name": record.name,
+            "key": key,
+            "prefix": record.key_prefix,
+            "expires_at": record.expires_at,
+        },
         "API key created; store it now, it will not be shown again",
     )
 

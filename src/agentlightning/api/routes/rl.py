@@ -112,10 +112,12 @@ async def list_algorithms(principal: Principal = Depends(require("rl:read"))) ->
     """Supported algorithms and the action spaces each can act in."""
     from agentlightning.rl.classic.algorithms import ALGORITHMS
 
-    return ok([
-        {"name": a.name, "action_spaces": a.action_space_names, "off_policy": a.off_policy}
-        for a in ALGORITHMS.values()
-    ])
+    return ok(
+        [
+            {"name": a.name, "action_spaces": a.action_space_names, "off_policy": a.off_policy}
+            for a in ALGORITHMS.values()
+        ]
+    )
 
 
 @router.get("/environments")
@@ -129,5 +131,6 @@ async def register_environment(
     body: EnvironmentCreate, ctx: Ctx, principal: Principal = Depends(require("rl:execute"))
 ) -> dict[str, Any]:
     """Register a custom Gymnasium environment from an allow-listed module."""
-    return ok(await ExperimentService(ctx).register_environment(body, created_by=principal.username),
-              "Environment registered")
+    return ok(
+        await ExperimentService(ctx).register_environment(body, created_by=principal.username), "Environment registered"
+    )

@@ -60,7 +60,9 @@ async def get_task(task_id: int, ctx: Ctx, principal: Principal = Depends(requir
 
 
 @router.post("/{task_id}/cancel")
-async def cancel_task(task_id: int, ctx: Ctx, principal: Principal = Depends(require("agent:assign"))) -> dict[str, Any]:
+async def cancel_task(
+    task_id: int, ctx: Ctx, principal: Principal = Depends(require("agent:assign"))
+) -> dict[str, Any]:
     """Cancel a pending or running task."""
     scheduler = TaskScheduler(ctx)
     await _visible_task(scheduler, task_id, principal)

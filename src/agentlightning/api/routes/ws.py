@@ -123,16 +123,16 @@ class _Connection:
         elif action == "auth":
             await self.send({"type": "authenticated", "user": self.principal.username})
         else:
-            await self.error("VALIDATION_ERROR", f"Unknown action {action!r}", {"actions": ["subscribe", "unsubscribe", "ping"]})
+            await self.error(
+                "VALIDATION_ERROR", f"Unknown action {action!r}", {"actions": ["subscribe", "unsubscribe", "ping"]}
+            )
 
     def _unsubscribe(self, message: dict[str, Any]) -> list[str]:
         sub_id = message.get("subscription_id")
         if sub_id:
             return [sub_id] if self.subscriptions.pop(str(sub_id), None) else []
         selector = next((message[k] for k in ("agent_id", "agent", "agent_name", "agent_type") if message.get(k)), None)
-        removed = [
-            sid for sid, sub in self.subscriptions.items() if selector is None or sub.selector == str(selector)
-        ]
+        removed = [sid for sid, sub in self.subscriptions.items() if selector is None or sub.selector == str(selector)]
         for sid in removed:
             del self.subscriptions[sid]
         return removed
@@ -191,8 +191,15 @@ async def agents_socket(websocket: WebSocket, token: str | None = Depends(WebSoc
             code = CLOSE_UNAUTHORIZED if principal is None else CLOSE_FORBIDDEN
             with contextlib.suppress(Exception):
                 await websocket.send_text(
-                    json.dumps({"type": "error", "error": {"code": "UNAUTHORIZED" if principal is None else "FORBIDDEN",
-                                                           "message": "Authenticate with a valid token holding agent:read"}})
+                    json.dumps(
+                        {
+                            "type": "error",
+                            "error": {
+                                "code": "UNAUTHORIZED" if principal is None else "FORBIDDEN",
+                                "message": "Authenticate with a valid token holding agent:read",
+                            },
+                        }
+                    )
                 )
                 await websocket.close(code=code)
             return

@@ -84,9 +84,7 @@ async def _copy_items(session: AsyncSession, records: Sequence[IngestRecord], cr
     ids = [
         int(r[0])
         for r in await session.execute(
-            text(
-                "SELECT nextval(pg_get_serial_sequence('knowledge_items', 'id')) FROM generate_series(1, :n)"
-            ),
+            text("SELECT nextval(pg_get_serial_sequence('knowledge_items', 'id')) FROM generate_series(1, :n)"),
             {"n": len(records)},
         )
     ]
@@ -139,7 +137,9 @@ async def _insert_items(session: AsyncSession, records: Sequence[IngestRecord], 
     return [int(r[0]) for r in result]
 
 
-async def store_vectors(session: AsyncSession, ids: Sequence[int], vectors: Sequence[np.ndarray] | np.ndarray, model: str) -> None:
+async def store_vectors(
+    session: AsyncSession, ids: Sequence[int], vectors: Sequence[np.ndarray] | np.ndarray, model: str
+) -> None:
     """Write embeddings for freshly inserted items (COPY where the column is plain bytes on PostgreSQL)."""
     backend = await get_backend(session)
     if session.bind.dialect.name == "postgresql" and backend.name == "usearch":

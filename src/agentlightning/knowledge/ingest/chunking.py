@@ -83,7 +83,9 @@ def _tail(text: str, overlap: int) -> str:
     return window[space + 1 :] if 0 <= space < len(window) - 1 else window
 
 
-def pack_blocks(blocks: Iterable[str], *, max_chars: int = DEFAULT_MAX_CHARS, overlap: int = DEFAULT_OVERLAP) -> list[str]:
+def pack_blocks(
+    blocks: Iterable[str], *, max_chars: int = DEFAULT_MAX_CHARS, overlap: int = DEFAULT_OVERLAP
+) -> list[str]:
     """Greedily join blocks into chunks of at most ``max_chars`` (plus overlap) characters."""
     if max_chars <= 0:
         raise ValueError("max_chars must be positive")

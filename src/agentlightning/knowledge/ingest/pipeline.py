@@ -117,7 +117,9 @@ async def remove_stale(ctx: AppContext, source: str, current_hashes: set[str]) -
         stale = [int(item_id) for item_id, digest in rows if digest not in current_hashes]
         for start in range(0, len(stale), DELETE_BATCH):
             # Versions and embeddings cascade; the embeddings' trigger logs the deletions.
-            await session.execute(delete(KnowledgeItem).where(KnowledgeItem.id.in_(stale[start : start + DELETE_BATCH])))
+            await session.execute(
+                delete(KnowledgeItem).where(KnowledgeItem.id.in_(stale[start : start + DELETE_BATCH]))
+            )
         backend = await get_backend(session)
         await session.commit()
     backend.forget(stale)

@@ -63,12 +63,7 @@ async def _postgres_ranking(
     )
     score = func.ts_rank_cd(matches.c.search_vector, tsquery, PG_RANK_NORMALISATION).label("score")
     total = func.count().over().label("matched")
-    statement = (
-        select(matches.c.id, score, total)
-        .order_by(score.desc(), matches.c.id)
-        .limit(limit)
-        .offset(offset)
-    )
+    statement = select(matches.c.id, score, total).order_by(score.desc(), matches.c.id).limit(limit).offset(offset)
     await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     rows = (await session.execute(statement)).all()
     return FulltextRanking([(int(r[0]), float(r[1])) for r in rows], bounded=bool(rows) and int(rows[0][2]) > cap)

@@ -164,7 +164,9 @@ async def _restore(session: AsyncSession, backend: UsearchBackend, path: Path, m
     if index is None:
         return False
     listing = (
-        await session.execute(text("SELECT item_id, rev FROM knowledge_embeddings WHERE model = :model"), {"model": model})
+        await session.execute(
+            text("SELECT item_id, rev FROM knowledge_embeddings WHERE model = :model"), {"model": model}
+        )
     ).all()
     db_ids = np.fromiter((int(r[0]) for r in listing), dtype=np.uint64, count=len(listing))
     db_revs = np.fromiter((int(r[1]) for r in listing), dtype=np.int64, count=len(listing))
@@ -181,11 +183,15 @@ async def _restore(session: AsyncSession, backend: UsearchBackend, path: Path, m
         "SELECT item_id, embedding FROM knowledge_embeddings WHERE item_id IN :ids AND model = :model"
     ).bindparams(bindparam("ids", expanding=True))
     for start in range(0, len(fetch), LOAD_BATCH):
-        for item_id, blob in await session.execute(statement, {"ids": fetch[start : start + LOAD_BATCH], "model": model}):
+        for item_id, blob in await session.execute(
+            statement, {"ids": fetch[start : start + LOAD_BATCH], "model": model}
+        ):
             changes[int(item_id)] = from_blob(blob)
     gaps = np.asarray(snapshot.gaps, dtype=np.int64)
     seen = {int(r) for r in db_revs[(db_revs > watermark) | np.isin(db_revs, gaps)]}
-    await backend.install(index, model=model, watermark=watermark, gaps=snapshot.gaps, changes=changes, seen=seen, top=top)
+    await backend.install(
+        index, model=model, watermark=watermark, gaps=snapshot.gaps, changes=changes, seen=seen, top=top
+    )
     log.info(
         "vector index restored from %s: %d vectors, %d removed, %d fetched", path, len(index), len(stale), len(fetch)
     )

@@ -37,6 +37,7 @@ from agentlightning.storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
+
 class VectorBackend(ABC):
     """Stores embeddings and finds the nearest items to a query vector."""
 

@@ -85,7 +85,15 @@ _ACTIVATIONS = {
     "gelu": "GELU",
     "silu": "SiLU",
 }
-_POLICY_KWARGS = {"net_arch", "activation_fn", "ortho_init", "log_std_init", "n_critics", "share_features_extractor", "normalize_images"}
+_POLICY_KWARGS = {
+    "net_arch",
+    "activation_fn",
+    "ortho_init",
+    "log_std_init",
+    "n_critics",
+    "share_features_extractor",
+    "normalize_images",
+}
 
 
 class HyperparameterError(ValueError):
@@ -145,7 +153,9 @@ def _check_kind(name: str, value: Any, default: Any) -> None:
         ok = isinstance(value, bool)
         kind = "a boolean"
     elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool) or (name == "train_freq" and isinstance(value, list))
+        ok = (
+            isinstance(value, int) and not isinstance(value, bool) or (name == "train_freq" and isinstance(value, list))
+        )
         kind = "an integer"
     elif isinstance(default, float):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -31,7 +31,9 @@ class EvaluationRequest:
         return asdict(self)
 
 
-def evaluate_model(model: Any, config: dict[str, Any], n_episodes: int, deterministic: bool, seed: int | None) -> dict[str, Any]:
+def evaluate_model(
+    model: Any, config: dict[str, Any], n_episodes: int, deterministic: bool, seed: int | None
+) -> dict[str, Any]:
     """Run ``n_episodes`` with SB3's ``evaluate_policy`` and summarise the episode returns."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy

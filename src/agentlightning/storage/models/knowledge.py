@@ -95,6 +95,8 @@ class KnowledgeEmbeddingTombstone(Base):
 
     __tablename__ = "knowledge_embedding_tombstones"
 
-    rev: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False)
+    rev: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    )
     item_id: Mapped[int] = mapped_column(Integer, nullable=False)
     deleted_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

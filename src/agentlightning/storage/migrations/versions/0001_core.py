@@ -109,9 +109,7 @@ def upgrade() -> None:
     op.create_index("idx_knowledge_category", "knowledge_items", ["category"])
     if dialect == "postgresql":
         op.create_index("idx_knowledge_tags", "knowledge_items", ["tags"], postgresql_using="gin")
-        op.execute(
-            "CREATE INDEX idx_knowledge_content ON knowledge_items USING GIN (to_tsvector('english', content))"
-        )
+        op.execute("CREATE INDEX idx_knowledge_content ON knowledge_items USING GIN (to_tsvector('english', content))")
 
     op.create_table(
         "tasks",

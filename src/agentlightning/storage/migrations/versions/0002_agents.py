@@ -191,11 +191,18 @@ def downgrade() -> None:
     with op.batch_alter_table("tasks") as batch:
         batch.drop_constraint("uq_tasks_idempotency_key", type_="unique")
         for column in (
-            "created_by", "request_hash", "idempotency_key", "lease_expires_at", "lease_token", "lease_owner",
-            "max_attempts", "attempts", "session_id", "context", "priority_rank",
+            "created_by",
+            "request_hash",
+            "idempotency_key",
+            "lease_expires_at",
+            "lease_token",
+            "lease_owner",
+            "max_attempts",
+            "attempts",
+            "session_id",
+            "context",
+            "priority_rank",
         ):
             batch.drop_column(column)
     with op.batch_alter_table("agents") as batch:
         batch.drop_column("config_version")
-
-

@@ -133,8 +133,7 @@ def upgrade() -> None:
         op.execute("CREATE INDEX idx_knowledge_search_vector ON knowledge_items USING GIN (search_vector)")
         if use_pgvector:
             op.execute(
-                f"ALTER TABLE knowledge_embeddings ALTER COLUMN embedding TYPE vector({EMBEDDING_DIMENSION}) "
-                "USING NULL"
+                f"ALTER TABLE knowledge_embeddings ALTER COLUMN embedding TYPE vector({EMBEDDING_DIMENSION}) USING NULL"
             )
             op.execute(
                 "CREATE INDEX idx_knowledge_embeddings_hnsw ON knowledge_embeddings "

@@ -58,9 +58,7 @@ def upgrade() -> None:
     op.create_table(
         "rl_metric_points",
         sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
-        sa.Column(
-            "experiment_id", sa.Integer, sa.ForeignKey("rl_experiments.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("experiment_id", sa.Integer, sa.ForeignKey("rl_experiments.id", ondelete="CASCADE"), nullable=False),
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("timesteps", sa.BigInteger, nullable=False),
         sa.Column("data", JSON, nullable=False),

@@ -77,7 +77,10 @@ def downgrade() -> None:
     op.drop_index("idx_knowledge_source", table_name="knowledge_items")
     with op.batch_alter_table("knowledge_items") as batch:
         batch.drop_column("source")
-    op.execute("DROP TRIGGER IF EXISTS knowledge_embeddings_tombstone" + (" ON knowledge_embeddings" if dialect == "postgresql" else ""))
+    op.execute(
+        "DROP TRIGGER IF EXISTS knowledge_embeddings_tombstone"
+        + (" ON knowledge_embeddings" if dialect == "postgresql" else "")
+    )
     if dialect == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS knowledge_embedding_tombstones_log()")
     op.drop_table("knowledge_embedding_tombstones")
