@@ -27,6 +27,7 @@ serve: install
 ## Set up and run the whole test suite against real PostgreSQL and Redis.
 test: install services
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## Start PostgreSQL and Redis when they are down (as on a fresh machine of this kind).
