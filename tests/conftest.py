@@ -6,7 +6,6 @@ PostgreSQL database with Redis. PostgreSQL and Redis must be up: their absence f
 
 from __future__ import annotations
 
-import itertools
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -19,14 +18,11 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from agentlightning.api.app import create_app
-from agentlightning.auth.service import create_user
 from agentlightning.core.context import AppContext
 from agentlightning.settings import Settings
 from agentlightning.storage.migrate import upgrade
+from tests.helpers import login_as, make_settings
 from tests.services import RedisSlot, create_postgres_database, drop_postgres_database
-
-TEST_SECRET = "test-secret-" + "x" * 40
-_counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -66,25 +62,6 @@ def events_prefix() -> str:
 def backend(request: pytest.FixtureRequest) -> str:
     """Which storage stack a test runs on."""
     return str(request.param)
-
-
-def make_settings(database_url: str, redis_url: str | None, events_prefix: str, **overrides: Any) -> Settings:
-    """Settings for tests: fast bcrypt, generous rate limits, no background services unless asked."""
-    values: dict[str, Any] = {
-        "agl_env": "test",
-        "database_url": database_url,
-        "redis_url": redis_url,
-        "agl_events_prefix": events_prefix,
-        "jwt_secret": TEST_SECRET,
-        "bcrypt_rounds": 4,
-        "agl_admin_password": "admin-password-for-tests",
-        "rate_limit_default": "100000/minute",
-        "rate_limit_anonymous": "100000/minute",
-        "rate_limit_login": "100000/minute",
-        "agl_run_services": False,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 @pytest.fixture
@@ -131,21 +108,6 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 def ctx(app: FastAPI) -> AppContext:
     """The running app's context."""
     return app.state.ctx
-
-
-def unique(prefix: str) -> str:
-    """A name no other test uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:8]}-{next(_counter)}"
-
-
-async def login_as(client: httpx.AsyncClient, app: FastAPI, role: str) -> dict[str, str]:
-    """Create a user with ``role``, log in, and return the Authorization header."""
-    username = unique(role)
-    password = "correct-horse-battery"
-    await create_user(app.state.ctx, username, password, role)
-    response = await client.post("/auth/login", json={"username": username, "password": password})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['data']['access_token']}"}
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 import httpx
 from fastapi import FastAPI
 
-from tests.conftest import unique
-from tests.integration.agents.conftest import create_agent
+from tests.helpers import unique
+from tests.integration.agents.helpers import create_agent
 
 
 async def test_fresh_install_has_the_starter_catalogue(client: httpx.AsyncClient, admin: dict[str, str]) -> None:

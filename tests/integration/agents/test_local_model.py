@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from agentlightning.agents.pool import WorkerPool
-from tests.conftest import unique
-from tests.integration.agents.conftest import create_agent, wait_for_task
+from tests.helpers import unique
+from tests.integration.agents.helpers import create_agent, wait_for_task
 
 
 @pytest.mark.slow

@@ -11,8 +11,8 @@ from fastapi import FastAPI
 
 from agentlightning.agents.pool import WorkerPool
 from agentlightning.agents.scheduler import TaskScheduler
-from tests.conftest import unique
-from tests.integration.agents.conftest import create_agent, wait_for_task
+from tests.helpers import unique
+from tests.integration.agents.helpers import create_agent, wait_for_task
 
 
 async def _drain(scheduler: TaskScheduler) -> None:

@@ -13,8 +13,8 @@ from sqlalchemy import update
 from agentlightning.agents.scheduler import TaskScheduler
 from agentlightning.storage.models import Task
 from agentlightning.storage.types import utcnow
-from tests.conftest import unique
-from tests.integration.agents.conftest import create_agent
+from tests.helpers import unique
+from tests.integration.agents.helpers import create_agent
 
 
 async def test_spec_client_example_runs_with_a_token(client: httpx.AsyncClient, admin: dict[str, str]) -> None:

@@ -12,8 +12,8 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from agentlightning.agents.pool import WorkerPool
-from tests.conftest import unique
-from tests.integration.agents.conftest import create_agent
+from tests.helpers import unique
+from tests.integration.agents.helpers import create_agent
 
 
 def _token(headers: dict[str, str]) -> str:

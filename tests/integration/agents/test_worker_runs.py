@@ -13,9 +13,9 @@ from agentlightning.agents.pool import WorkerPool
 from agentlightning.agents.scheduler import TaskScheduler
 from agentlightning.observability.metrics import REGISTRY
 from agentlightning.storage.models import Task
-from tests.conftest import unique
 from tests.fake_llm_server import FakeLLMServer
-from tests.integration.agents.conftest import create_agent, wait_for_task
+from tests.helpers import unique
+from tests.integration.agents.helpers import create_agent, wait_for_task
 
 
 async def test_tool_using_task_completes_with_trace(

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from agentlightning.auth.service import create_user
 from agentlightning.storage import cache_keys
-from tests.conftest import TEST_SECRET, unique
+from tests.helpers import TEST_SECRET, unique
 
 PASSWORD = "correct-horse-battery"
 

@@ -7,7 +7,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from agentlightning.api.app import create_app
-from tests.conftest import login_as, make_settings, unique
+from tests.helpers import login_as, make_settings, unique
 from tests.services import PG_ADMIN_DSN
 
 

@@ -17,7 +17,7 @@ from agentlightning.api.deps import PermissionCheck
 from agentlightning.auth import tokens
 from agentlightning.auth.rbac import ROLES, grants, permissions_for
 from agentlightning.auth.service import create_user
-from tests.conftest import TEST_SECRET, unique
+from tests.helpers import TEST_SECRET, unique
 
 #: Framework routes that carry no data (the OpenAPI schema and docs pages).
 FRAMEWORK_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}

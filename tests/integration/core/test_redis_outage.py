@@ -12,7 +12,7 @@ from asgi_lifespan import LifespanManager
 from agentlightning.api.app import create_app
 from agentlightning.auth.service import create_user
 from agentlightning.storage import cache_keys
-from tests.conftest import make_settings, unique
+from tests.helpers import make_settings, unique
 from tests.redis_server import RedisProcess
 
 

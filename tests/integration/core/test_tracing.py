@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agentlightning.api.app import create_app
 from agentlightning.api.tracing import setup_tracing, tracing_requested
-from tests.conftest import login_as
+from tests.helpers import login_as
 
 
 async def test_requests_and_statements_are_traced(settings_factory) -> None:  # type: ignore[no-untyped-def]

@@ -329,7 +329,7 @@ async def test_rank_candidates_setting_reaches_the_api(settings_factory, backend
     from asgi_lifespan import LifespanManager
 
     from agentlightning.api.app import create_app
-    from tests.conftest import login_as
+    from tests.helpers import login_as
 
     app = create_app(settings_factory(knowledge_rank_candidates=10))
     async with LifespanManager(app):

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from agentlightning.rl.cli import app
 from agentlightning.settings import get_settings
-from tests.conftest import unique
+from tests.helpers import unique
 
 
 @pytest.fixture

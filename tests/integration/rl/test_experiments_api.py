@@ -14,9 +14,9 @@ import httpx
 from agentlightning.core.context import AppContext
 from agentlightning.observability.metrics import RL_SESSIONS
 from agentlightning.rl.manager import ExperimentManager
-from tests.conftest import unique
+from tests.helpers import unique
 
-from .conftest import tiny, wait_for
+from .helpers import tiny, wait_for
 
 API = "/api/v2/rl/experiments"
 

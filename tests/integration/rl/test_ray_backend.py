@@ -10,9 +10,9 @@ import pytest
 import ray
 
 from agentlightning.rl.manager import ExperimentManager
-from tests.conftest import unique
+from tests.helpers import unique
 
-from .conftest import tiny, wait_for
+from .helpers import tiny, wait_for
 
 API = "/api/v2/rl/experiments"
 

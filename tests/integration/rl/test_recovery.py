@@ -10,9 +10,9 @@ import httpx
 
 from agentlightning.core.context import AppContext
 from agentlightning.rl.manager import ExperimentManager
-from tests.conftest import unique
+from tests.helpers import unique
 
-from .conftest import _retire_leftovers, tiny, wait_for
+from .helpers import retire_leftovers, tiny, wait_for
 
 API = "/api/v2/rl/experiments"
 
@@ -30,7 +30,7 @@ async def _crash(manager: ExperimentManager) -> None:
 async def test_restart_resumes_from_checkpoint_or_fails_with_reason(
     client: httpx.AsyncClient, developer: dict[str, str], ctx: AppContext
 ) -> None:
-    await _retire_leftovers(ctx)
+    await retire_leftovers(ctx)
     first = ExperimentManager(ctx.settings)
     await first.start(ctx)
     long: dict[str, Any] = {"total_timesteps": 2_000_000}
@@ -82,13 +82,13 @@ async def test_restart_resumes_from_checkpoint_or_fails_with_reason(
     finally:
         ctx.services.pop("rl", None)
         await second.stop()
-        await _retire_leftovers(ctx)
+        await retire_leftovers(ctx)
 
 
 async def test_graceful_shutdown_requeues_then_next_manager_resumes(
     client: httpx.AsyncClient, developer: dict[str, str], ctx: AppContext
 ) -> None:
-    await _retire_leftovers(ctx)
+    await retire_leftovers(ctx)
     first = ExperimentManager(ctx.settings)
     await first.start(ctx)
     experiment_id = (
@@ -112,4 +112,4 @@ async def test_graceful_shutdown_requeues_then_next_manager_resumes(
         await wait_for(client, developer, experiment_id, lambda e: e["status"] == "stopped", timeout=30)
     finally:
         await second.stop()
-        await _retire_leftovers(ctx)
+        await retire_leftovers(ctx)

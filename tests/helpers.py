@@ -1,0 +1,54 @@
+"""Helpers shared by tests: settings for a test stack, unique names, logging in as a role.
+
+Fixtures live in ``conftest.py``; plain functions and constants live here so tests import them
+from a module of their own rather than from pytest's conftest.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from agentlightning.auth.service import create_user
+from agentlightning.settings import Settings
+
+TEST_SECRET = "test-secret-" + "x" * 40
+_counter = itertools.count()
+
+
+def make_settings(database_url: str, redis_url: str | None, events_prefix: str, **overrides: Any) -> Settings:
+    """Settings for tests: fast bcrypt, generous rate limits, no background services unless asked."""
+    values: dict[str, Any] = {
+        "agl_env": "test",
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "agl_events_prefix": events_prefix,
+        "jwt_secret": TEST_SECRET,
+        "bcrypt_rounds": 4,
+        "agl_admin_password": "admin-password-for-tests",
+        "rate_limit_default": "100000/minute",
+        "rate_limit_anonymous": "100000/minute",
+        "rate_limit_login": "100000/minute",
+        "agl_run_services": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}-{next(_counter)}"
+
+
+async def login_as(client: httpx.AsyncClient, app: FastAPI, role: str) -> dict[str, str]:
+    """Create a user with ``role``, log in, and return the Authorization header."""
+    username = unique(role)
+    password = "correct-horse-battery"
+    await create_user(app.state.ctx, username, password, role)
+    response = await client.post("/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['data']['access_token']}"}

@@ -1,0 +1,51 @@
+"""Helpers of the RL tests: tiny experiment bodies, waiting on an experiment, clearing leftovers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from sqlalchemy import update
+
+from agentlightning.core.context import AppContext
+from agentlightning.storage.models import RLExperiment
+
+
+async def retire_leftovers(ctx: AppContext) -> None:
+    """The PostgreSQL database is shared by the session: leave no experiment for the next test's manager."""
+    async with ctx.db.session() as session:
+        await session.execute(
+            update(RLExperiment)
+            .where(RLExperiment.status.in_(("created", "queued", "running")))
+            .values(status="failed", error="left over by a test")
+        )
+        await session.commit()
+
+
+async def wait_for(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    experiment_id: int,
+    predicate: Callable[[dict[str, Any]], bool],
+    timeout: float = 120.0,
+) -> dict[str, Any]:
+    """Poll the experiment until ``predicate`` holds (fails after ``timeout`` seconds)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        response = await client.get(f"/api/v2/rl/experiments/{experiment_id}", headers=headers)
+        assert response.status_code == 200, response.text
+        data = response.json()["data"]
+        if predicate(data):
+            return data
+        assert loop.time() < deadline, f"timed out; last state: {data['status']} {data['metrics']} {data['error']}"
+        await asyncio.sleep(0.2)
+
+
+def tiny(algorithm: str, name: str, **overrides: Any) -> dict[str, Any]:
+    """An experiment body with a budget of a few hundred to a few thousand steps."""
+    from tests.unit.rl.helpers import tiny_config
+
+    return {"name": name, **tiny_config(algorithm, **overrides)}
