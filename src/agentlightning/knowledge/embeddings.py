@@ -63,7 +63,7 @@ class Embedder:
                 model = SentenceTransformer(str(get_model_path()), device=self.device)
             except Exception as exc:  # pragma: no cover - a broken install
                 raise EmbeddingUnavailable(f"could not load the embedding model: {exc}") from exc
-            self.dimension = int(model.get_embedding_dimension())
+            self.dimension = int(model.get_embedding_dimension() or 0)
             self._model = model
             return model
 

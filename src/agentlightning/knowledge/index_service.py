@@ -68,8 +68,8 @@ class KnowledgeIndexService:
         async with ctx.db.session() as session:
             backend = self._backend = await get_backend(session)
             if isinstance(backend, UsearchBackend):
-                restorable = self.warmed_from is None and self._snapshot_path is not None
-                if restorable and await restore_snapshot(session, backend, self._snapshot_path, model):
+                snapshot = self._snapshot_path if self.warmed_from is None else None
+                if snapshot is not None and await restore_snapshot(session, backend, snapshot, model):
                     self.warmed_from = "snapshot"
                     self._saved_watermark = (await backend.health())["watermark"]
                 await backend.sync(session, model)

@@ -84,7 +84,7 @@ def train(
             hyperparameters=_parse_hyperparameters(hp),
             checkpoint_freq=checkpoint_freq,
             evaluation={"n_episodes": eval_episodes},
-            backend=backend,  # type: ignore[arg-type]
+            backend=backend,
         )
     except ValueError as exc:
         _fail(str(exc))

@@ -54,7 +54,7 @@ class InsertOutcome:
 async def existing_hashes(session: AsyncSession, hashes: Sequence[str], *, source: str | None = None) -> set[str]:
     """Which of ``hashes`` are already stored (by items imported from ``source``, when given)."""
     found: set[str] = set()
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         # During a large import the table grows faster than autovacuum refreshes its statistics, and
         # the planner, believing it tiny, scans it whole for every probe (quadratic imports). The
         # probe is always an index lookup, so say so for this transaction.
@@ -69,7 +69,7 @@ async def existing_hashes(session: AsyncSession, hashes: Sequence[str], *, sourc
         if source is not None:
             params["source"] = source
         found.update(r[0] for r in await session.execute(statement, params))
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SET LOCAL enable_seqscan = on"))
     return found
 
@@ -142,7 +142,7 @@ async def store_vectors(
 ) -> None:
     """Write embeddings for freshly inserted items (COPY where the column is plain bytes on PostgreSQL)."""
     backend = await get_backend(session)
-    if session.bind.dialect.name == "postgresql" and backend.name == "usearch":
+    if session.get_bind().dialect.name == "postgresql" and backend.name == "usearch":
         now = utcnow()
         driver = await _asyncpg_connection(session)
         await driver.copy_records_to_table(
@@ -183,7 +183,7 @@ async def insert_records(
         fresh = list(records)
     if not fresh:
         return outcome
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         outcome.ids = await _copy_items(session, fresh, created_by)
     else:
         outcome.ids = await _insert_items(session, fresh, created_by)

@@ -7,6 +7,7 @@ them with reciprocal rank fusion; an item found by both rises above one found by
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,7 +70,7 @@ async def run_search(
     """
     started = time.perf_counter()
     window = query.limit + 1  # one extra tells whether another page exists
-    common = {"category": query.category, "tags": query.tags}
+    common: dict[str, Any] = {"category": query.category, "tags": query.tags}
     ranks: dict[int, dict[str, int]] = {}
     bounded = False
     if query.mode is SearchMode.fulltext:

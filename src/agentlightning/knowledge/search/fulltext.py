@@ -53,7 +53,7 @@ async def _postgres_ranking(
 ) -> FulltextRanking:
     cap = max(candidates, offset + limit)
     tsquery = func.websearch_to_tsquery(literal_column("'english'::regconfig"), literal(query))
-    vector = literal_column("knowledge_items.search_vector")
+    vector: Any = literal_column("knowledge_items.search_vector")
     matches = (
         select(KnowledgeItem.id.label("id"), vector.label("search_vector"))
         .where(vector.op("@@")(tsquery), *filters)
@@ -80,7 +80,7 @@ async def fulltext_ranking(
     candidates: int = RANK_CANDIDATES,
 ) -> FulltextRanking:
     """Items matching ``query`` (web-search syntax) with their text-relevance score, best first."""
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     filters = item_filters(dialect, category, tags)
     if dialect == "postgresql":
         return await _postgres_ranking(session, query, filters, limit=limit, offset=offset, candidates=candidates)

@@ -46,7 +46,7 @@ async def semantic_ranking(
             return []
         rows = await session.execute(
             select(KnowledgeItem.id).where(
-                KnowledgeItem.id.in_(ids), *item_filters(session.bind.dialect.name, category, tags)
+                KnowledgeItem.id.in_(ids), *item_filters(session.get_bind().dialect.name, category, tags)
             )
         )
         keep = {int(r[0]) for r in rows}

@@ -79,7 +79,7 @@ async def prune_tombstones(session: AsyncSession, older_than_seconds: float = TO
         ),
         {"cutoff": utcnow() - timedelta(seconds=older_than_seconds)},
     )
-    return int(result.rowcount or 0)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 @dataclass

@@ -129,7 +129,7 @@ class PgVectorBackend(VectorBackend):
 
 def sqlite_can_load_extensions(session: AsyncSession) -> bool:
     """True when the session's SQLite driver can load extensions (pysqlite3 where the stdlib cannot)."""
-    dbapi = session.bind.dialect.loaded_dbapi
+    dbapi = session.get_bind().dialect.loaded_dbapi
     module = getattr(dbapi, "sqlite", None)
     return module is not None and can_load_extensions(module)
 
@@ -150,7 +150,7 @@ class SqliteVecBackend(VectorBackend):
         if not raw.info.get("sqlite_vec"):
             import sqlite_vec
 
-            driver = raw.driver_connection  # the aiosqlite connection
+            driver: Any = raw.driver_connection  # the aiosqlite connection
             await driver.enable_load_extension(True)
             await driver.load_extension(sqlite_vec.loadable_path())
             await driver.enable_load_extension(False)
@@ -174,7 +174,7 @@ _backends: dict[str, VectorBackend] = {}
 async def _detect(session: AsyncSession) -> VectorBackend:
     from agentlightning.knowledge.search.usearch_backend import UsearchBackend
 
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         column_type = (
             await session.execute(
@@ -195,7 +195,7 @@ async def _detect(session: AsyncSession) -> VectorBackend:
 
 async def get_backend(session: AsyncSession) -> VectorBackend:
     """The vector backend for the session's database (detected once per database URL)."""
-    key = session.bind.url.render_as_string(hide_password=True)
+    key = session.get_bind().engine.url.render_as_string(hide_password=True)
     backend = _backends.get(key)
     if backend is None:
         backend = _backends.setdefault(key, await _detect(session))

@@ -163,7 +163,7 @@ class RayBackend(Backend):
         if job.resume_from:
             with open(job.resume_from, "rb") as fh:
                 resume_bytes = fh.read()
-        control = TrainingControl.remote()
+        control = TrainingControl.remote()  # type: ignore[attr-defined]  # added by @ray.remote
         ref = self._train.options(num_cpus=self.num_cpus, max_retries=0).remote(job, control, resume_bytes)
         return RayHandle(job, control, ref)
 

@@ -49,7 +49,7 @@ class AlgorithmInfo:
     action_spaces: tuple[type[spaces.Space], ...]
     off_policy: bool
 
-    def load(self) -> type:
+    def load(self) -> Any:
         """Import and return the SB3 algorithm class (imports torch on first use)."""
         module, _, attr = self.class_path.rpartition(".")
         return getattr(importlib.import_module(module), attr)

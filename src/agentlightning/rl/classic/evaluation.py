@@ -46,6 +46,7 @@ def evaluate_model(
         )
     finally:
         env.close()
+    assert isinstance(rewards, list) and isinstance(lengths, list)  # return_episode_rewards=True
     return {
         "mean_reward": float(statistics.fmean(rewards)),
         "std_reward": float(statistics.pstdev(rewards)),
