@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import sys
 
 import typer
 from rich.console import Console
@@ -85,13 +84,22 @@ def serve(
     if not workers:
         os.environ["AGL_RUN_SERVICES"] = "false"
     uvicorn.run(
-        "agentlightning.api.app:create_app",
+        "agentlightning.cli:create_served_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
         log_level=log_level,
         proxy_headers=True,
+        log_config=None,  # uvicorn's loggers go through configure_logging's handler
     )
+
+
+def create_served_app():  # noqa: ANN201 - uvicorn factory; the API import stays lazy
+    """The API as ``serve`` runs it: wrapped so log lines carry the request's user and route."""
+    from agentlightning.api.app import create_app
+    from agentlightning.observability.request_context import RequestContextMiddleware
+
+    return RequestContextMiddleware(create_app())
 
 
 @users_app.command("create")
@@ -161,8 +169,9 @@ def _register_features() -> None:
 
 def main() -> None:
     """Entry point of the ``agentlightning`` script."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from agentlightning.observability.logs import configure_logging
+
+    configure_logging()  # JSON lines when AGL_ENV=production, readable console lines otherwise
     _register_features()
     app()
 
