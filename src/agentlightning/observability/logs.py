@@ -96,4 +96,5 @@ def configure_logging(env: str | None = None, level: str | int | None = None, st
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+        uvicorn_logger.disabled = False
     return fmt
