@@ -33,6 +33,7 @@ test: install services
 ## Start PostgreSQL and Redis when they are down (as on a fresh machine of this kind).
 services:
 	@bash scripts/ensure-services.sh
+	@bash scripts/install-tools.sh
 
 bench: install services
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,6 +19,7 @@ import check_jsonschema
 import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 from dockerfile_parse import DockerfileParser
 
 from agentlightning.api.app import create_app
@@ -396,3 +399,44 @@ def test_probe_check_refuses_unknown_paths_and_parameters(app_routes: dict[str, 
     for wrong in ("/api/v2/healthz", "/health", "/api/v2/health?readyy=1"):
         with pytest.raises(AssertionError):
             assert_real_probe(wrong, app_routes)
+
+
+# --- promtool (Prometheus's own checker), installed by scripts/install-tools.sh -------------------
+
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing (scripts/install-tools.sh)")
+
+
+def _promtool(*args: str) -> str:
+    assert PROMTOOL
+    done = subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=120, cwd=DEPLOY / "prometheus")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@needs_promtool
+def test_promtool_accepts_the_rules_and_their_unit_tests_pass() -> None:
+    assert "SUCCESS" in _promtool("check", "rules", "alerts.yml")
+    assert "SUCCESS" in _promtool("test", "rules", "alerts_test.yml")
+
+
+@needs_promtool
+def test_promtool_accepts_the_compose_prometheus_config(tmp_path: Path) -> None:
+    # prometheus-kubernetes.yml is left out: Debian's promtool is built without Kubernetes discovery.
+    for name in ("prometheus.yml",):
+        text = (DEPLOY / "prometheus" / name).read_text(encoding="utf-8")
+        config = tmp_path / name
+        config.write_text(text.replace("/etc/prometheus/alerts.yml", str(ALERTS_FILE)), encoding="utf-8")
+        _promtool("check", "config", "--syntax-only", str(config))
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl missing")
+def test_kustomize_builds_the_manifests() -> None:
+    done = subprocess.run(["kubectl", "kustomize", str(K8S_DIR)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(done.stdout) if doc]
+    assert "Secret" not in kinds and kinds.count("Deployment") == 2 and "Job" in kinds
+    namespaces = {
+        doc["metadata"].get("namespace") for doc in yaml.safe_load_all(done.stdout) if doc["kind"] != "Namespace"
+    }
+    assert namespaces == {"agent-lightning"}
