@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     local_model_max_new_tokens: int = Field(default=256, ge=1)
     sandbox_timeout_seconds: float = Field(default=10.0, gt=0)
     sandbox_memory_mb: int = Field(default=256, ge=32)
+    #: Size of the python tool's scratch tmpfs (its total disk use).
+    sandbox_disk_mb: int = Field(default=16, ge=1, le=4096)
+    sandbox_max_processes: int = Field(default=16, ge=1)
+    #: Interpreter run inside the sandbox (default: the server's base interpreter, no site-packages).
+    sandbox_python: str | None = None
+    #: bubblewrap executable; without it the python tool refuses to run.
+    sandbox_bwrap: str = "bwrap"
+    #: A root server runs each sandbox as a throwaway uid from [base, base + 60000).
+    sandbox_uid_base: int = Field(default=200_000, ge=1000)
     #: Read-only data sources of the ``sql_query`` tool: name -> database URL (JSON in the env).
     sql_data_sources: dict[str, str] = Field(default_factory=dict)
     sql_max_rows: int = Field(default=200, ge=1)

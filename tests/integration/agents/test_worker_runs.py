@@ -135,7 +135,7 @@ async def test_sandboxed_python_tool_through_a_task(
     )
     task = await wait_for_task(client, admin, assign.json()["task_id"])
     assert task["status"] == "completed"
-    assert "5" in task["result"]["answer"] and "not allowed" in task["result"]["answer"]
+    assert "5" in task["result"]["answer"] and "FileNotFoundError" in task["result"]["answer"]
 
 
 async def test_expired_lease_is_reclaimed_and_result_written_once(
