@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     sql_max_rows: int = Field(default=200, ge=1)
     http_tool_enabled: bool = False
     http_tool_allowed_hosts: list[str] = Field(default_factory=list)
+    http_tool_allowed_ports: list[int] = Field(default_factory=lambda: [80, 443])
+    #: Networks (CIDR) outbound calls may reach although they are not public (e.g. an internal
+    #: vLLM at ``10.0.0.0/8``). Empty: only public unicast addresses.
+    egress_allowed_networks: list[str] = Field(default_factory=list)
 
     # Knowledge base (agentlightning.knowledge)
     #: Full-text matches scored per PostgreSQL search: more ranks common terms more completely, slower.

@@ -36,8 +36,10 @@ class SystemConfig(BaseModel):
     task_lease_seconds: int = Field(default=60, ge=5, le=3600)
     agent_response_cache: bool = True
     knowledge_search_cache: bool = True
-    http_tool_enabled: bool = False
-    http_tool_allowed_hosts: list[str] = Field(default_factory=list, max_length=100)
+    #: The admin's runtime switch of the http_request tool; None follows ``HTTP_TOOL_ENABLED``.
+    http_tool_enabled: bool | None = None
+    #: The tool's allow-list; None follows ``HTTP_TOOL_ALLOWED_HOSTS``.
+    http_tool_allowed_hosts: list[str] | None = Field(default=None, max_length=100)
     auto_rl: AutoRLSettings = Field(default_factory=AutoRLSettings)
 
 
