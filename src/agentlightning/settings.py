@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "agent-lightning-development-secret-do-not-use"
@@ -13,6 +13,16 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./agentlightning.db"
 #: Admin passwords that production mode refuses.
 WEAK_ADMIN_PASSWORDS = frozenset({"admin", "password", "changeme", "change-me", "agentlightning", "secret"})
 MIN_PRODUCTION_SECRET_LENGTH = 32
+
+
+class LLMProviderSetting(BaseModel):
+    """One admin-managed OpenAI-compatible upstream (an entry of ``LLM_PROVIDERS``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str
+    api_key: str | None = None
+    model: str | None = None
 
 
 class Settings(BaseSettings):
@@ -46,8 +56,15 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
 
     # LLM
+    #: The default upstream (provider ``default``; ``auto`` uses it when set).
     llm_base_url: str | None = None
     llm_api_key: str | None = None
+    #: More admin-managed upstreams agents may name: ``{"name": {"base_url", "api_key", "model"}}``.
+    llm_providers: dict[str, LLMProviderSetting] = Field(default_factory=dict)
+    #: Hosts an agent's own ``base_url`` (with its own key) may point at; empty: none.
+    llm_custom_allowed_hosts: list[str] = Field(default_factory=list)
+    #: Ports (or ``"low-high"`` ranges) of those upstreams.
+    llm_custom_allowed_ports: list[int | str] = Field(default_factory=lambda: [443])
     llm_model: str = "smollm2-135m-instruct"
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)
@@ -83,7 +100,8 @@ class Settings(BaseSettings):
     sql_max_rows: int = Field(default=200, ge=1)
     http_tool_enabled: bool = False
     http_tool_allowed_hosts: list[str] = Field(default_factory=list)
-    http_tool_allowed_ports: list[int] = Field(default_factory=lambda: [80, 443])
+    #: Ports (or ``"low-high"`` ranges) the http_request tool may reach.
+    http_tool_allowed_ports: list[int | str] = Field(default_factory=lambda: [80, 443])
     #: Networks (CIDR) outbound calls may reach although they are not public (e.g. an internal
     #: vLLM at ``10.0.0.0/8``). Empty: only public unicast addresses.
     egress_allowed_networks: list[str] = Field(default_factory=list)

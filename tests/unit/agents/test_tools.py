@@ -211,6 +211,6 @@ async def test_http_request_is_off_by_default_and_allow_listed(tctx: ToolContext
     assert not host_allowed("example.com.evil.net", ["example.com", "*.example.com"])
     settings = Settings(_env_file=None, http_tool_enabled=True, http_tool_allowed_hosts=["127.0.0.1"])  # type: ignore[call-arg]
     refused = await default_registry().invoke(
-        "http_request", {"url": "http://localhost:1/"}, ToolContext(settings=settings)
+        "http_request", {"url": "http://localhost/"}, ToolContext(settings=settings)
     )
     assert not refused.ok and "allow-list" in refused.error

@@ -33,7 +33,8 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*\.?$", re.IGNORECASE)
-DEFAULT_PORTS = frozenset({80, 443})
+PortRanges = tuple[tuple[int, int], ...]
+DEFAULT_PORTS: PortRanges = ((80, 80), (443, 443))
 
 
 class EgressDenied(Exception):
@@ -107,6 +108,19 @@ def parse_networks(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(e.strip(), strict=False) for e in entries if e.strip())
 
 
+def parse_ports(entries: Iterable[int | str]) -> PortRanges:
+    """Ports and ranges (``443``, ``"8000-8999"``) as inclusive ``(low, high)`` pairs."""
+    ranges: list[tuple[int, int]] = []
+    for entry in entries:
+        text = str(entry).strip()
+        low, _, high = text.partition("-")
+        lo, hi = int(low), int(high or low)
+        if not 1 <= lo <= hi <= 65535:
+            raise ValueError(f"bad port range {text!r}")
+        ranges.append((lo, hi))
+    return tuple(ranges)
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """A checked destination: where to connect (``address``) and what to call it (``host``)."""
@@ -123,38 +137,52 @@ class EgressPolicy:
 
     allowed_hosts: tuple[str, ...]
     schemes: frozenset[str] = frozenset({"http", "https"})
-    ports: frozenset[int] = DEFAULT_PORTS
+    ports: PortRanges = DEFAULT_PORTS
     allowed_networks: tuple[IPNetwork, ...] = ()
     resolver: Resolver = field(default=system_resolver, compare=False)
 
     async def check(self, url: httpx.URL | str) -> Target:
         """Check ``url`` against every rule and return the one address to connect to."""
-        url = httpx.URL(str(url)) if not isinstance(url, httpx.URL) else url
-        scheme = url.scheme.lower()
-        if scheme not in self.schemes:
-            raise EgressDenied(f"scheme {scheme or '(none)'!r} is not allowed")
-        host = (url.host or "").lower()
-        if not host:
-            raise EgressDenied("the URL has no host")
-        port = url.port or (443 if scheme == "https" else 80)
-        if port not in self.ports:
-            raise EgressDenied(f"port {port} is not allowed")
-        literal: IPAddress | None
-        try:
-            literal = ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            literal = None
-            if _NUMERIC_HOST.match(host):
-                raise EgressDenied(f"{host!r} is not a canonical IP address") from None
-        if not host_allowed(host, self.allowed_hosts):
-            raise EgressDenied(f"host {host!r} is not on the allow-list")
-        addresses = [str(literal)] if literal is not None else await self.resolver(host, port)
+        scheme, host, port, literal = check_static(url, self)
+        addresses = [literal] if literal is not None else await self.resolver(host, port)
         if not addresses:
             raise EgressDenied(f"{host!r} has no address")
         for address in addresses:
             if not address_allowed(address, self.allowed_networks):
                 raise EgressDenied(f"{host!r} resolves to a non-public address ({address})")
         return Target(scheme, host, port, addresses[0])
+
+
+def check_static(url: httpx.URL | str, policy: EgressPolicy) -> tuple[str, str, int, str | None]:
+    """The checks that need no DNS: scheme, port, allow-list, IP literal forms and addresses.
+
+    Returns ``(scheme, host, port, literal address or None)``. Used when a URL is configured
+    (an agent's ``base_url``) and again, with the resolution, before every connection.
+    """
+    try:
+        url = httpx.URL(str(url)) if not isinstance(url, httpx.URL) else url
+    except httpx.InvalidURL as exc:
+        raise EgressDenied(f"invalid URL: {exc}") from exc
+    scheme = url.scheme.lower()
+    if scheme not in policy.schemes:
+        raise EgressDenied(f"scheme {scheme or '(none)'!r} is not allowed")
+    host = (url.host or "").lower()
+    if not host:
+        raise EgressDenied("the URL has no host")
+    port = url.port or (443 if scheme == "https" else 80)
+    if not any(lo <= port <= hi for lo, hi in policy.ports):
+        raise EgressDenied(f"port {port} is not allowed")
+    try:
+        literal: str | None = str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        literal = None
+        if _NUMERIC_HOST.match(host):
+            raise EgressDenied(f"{host!r} is not a canonical IP address") from None
+    if not host_allowed(host, policy.allowed_hosts):
+        raise EgressDenied(f"host {host!r} is not on the allow-list")
+    if literal is not None and not address_allowed(literal, policy.allowed_networks):
+        raise EgressDenied(f"{host!r} is a non-public address")
+    return scheme, host, port, literal
 
 
 class EgressTransport(httpx.AsyncBaseTransport):

@@ -12,7 +12,14 @@ from typing import Any
 import httpx
 
 from agentlightning.agents.tools.base import Tool, ToolContext, ToolError
-from agentlightning.agents.tools.egress import EgressDenied, EgressPolicy, egress_client, host_allowed, parse_networks
+from agentlightning.agents.tools.egress import (
+    EgressDenied,
+    EgressPolicy,
+    egress_client,
+    host_allowed,
+    parse_networks,
+    parse_ports,
+)
 
 __all__ = ["HttpRequestTool", "host_allowed", "http_policy"]
 
@@ -40,7 +47,7 @@ def http_policy(settings: Any, hosts: list[str]) -> EgressPolicy:
     """The egress policy of the tool: the allow-list, allowed ports and admin-allowed networks."""
     return EgressPolicy(
         allowed_hosts=tuple(hosts),
-        ports=frozenset(settings.http_tool_allowed_ports),
+        ports=parse_ports(settings.http_tool_allowed_ports),
         allowed_networks=parse_networks(settings.egress_allowed_networks),
     )
 
