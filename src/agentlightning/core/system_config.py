@@ -59,6 +59,8 @@ class SystemConfigUpdate(BaseModel):
     auto_rl: dict[str, Any] | None = None
 
 
+#: Fields where an explicit null is a value (for the http tool's: follow the deployment's settings).
+NULLABLE_FIELDS = frozenset({"default_llm_model", "http_tool_enabled", "http_tool_allowed_hosts"})
 _LOCAL_TTL_SECONDS = 5.0
 _local: dict[int, tuple[float, SystemConfig]] = {}
 
@@ -89,7 +91,7 @@ async def update_config(ctx: AppContext, update: SystemConfigUpdate, updated_by:
         changes = update.model_dump(exclude_unset=True)
         if "auto_rl" in changes and changes["auto_rl"] is not None:
             changes["auto_rl"] = {**merged["auto_rl"], **changes["auto_rl"]}
-        merged.update({k: v for k, v in changes.items() if v is not None or k == "default_llm_model"})
+        merged.update({k: v for k, v in changes.items() if v is not None or k in NULLABLE_FIELDS})
         try:
             config = SystemConfig.model_validate(merged)
         except ValidationError as exc:
