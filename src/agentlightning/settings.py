@@ -25,6 +25,20 @@ class LLMProviderSetting(BaseModel):
     model: str | None = None
 
 
+class SqlDataSource(BaseModel):
+    """A database the ``sql_query`` tool may read (an entry of ``SQL_DATA_SOURCES``).
+
+    ``url`` must connect as a role that can only ``SELECT`` the listed ``tables`` (on PostgreSQL,
+    ``agentlightning sql create-reader`` makes one); a plain URL string declares no tables.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    tables: list[str] = Field(default_factory=list)
+    statement_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+
+
 class Settings(BaseSettings):
     """Every setting of the platform; field names are the environment variable names."""
 
@@ -95,8 +109,9 @@ class Settings(BaseSettings):
     sandbox_bwrap: str = "bwrap"
     #: A root server runs each sandbox as a throwaway uid from [base, base + 60000).
     sandbox_uid_base: int = Field(default=200_000, ge=1000)
-    #: Read-only data sources of the ``sql_query`` tool: name -> database URL (JSON in the env).
-    sql_data_sources: dict[str, str] = Field(default_factory=dict)
+    #: Read-only data sources of the ``sql_query`` tool (JSON in the env):
+    #: ``{"sales_db": {"url": "postgresql://agl_reader_sales:...@db/sales", "tables": ["sales"]}}``.
+    sql_data_sources: dict[str, SqlDataSource] = Field(default_factory=dict)
     sql_max_rows: int = Field(default=200, ge=1)
     http_tool_enabled: bool = False
     http_tool_allowed_hosts: list[str] = Field(default_factory=list)
@@ -148,6 +163,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     #: Start the in-process background services (task workers, RL manager) with the API.
     agl_run_services: bool = True
+
+    @field_validator("sql_data_sources", mode="before")
+    @classmethod
+    def _source_urls(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: {"url": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
     @field_validator("redis_url", "llm_base_url", "ray_address", "agl_admin_password", mode="before")
     @classmethod
