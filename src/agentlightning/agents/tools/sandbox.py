@@ -362,11 +362,13 @@ async def run_python(
     bwrap_path = shutil.which(bwrap or "bwrap")
     if bwrap_path is None:
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed; the python tool needs it")
-    interpreter = discover_interpreter(python or default_python())
+    # Probing the interpreter and compiling the filter happen once per process (cached).
+    interpreter = await asyncio.to_thread(discover_interpreter, python or default_python())
+    bpf = await asyncio.to_thread(_compiled_filter)
     privileged = os.geteuid() == 0 and as_user is None
     run_uid = uid_base + secrets.randbelow(UID_RANGE)
     code_fd = _memfd("agl-sandbox-code", code.encode("utf-8"))
-    bpf_fd = _memfd("agl-sandbox-seccomp", _compiled_filter())
+    bpf_fd = _memfd("agl-sandbox-seccomp", bpf)
     try:
         cmd = build_command(
             bwrap=bwrap_path,
