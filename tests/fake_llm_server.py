@@ -93,6 +93,8 @@ class FakeLLMServer:
         self.fail_first = fail_first
         self.native_tools = native_tools
         self.requests: list[dict[str, Any]] = []
+        #: The ``Authorization`` header of every request (which key reached this server).
+        self.authorizations: list[str | None] = []
         self._lock = threading.Lock()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -119,6 +121,7 @@ class FakeLLMServer:
             body = await request.json()
             with self._lock:
                 self.requests.append(body)
+                self.authorizations.append(request.headers.get("authorization"))
                 n = len(self.requests)
             if n <= self.fail_first:
                 return JSONResponse({"error": {"message": "scripted failure", "type": "server_error"}}, status_code=500)

@@ -23,6 +23,7 @@ FEATURE_COMMANDS: list[tuple[str, str, str]] = [
     ("agentlightning.agents.cli", "worker", "worker"),
     ("agentlightning.rl.cli", "app", "rl"),
     ("agentlightning.knowledge.cli", "app", "kb"),
+    ("agentlightning.agents.sql_cli", "app", "sql"),
 ]
 
 

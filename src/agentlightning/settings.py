@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "agent-lightning-development-secret-do-not-use"
@@ -13,6 +13,30 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./agentlightning.db"
 #: Admin passwords that production mode refuses.
 WEAK_ADMIN_PASSWORDS = frozenset({"admin", "password", "changeme", "change-me", "agentlightning", "secret"})
 MIN_PRODUCTION_SECRET_LENGTH = 32
+
+
+class LLMProviderSetting(BaseModel):
+    """One admin-managed OpenAI-compatible upstream (an entry of ``LLM_PROVIDERS``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str
+    api_key: str | None = None
+    model: str | None = None
+
+
+class SqlDataSource(BaseModel):
+    """A database the ``sql_query`` tool may read (an entry of ``SQL_DATA_SOURCES``).
+
+    ``url`` must connect as a role that can only ``SELECT`` the listed ``tables`` (on PostgreSQL,
+    ``agentlightning sql create-reader`` makes one); a plain URL string declares no tables.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    tables: list[str] = Field(default_factory=list)
+    statement_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
 
 
 class Settings(BaseSettings):
@@ -46,8 +70,15 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
 
     # LLM
+    #: The default upstream (provider ``default``; ``auto`` uses it when set).
     llm_base_url: str | None = None
     llm_api_key: str | None = None
+    #: More admin-managed upstreams agents may name: ``{"name": {"base_url", "api_key", "model"}}``.
+    llm_providers: dict[str, LLMProviderSetting] = Field(default_factory=dict)
+    #: Hosts an agent's own ``base_url`` (with its own key) may point at; empty: none.
+    llm_custom_allowed_hosts: list[str] = Field(default_factory=list)
+    #: Ports (or ``"low-high"`` ranges) of those upstreams.
+    llm_custom_allowed_ports: list[int | str] = Field(default_factory=lambda: [443])
     llm_model: str = "smollm2-135m-instruct"
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)
@@ -69,11 +100,26 @@ class Settings(BaseSettings):
     local_model_max_new_tokens: int = Field(default=256, ge=1)
     sandbox_timeout_seconds: float = Field(default=10.0, gt=0)
     sandbox_memory_mb: int = Field(default=256, ge=32)
-    #: Read-only data sources of the ``sql_query`` tool: name -> database URL (JSON in the env).
-    sql_data_sources: dict[str, str] = Field(default_factory=dict)
+    #: Size of the python tool's scratch tmpfs (its total disk use).
+    sandbox_disk_mb: int = Field(default=16, ge=1, le=4096)
+    sandbox_max_processes: int = Field(default=16, ge=1)
+    #: Interpreter run inside the sandbox (default: the server's base interpreter, no site-packages).
+    sandbox_python: str | None = None
+    #: bubblewrap executable; without it the python tool refuses to run.
+    sandbox_bwrap: str = "bwrap"
+    #: A root server runs each sandbox as a throwaway uid from [base, base + 60000).
+    sandbox_uid_base: int = Field(default=200_000, ge=1000)
+    #: Read-only data sources of the ``sql_query`` tool (JSON in the env):
+    #: ``{"sales_db": {"url": "postgresql://agl_reader_sales:...@db/sales", "tables": ["sales"]}}``.
+    sql_data_sources: dict[str, SqlDataSource] = Field(default_factory=dict)
     sql_max_rows: int = Field(default=200, ge=1)
     http_tool_enabled: bool = False
     http_tool_allowed_hosts: list[str] = Field(default_factory=list)
+    #: Ports (or ``"low-high"`` ranges) the http_request tool may reach.
+    http_tool_allowed_ports: list[int | str] = Field(default_factory=lambda: [80, 443])
+    #: Networks (CIDR) outbound calls may reach although they are not public (e.g. an internal
+    #: vLLM at ``10.0.0.0/8``). Empty: only public unicast addresses.
+    egress_allowed_networks: list[str] = Field(default_factory=list)
 
     # Knowledge base (agentlightning.knowledge)
     #: Full-text matches scored per PostgreSQL search: more ranks common terms more completely, slower.
@@ -117,6 +163,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     #: Start the in-process background services (task workers, RL manager) with the API.
     agl_run_services: bool = True
+
+    @field_validator("sql_data_sources", mode="before")
+    @classmethod
+    def _source_urls(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: {"url": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
     @field_validator("redis_url", "llm_base_url", "ray_address", "agl_admin_password", mode="before")
     @classmethod

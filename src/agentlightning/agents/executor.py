@@ -23,10 +23,16 @@ log = logging.getLogger(__name__)
 
 
 def response_cache_key(task: ClaimedTask) -> str:
-    """``agent:response:{agent_id}:{task_hash}``; the hash covers task, context and config version."""
-    digest = cache_keys.stable_hash(
-        {"task": task.description, "context": task.context, "config_version": task.agent.config_version}
-    )
+    """``agent:response:{agent_id}:{task_hash}``; the hash covers task, context and config version,
+    and the user when the agent's answers draw on that user's memory notes."""
+    key: dict[str, object] = {
+        "task": task.description,
+        "context": task.context,
+        "config_version": task.agent.config_version,
+    }
+    if "memory" in task.agent.tools:
+        key["user"] = task.created_by
+    digest = cache_keys.stable_hash(key)
     return cache_keys.agent_response(task.agent.id, digest)
 
 
@@ -78,6 +84,7 @@ class TaskExecutor:
                     recorder=recorder,
                     task_id=task.id,
                     session_id=task.session_id,
+                    user=task.created_by,
                 )
                 result = run.to_result()
             elapsed_ms = int((time.perf_counter() - started) * 1000)

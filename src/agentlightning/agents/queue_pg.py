@@ -141,7 +141,8 @@ CLAIM_BATCH = (
         FROM picked
         WHERE tasks.id = picked.id
         RETURNING tasks.id, tasks.agent_id, tasks.task_description, tasks.context, tasks.session_id,
-                  tasks.priority, tasks.priority_rank, tasks.attempts, tasks.max_attempts, tasks.lease_token
+                  tasks.priority, tasks.priority_rank, tasks.attempts, tasks.max_attempts, tasks.lease_token,
+                  tasks.created_by
         """
     )
     .bindparams(

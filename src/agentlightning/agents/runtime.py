@@ -71,19 +71,26 @@ class AgentRuntime:
         self.notes = NoteStore(ctx.db)
 
     async def build_messages(
-        self, agent: AgentProfile, task: str, context: dict[str, Any], session_id: str | None
+        self,
+        agent: AgentProfile,
+        task: str,
+        context: dict[str, Any],
+        session_id: str | None,
+        user: str | None = None,
     ) -> list[ChatMessage]:
-        """System prompt (+ recalled notes) + session window + the task with its context."""
+        """System prompt (+ the user's recalled notes) + the user's session window + the task."""
         system = agent.system_prompt
         if "memory" in agent.tools:
             # Notes about the task's words, else the most recent ones.
-            notes = await self.notes.recall(agent.id, task, limit=3) or await self.notes.recall(agent.id, None, limit=3)
+            notes = await self.notes.recall(agent.id, user, task, limit=3) or await self.notes.recall(
+                agent.id, user, None, limit=3
+            )
             if notes:
                 system += "\n\nNotes you saved earlier:\n" + "\n".join(f"- {n.content}" for n in notes)
         messages = [ChatMessage(role="system", content=system)]
         if session_id:
             window = int(agent.config.get("memory_window", self.ctx.settings.agent_memory_window))
-            messages += await self.memory.window(agent.id, session_id, window)
+            messages += await self.memory.window(agent.id, session_id, window, user)
         user = task
         if context:
             user += "\n\nContext:\n" + json.dumps(context, ensure_ascii=False, default=str)
@@ -99,6 +106,7 @@ class AgentRuntime:
         recorder: TraceRecorder,
         task_id: int | None = None,
         session_id: str | None = None,
+        user: str | None = None,
     ) -> RunResult:
         """Run the loop to a final answer; raises :class:`AgentRunError` when the LLM fails."""
         context = context or {}
@@ -106,13 +114,18 @@ class AgentRuntime:
         model = self.providers.model_for(agent.config)
         root = recorder.start("agent_run", agent.name, {"task": task, "context": context, "session_id": session_id})
         root.attributes.update(config_version=agent.config_version, agent_type=agent.type)
-        tool_specs = self.tools.specs(self.ctx.settings, agent.tools)
-        allowed = [t.name for t in tool_specs]
         tool_ctx = ToolContext(
-            settings=self.ctx.settings, app=self.ctx, agent_id=agent.id, task_id=task_id, session_id=session_id
+            settings=self.ctx.settings,
+            app=self.ctx,
+            agent_id=agent.id,
+            task_id=task_id,
+            session_id=session_id,
+            user=user,
         )
+        tool_specs = await self.tools.specs_now(tool_ctx, agent.tools)
+        allowed = [t.name for t in tool_specs]
         max_steps = agent.max_steps or self.ctx.settings.agent_max_steps
-        messages = await self.build_messages(agent, task, context, session_id)
+        messages = await self.build_messages(agent, task, context, session_id, user)
         result = RunResult(answer="", steps=0, model=model, provider=provider.name, trace_id=recorder.trace_id)
         try:
             while True:
@@ -172,7 +185,7 @@ class AgentRuntime:
         )
         if session_id:
             await self.memory.append(
-                agent.id, session_id, [("user", task), ("assistant", result.answer)], task_id=task_id
+                agent.id, session_id, [("user", task), ("assistant", result.answer)], user, task_id=task_id
             )
         return result
 

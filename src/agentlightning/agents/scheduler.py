@@ -60,6 +60,8 @@ class ClaimedTask:
     max_attempts: int
     lease_token: str
     agent: AgentProfile
+    #: Who submitted the task (their memory is the one the run reads and writes).
+    created_by: str | None = None
 
 
 def task_to_dict(row: Task, agent: Agent | None = None) -> dict[str, Any]:
@@ -355,6 +357,7 @@ class TaskScheduler:
                 max_attempts=r.max_attempts,
                 lease_token=r.lease_token,
                 agent=profiles[r.agent_id],
+                created_by=r.created_by,
             )
             for r in sorted(rows, key=lambda r: (-r.priority_rank, r.id))
         ]
@@ -419,6 +422,7 @@ class TaskScheduler:
             max_attempts=row.max_attempts,
             lease_token=str(row.lease_token),
             agent=AgentProfile.from_row(agent),
+            created_by=row.created_by,
         )
 
     async def heartbeat(self, tokens: dict[int, str]) -> set[int]:

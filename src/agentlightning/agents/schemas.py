@@ -15,9 +15,13 @@ class AgentConfigIn(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     system_prompt: str | None = Field(default=None, max_length=20_000)
-    provider: Literal["auto", "openai", "local"] | None = None
+    #: ``auto``, ``default``, ``local`` or a name from ``LLM_PROVIDERS`` (checked by the service).
+    provider: str | None = Field(default=None, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
     model: str | None = Field(default=None, max_length=255)
+    #: The agent's own OpenAI-compatible upstream; needs ``api_key`` and passes the egress rules.
     base_url: str | None = Field(default=None, max_length=1000)
+    #: The key for ``base_url`` (write-only: the API shows it masked).
+    api_key: str | None = Field(default=None, max_length=1000)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1, le=32_768)
     max_steps: int | None = Field(default=None, ge=1, le=50)

@@ -14,7 +14,7 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from agentlightning.agents.llm import PROVIDERS
+from agentlightning.agents.llm import API_KEY_FIELD, validate_llm_config
 from agentlightning.agents.profile import AgentProfile
 from agentlightning.agents.schemas import AgentConfigIn, AgentCreate, AgentUpdate
 from agentlightning.agents.templates import TEMPLATES, get_template
@@ -27,8 +27,11 @@ from agentlightning.storage.types import as_utc, utcnow
 
 if TYPE_CHECKING:
     from agentlightning.core.context import AppContext
+    from agentlightning.settings import Settings
 
 AGENT_STATUSES = ("active", "paused", "disabled")
+#: How an agent's own API key is shown (and, sent back unchanged, means "keep it").
+MASKED = "********"
 SUCCESS_WINDOW = 100
 
 
@@ -39,7 +42,7 @@ def agent_to_dict(row: Agent) -> dict[str, Any]:
         "name": row.name,
         "type": row.type,
         "description": row.description,
-        "config": row.config or {},
+        "config": _redacted(row.config or {}),
         "config_version": row.config_version,
         "status": row.status,
         "created_at": as_utc(row.created_at),
@@ -49,8 +52,13 @@ def agent_to_dict(row: Agent) -> dict[str, Any]:
     }
 
 
-def _clean_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Validate known keys, drop nulls, and check tool names and provider."""
+def _redacted(config: dict[str, Any]) -> dict[str, Any]:
+    """An agent's config as the API shows it: its own upstream key is write-only."""
+    return {**config, API_KEY_FIELD: MASKED} if config.get(API_KEY_FIELD) else config
+
+
+def _clean_config(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Validate known keys, drop nulls, and check tool names and the LLM upstream."""
     try:
         parsed = AgentConfigIn.model_validate(config)
     except ValueError as exc:
@@ -63,8 +71,10 @@ def _clean_config(config: dict[str, Any]) -> dict[str, Any]:
             f"Unknown tools: {', '.join(unknown)}",
             details={"unknown_tools": unknown, "available_tools": default_registry().names()},
         )
-    if clean.get("provider", "auto") not in PROVIDERS:
-        raise ValidationFailed("VALIDATION_ERROR", f"provider must be one of {PROVIDERS}")
+    try:
+        validate_llm_config(clean, settings)
+    except ValueError as exc:
+        raise ValidationFailed("VALIDATION_ERROR", f"Invalid agent config: {exc}") from exc
     return clean
 
 
@@ -143,7 +153,11 @@ class AgentService:
             description = description or template.description
         config.update(body.config.model_dump(exclude_none=True))
         row = Agent(
-            name=body.name, type=str(type_), description=description, config=_clean_config(config), status=body.status
+            name=body.name,
+            type=str(type_),
+            description=description,
+            config=_clean_config(config, self.ctx.settings),
+            status=body.status,
         )
         async with self.ctx.db.session() as s:
             s.add(row)
@@ -163,12 +177,19 @@ class AgentService:
             changed = False
             if body.config is not None:
                 merged = dict(row.config or {})
+                new_key = body.config.get(API_KEY_FIELD)
+                if new_key == MASKED or (new_key is None and API_KEY_FIELD not in body.config):
+                    # Re-pointing an agent's upstream never carries the old key along to it.
+                    if "base_url" in body.config and body.config["base_url"] != merged.get("base_url"):
+                        merged.pop(API_KEY_FIELD, None)
                 for key, value in body.config.items():
+                    if key == API_KEY_FIELD and value == MASKED:
+                        continue
                     if value is None:
                         merged.pop(key, None)
                     else:
                         merged[key] = value
-                merged = _clean_config(merged) | {k: v for k, v in merged.items() if k == "template"}
+                merged = _clean_config(merged, self.ctx.settings) | {k: v for k, v in merged.items() if k == "template"}
                 if merged != (row.config or {}):
                     row.config, changed = merged, True
             for attr in ("name", "type", "description"):

@@ -36,8 +36,10 @@ class SystemConfig(BaseModel):
     task_lease_seconds: int = Field(default=60, ge=5, le=3600)
     agent_response_cache: bool = True
     knowledge_search_cache: bool = True
-    http_tool_enabled: bool = False
-    http_tool_allowed_hosts: list[str] = Field(default_factory=list, max_length=100)
+    #: The admin's runtime switch of the http_request tool; None follows ``HTTP_TOOL_ENABLED``.
+    http_tool_enabled: bool | None = None
+    #: The tool's allow-list; None follows ``HTTP_TOOL_ALLOWED_HOSTS``.
+    http_tool_allowed_hosts: list[str] | None = Field(default=None, max_length=100)
     auto_rl: AutoRLSettings = Field(default_factory=AutoRLSettings)
 
 
@@ -57,6 +59,8 @@ class SystemConfigUpdate(BaseModel):
     auto_rl: dict[str, Any] | None = None
 
 
+#: Fields where an explicit null is a value (for the http tool's: follow the deployment's settings).
+NULLABLE_FIELDS = frozenset({"default_llm_model", "http_tool_enabled", "http_tool_allowed_hosts"})
 _LOCAL_TTL_SECONDS = 5.0
 _local: dict[int, tuple[float, SystemConfig]] = {}
 
@@ -87,7 +91,7 @@ async def update_config(ctx: AppContext, update: SystemConfigUpdate, updated_by:
         changes = update.model_dump(exclude_unset=True)
         if "auto_rl" in changes and changes["auto_rl"] is not None:
             changes["auto_rl"] = {**merged["auto_rl"], **changes["auto_rl"]}
-        merged.update({k: v for k, v in changes.items() if v is not None or k == "default_llm_model"})
+        merged.update({k: v for k, v in changes.items() if v is not None or k in NULLABLE_FIELDS})
         try:
             config = SystemConfig.model_validate(merged)
         except ValidationError as exc:

@@ -24,6 +24,10 @@ AGENT_TEST_SETTINGS: dict[str, Any] = {
     "agent_workers_min": 1,
     "agent_workers_max": 8,
     "sandbox_timeout_seconds": 5.0,
+    # Agents below bring their own upstream (scripted servers on loopback ports) with their own key.
+    "llm_custom_allowed_hosts": ["127.0.0.1"],
+    "llm_custom_allowed_ports": ["1024-65535"],
+    "egress_allowed_networks": ["127.0.0.1/32"],
 }
 
 

@@ -179,13 +179,13 @@ async def test_sql_query_reads_sqlite_and_the_connection_is_read_only(tmp_path: 
         conn.executemany("INSERT INTO sales VALUES (?, ?)", [("eu", 10), ("us", 20), ("eu", 5)])
     url = f"sqlite+aiosqlite:///{path}"
     result = await run_read_only(
-        url, "SELECT region, SUM(amount) AS total FROM sales GROUP BY region ORDER BY region", 10, 5
+        url, "SELECT region, SUM(amount) AS total FROM sales GROUP BY region ORDER BY region", 10, 5, tables=["sales"]
     )
     assert result["columns"] == ["region", "total"] and result["rows"] == [["eu", 15], ["us", 20]]
-    capped = await run_read_only(url, "SELECT * FROM sales", 2, 5)
+    capped = await run_read_only(url, "SELECT * FROM sales", 2, 5, tables=["sales"])
     assert capped["truncated"] and capped["row_count"] == 2
     with pytest.raises(ToolError):
-        await run_read_only(url, "DELETE FROM sales", 10, 5)
+        await run_read_only(url, "DELETE FROM sales", 10, 5, tables=["sales"])
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM sales").fetchone()[0] == 3
 
@@ -211,6 +211,6 @@ async def test_http_request_is_off_by_default_and_allow_listed(tctx: ToolContext
     assert not host_allowed("example.com.evil.net", ["example.com", "*.example.com"])
     settings = Settings(_env_file=None, http_tool_enabled=True, http_tool_allowed_hosts=["127.0.0.1"])  # type: ignore[call-arg]
     refused = await default_registry().invoke(
-        "http_request", {"url": "http://localhost:1/"}, ToolContext(settings=settings)
+        "http_request", {"url": "http://localhost/"}, ToolContext(settings=settings)
     )
     assert not refused.ok and "allow-list" in refused.error

@@ -1,14 +1,24 @@
 """LLM providers and the factory that picks one for an agent.
 
-An agent's config names ``provider``: ``"openai"`` (any OpenAI-compatible endpoint),
-``"local"`` (the embedded SmolLM2) or ``"auto"`` (the default: OpenAI-compatible
-when ``LLM_BASE_URL`` is set, otherwise local).  An agent may also override
-``base_url`` and ``model``.
+Upstreams are the admin's, never the agent author's: an agent's config names a ``provider``
+
+* ``"auto"`` (the default): the platform's default upstream (``LLM_BASE_URL`` with
+  ``LLM_API_KEY``) when one is set, otherwise the embedded local model;
+* ``"default"`` (or its old name ``"openai"``): the platform's default upstream;
+* ``"local"``: the embedded local model;
+* any name in ``LLM_PROVIDERS`` (JSON: ``{"vllm": {"base_url": ..., "api_key": ...}}``).
+
+An agent may instead bring its own upstream: ``base_url`` **with its own** ``api_key`` (the
+platform's keys are never sent there), and only to hosts the egress rules let through
+(``LLM_CUSTOM_ALLOWED_HOSTS`` / ``LLM_CUSTOM_ALLOWED_PORTS``; the resolved address must be public,
+see :mod:`agentlightning.agents.tools.egress`), checked on every connection. ``model`` picks the model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from agentlightning.agents.llm.base import (
@@ -32,52 +42,125 @@ __all__ = [
     "ProviderFactory",
     "ToolCall",
     "ToolSpec",
+    "Upstream",
     "Usage",
+    "validate_llm_config",
 ]
 
-PROVIDERS = ("auto", "openai", "local")
+#: Provider names every deployment has; admins add more with ``LLM_PROVIDERS``.
+PROVIDERS = ("auto", "default", "openai", "local")
+#: Where an agent's own API key is kept in its config (write-only: the API never returns it).
+API_KEY_FIELD = "api_key"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where an agent's LLM calls go and with which key."""
+
+    kind: str  # "local" | "openai"
+    name: str  # provider name, or "custom" for an agent's own base URL
+    base_url: str | None = None
+    api_key: str | None = None
+    custom: bool = False
+
+    def cache_key(self) -> tuple[str, str, str | None, str]:
+        """Identity of a built client (the key is hashed, never kept as a dict key)."""
+        digest = hashlib.sha256((self.api_key or "").encode()).hexdigest()
+        return (self.kind, self.name, self.base_url, digest)
+
+
+def provider_names(settings: Settings) -> list[str]:
+    """Every provider name an agent may use on this deployment."""
+    return sorted(set(PROVIDERS) | set(settings.llm_providers))
+
+
+def resolve_upstream(agent_config: dict[str, Any], settings: Settings) -> Upstream:
+    """The upstream an agent's config selects; raises :class:`LLMError` when it may not be used."""
+    kind = str(agent_config.get("provider") or "auto")
+    base_url = agent_config.get("base_url")
+    if base_url:
+        if kind not in ("auto", "openai", "custom"):
+            raise LLMError(f"provider {kind!r} cannot be combined with a custom base_url")
+        own_key = agent_config.get(API_KEY_FIELD)
+        if not own_key:
+            raise LLMError("a custom base_url needs the agent's own api_key (the platform's key is never sent there)")
+        return Upstream("openai", "custom", str(base_url), str(own_key), custom=True)
+    if kind in settings.llm_providers:
+        entry = settings.llm_providers[kind]
+        return Upstream("openai", kind, entry.base_url, entry.api_key)
+    if kind == "auto":
+        kind = "default" if settings.llm_base_url else "local"
+    if kind == "local":
+        return Upstream("local", "local")
+    if kind in ("default", "openai"):
+        return Upstream("openai", "default", settings.llm_base_url, settings.llm_api_key)
+    raise LLMError(f"unknown provider {kind!r}; expected one of {provider_names(settings)}")
+
+
+def validate_llm_config(agent_config: dict[str, Any], settings: Settings) -> None:
+    """Refuse (``ValueError``) an agent config whose upstream is unknown or not allowed."""
+    from agentlightning.agents.tools.egress import EgressDenied, check_static
+
+    try:
+        upstream = resolve_upstream(agent_config, settings)
+    except LLMError as exc:
+        raise ValueError(str(exc)) from exc
+    if upstream.custom:
+        try:
+            check_static(str(upstream.base_url), custom_upstream_policy(settings))
+        except EgressDenied as exc:
+            raise ValueError(f"base_url refused: {exc}") from exc
+
+
+def custom_upstream_policy(settings: Settings) -> Any:
+    """The egress policy for agents' own upstreams."""
+    from agentlightning.agents.tools.egress import EgressPolicy, parse_networks, parse_ports
+
+    return EgressPolicy(
+        allowed_hosts=tuple(settings.llm_custom_allowed_hosts),
+        ports=parse_ports(settings.llm_custom_allowed_ports),
+        allowed_networks=parse_networks(settings.egress_allowed_networks),
+    )
 
 
 class ProviderFactory:
-    """Builds and caches one provider per (kind, endpoint) for a process."""
+    """Builds and caches one provider per upstream (and key) for a process."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._cache: dict[tuple[str, str | None], LLMProvider] = {}
+        self._cache: dict[tuple[str, str, str | None, str], LLMProvider] = {}
         self._lock = threading.Lock()
 
     def kind_for(self, agent_config: dict[str, Any]) -> str:
-        """Resolve ``auto`` to the concrete provider kind."""
-        kind = str(agent_config.get("provider") or "auto")
-        if kind not in PROVIDERS:
-            raise LLMError(f"unknown provider {kind!r}; expected one of {PROVIDERS}")
-        if kind == "auto":
-            has_endpoint = bool(agent_config.get("base_url") or self.settings.llm_base_url)
-            kind = "openai" if has_endpoint else "local"
-        return kind
+        """The concrete provider kind (``openai`` or ``local``)."""
+        return resolve_upstream(agent_config, self.settings).kind
 
     def model_for(self, agent_config: dict[str, Any]) -> str:
         """The model name a call for this agent will use."""
-        if self.kind_for(agent_config) == "local":
+        upstream = resolve_upstream(agent_config, self.settings)
+        if upstream.kind == "local":
             from agentlightning.agents.llm.local import LOCAL_MODEL_NAME
 
             return LOCAL_MODEL_NAME
-        return str(agent_config.get("model") or self.settings.llm_model)
+        if agent_config.get("model"):
+            return str(agent_config["model"])
+        if upstream.name in self.settings.llm_providers and self.settings.llm_providers[upstream.name].model:
+            return str(self.settings.llm_providers[upstream.name].model)
+        return self.settings.llm_model
 
     def for_agent(self, agent_config: dict[str, Any]) -> LLMProvider:
         """The provider that serves an agent with this config."""
-        kind = self.kind_for(agent_config)
-        base_url = agent_config.get("base_url") or self.settings.llm_base_url
-        key = (kind, base_url if kind == "openai" else None)
+        upstream = resolve_upstream(agent_config, self.settings)
+        key = upstream.cache_key()
         with self._lock:
             provider = self._cache.get(key)
             if provider is None:
-                provider = self._cache[key] = self._build(kind, base_url)
+                provider = self._cache[key] = self._build(upstream)
             return provider
 
-    def _build(self, kind: str, base_url: str | None) -> LLMProvider:
+    def _build(self, upstream: Upstream) -> LLMProvider:
         s = self.settings
-        if kind == "local":
+        if upstream.kind == "local":
             from agentlightning.agents.llm.local import LocalSmolLMProvider
 
             return LocalSmolLMProvider(
@@ -87,11 +170,12 @@ class ProviderFactory:
         from agentlightning.agents.llm.openai_compat import OpenAICompatProvider
 
         return OpenAICompatProvider(
-            base_url=base_url,
-            api_key=s.llm_api_key,
+            base_url=upstream.base_url,
+            api_key=upstream.api_key,
             default_model=s.llm_model,
             timeout_s=s.llm_timeout_seconds,
             max_retries=s.llm_max_retries,
+            egress=custom_upstream_policy(s) if upstream.custom else None,
         )
 
     async def aclose(self) -> None:

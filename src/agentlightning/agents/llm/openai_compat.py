@@ -24,6 +24,7 @@ from agentlightning.agents.llm.base import (
     Usage,
 )
 from agentlightning.agents.llm.text_tools import parse_tool_calls, to_text_protocol
+from agentlightning.agents.tools.egress import EgressPolicy, egress_client
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +43,20 @@ class OpenAICompatProvider(LLMProvider):
         timeout_s: float = 60.0,
         max_retries: int = 2,
         native_tools: bool | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.default_model = default_model
         #: None = try native tool calling and fall back on rejection
         self.native_tools = native_tools
+        # An agent's own upstream: every connection (and redirect) passes the egress rules and
+        # goes to the address that was checked; no proxy from the environment.
+        http_client = egress_client(egress, timeout=timeout_s) if egress is not None else None
         self._client = AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "not-needed",
             timeout=timeout_s,
             max_retries=max_retries,
+            http_client=http_client,
         )
 
     async def complete(self, request: LLMRequest) -> LLMResponse:

@@ -31,6 +31,8 @@ class ToolContext:
     agent_id: int | None = None
     task_id: int | None = None
     session_id: str | None = None
+    #: The user the task runs for (``tasks.created_by``): memory is theirs alone.
+    user: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,6 +56,10 @@ class Tool(abc.ABC):
     def enabled(self, settings: Settings) -> bool:
         """Whether configuration allows this tool at all (default: yes)."""
         return True
+
+    async def unavailable(self, ctx: ToolContext) -> str | None:
+        """Why the tool cannot be called right now (e.g. an admin's runtime switch), else None."""
+        return None if self.enabled(ctx.settings) else f"tool {self.name!r} is disabled on this platform"
 
 
 class FunctionTool(Tool):

@@ -10,7 +10,7 @@ from agentlightning.agents.tools.base import Tool, ToolContext, ToolError
 
 
 class MemoryTool(Tool):
-    """Remember and recall notes that persist across tasks and sessions of one agent."""
+    """Remember and recall notes that persist across tasks and sessions of one agent, per user."""
 
     name = "memory"
     description = (
@@ -33,14 +33,14 @@ class MemoryTool(Tool):
     timeout_s = 5.0
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> Any:
-        """Store or look up notes of the calling agent."""
+        """Store or look up the calling agent's notes for the user the task runs for."""
         if ctx.app is None or ctx.agent_id is None:
             raise ToolError("memory is only available to a registered agent")
         store = NoteStore(ctx.app.db)
         if args["action"] == "remember":
             if not args.get("content"):
                 raise ToolError("'remember' needs 'content'")
-            note = await store.remember(ctx.agent_id, args["content"], args.get("key"), ctx.task_id)
+            note = await store.remember(ctx.agent_id, ctx.user, args["content"], args.get("key"), ctx.task_id)
             return {"remembered": asdict(note)}
-        notes = await store.recall(ctx.agent_id, args.get("query"), int(args.get("limit", 5)))
+        notes = await store.recall(ctx.agent_id, ctx.user, args.get("query"), int(args.get("limit", 5)))
         return {"notes": [asdict(n) for n in notes]}

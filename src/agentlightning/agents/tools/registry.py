@@ -97,6 +97,12 @@ class ToolRegistry:
             tools = [t for t in tools if t.name in wanted]
         return sorted(tools, key=lambda t: t.name)
 
+    async def specs_now(self, ctx: ToolContext, allowed: list[str] | None = None) -> list[ToolSpec]:
+        """The descriptions of the tools usable right now (runtime switches applied)."""
+        tools = [t for t in self._tools.values() if allowed is None or t.name in set(allowed)]
+        usable = [t for t in tools if await t.unavailable(ctx) is None]
+        return [t.spec() for t in sorted(usable, key=lambda t: t.name)]
+
     def specs(self, settings: Settings, allowed: list[str] | None = None) -> list[ToolSpec]:
         """The model-facing descriptions of the available tools."""
         return [t.spec() for t in self.available(settings, allowed)]
@@ -135,8 +141,9 @@ class ToolRegistry:
         tool_ = self._tools.get(name)
         if tool_ is None or (allowed is not None and name not in allowed):
             return done(False, error=f"unknown or not permitted tool {name!r}; available: {allowed or self.names()}")
-        if not tool_.enabled(ctx.settings):
-            return done(False, error=f"tool {name!r} is disabled on this platform")
+        reason = await tool_.unavailable(ctx)
+        if reason is not None:
+            return done(False, error=reason)
         problems = self.validate(name, args)
         if problems:
             return done(False, error="invalid arguments: " + "; ".join(problems))

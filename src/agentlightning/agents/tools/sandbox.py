@@ -1,178 +1,72 @@
-"""A sandboxed Python subprocess for the ``python`` tool.
+"""Run untrusted Python in a separate process confined by the kernel (bubblewrap + seccomp + rlimits).
 
-Layers, from the outside in:
+Nothing here relies on checks inside the interpreter that runs the untrusted code: that code can
+replace any Python-level guard.  Every boundary is enforced by the kernel before the code starts:
 
-* a throwaway working directory (deleted afterwards), a minimal environment, a new session
-  (so the whole process group is killed on the wall-clock timeout), capped stdout/stderr;
-* kernel limits set by the child before any user code runs (``resource``): CPU seconds,
-  address space, file size, open files, processes, no core dumps;
-* when the server runs as root: a private network namespace (no interfaces) and a switch to
-  the unprivileged ``nobody`` user, so ``RLIMIT_NPROC`` and file permissions bind;
-* inside the interpreter (``-I -S``: no site-packages, no environment influence) an audit
-  hook that refuses sockets, process creation (fork/exec/spawn/subprocess), ctypes, and any
-  file access outside the working directory except read-only access to the standard library.
+* **mount view** (a private mount namespace built by ``bwrap``): only the interpreter, its
+  standard library and the system's shared libraries, read-only; a fresh ``/proc`` of the
+  sandbox's own PID namespace; a minimal ``/dev``; a size-limited ``tmpfs`` scratch directory
+  (``/sandbox``, the only writable place, which also caps total disk use). The platform's
+  source, ``/etc``, the host's ``/proc`` and every other file simply do not exist in there;
+* **namespaces**: new PID, network (no interface but a down loopback), IPC, UTS and cgroup
+  namespaces; the process tree dies with its parent;
+* **clean environment** (``--clearenv``): nothing of the server's environment is inherited;
+* **seccomp** (a BPF program compiled with libseccomp through ``pyseccomp``): no sockets but
+  ``AF_UNIX``, no new namespaces, no mounts, no ``ptrace``, no keyring, BPF, perf, io_uring,
+  module or kexec calls;
+* **identity**: never root. A root server runs bwrap privileged (no user namespace) and the
+  launcher switches to a throwaway uid before anything else runs, so the kernel's per-user
+  process limit binds; an unprivileged server runs bwrap in a user namespace as itself;
+* **rlimits**, set by the launcher before it ``exec``-s the interpreter on the user's program:
+  CPU seconds, address space, file size, open files, processes, no core dumps; plus a wall-clock
+  timeout after which the whole process tree is killed.
+
+The sandbox needs ``bwrap`` (Debian package ``bubblewrap``) and libseccomp; without them the
+tool fails closed (:class:`SandboxUnavailable`), it never runs code unconfined.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
+import secrets
 import shutil
 import signal
+import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-NOBODY_UID = 65534
-NOBODY_GID = 65534
-#: Standard-library modules made importable inside the sandbox even when the interpreter's
-#: install directory is not readable by the unprivileged user.
-PRELOAD_MODULES = [
-    "math",
-    "cmath",
-    "decimal",
-    "fractions",
-    "statistics",
-    "random",
-    "itertools",
-    "functools",
-    "operator",
-    "collections",
-    "heapq",
-    "bisect",
-    "re",
-    "string",
-    "textwrap",
-    "datetime",
-    "time",
-    "calendar",
-    "json",
-    "csv",
-    "io",
-    "base64",
-    "hashlib",
-    "struct",
-    "array",
-    "copy",
-    "pprint",
-    "dataclasses",
-    "enum",
-    "typing",
-    "unicodedata",
-    "zlib",
-]
+#: Where the scratch directory is mounted inside the sandbox (and the program's working dir).
+SCRATCH = "/sandbox"
+#: First uid of the throwaway identities a root server gives each run.
+DEFAULT_UID_BASE = 200_000
+UID_RANGE = 60_000
 
-# Runs as the child interpreter's main program. It must not import subprocess or socket.
-BOOTSTRAP = r"""
-import sys
-
-def _install(cfg):
-    # Everything the sandbox needs lives in this function's scope; once it returns, user code
-    # can reach none of it (the audit hook's state is a closure, not a global).
-    import json, os, resource
-    work = os.path.realpath(cfg["workdir"])
-    os.chdir(work)
-    with open(os.path.join(work, "main.py"), encoding="utf-8") as fh:
-        source = fh.read()
-
-    if cfg["isolate_network"]:
-        try:
-            import ctypes
-            ctypes.CDLL(None, use_errno=True).unshare(0x40000000)  # CLONE_NEWNET; needs CAP_SYS_ADMIN
-        except Exception:
-            pass
-        for name in [m for m in sys.modules if m == "ctypes" or m.startswith("ctypes.") or m == "_ctypes"]:
-            del sys.modules[name]
-
-    def limit(which, value):
-        try:
-            resource.setrlimit(which, (value, value))
-        except (ValueError, OSError):
-            pass
-
-    limit(resource.RLIMIT_CORE, 0)
-    limit(resource.RLIMIT_AS, cfg["memory_bytes"])
-    limit(resource.RLIMIT_FSIZE, cfg["file_bytes"])
-    limit(resource.RLIMIT_NOFILE, cfg["max_open_files"])
-    resource.setrlimit(resource.RLIMIT_CPU, (cfg["cpu_seconds"], cfg["cpu_seconds"] + 1))
-
-    # Modules user code may use, imported while the standard library is still readable
-    # (after the switch to ``nobody`` a private interpreter install may no longer be).
-    for name in cfg["preload"]:
-        try:
-            __import__(name)
-        except Exception:
-            pass
-
-    if os.geteuid() == 0 and cfg["drop_privileges"]:
-        os.setgroups([])
-        os.setgid(cfg["gid"])
-        os.setuid(cfg["uid"])
-    limit(resource.RLIMIT_NPROC, cfg["max_processes"])
-
-    read_roots = tuple(sorted({os.path.realpath(p) for p in sys.path if p and os.path.isabs(p)}))
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-    blocked_prefixes = ("socket.", "ctypes.", "os.exec", "os.spawn", "os.posix_spawn", "os.fork",
-                        "os.forkpty", "os.system", "os.kill", "os.killpg", "subprocess.", "pty.",
-                        "gc.get_", "sys._current_frames", "sys.setprofile",
-                        "sys.settrace", "os.setuid", "os.setgid", "os.chroot", "mmap.")
-    blocked_modules = frozenset({"_socket", "socket", "_ctypes", "ctypes", "_posixsubprocess", "subprocess",
-                                 "_multiprocessing", "multiprocessing", "pty", "select", "selectors",
-                                 "_ssl", "ssl", "mmap", "_xxsubinterpreters", "faulthandler"})
-    path_events = frozenset({"os.listdir", "os.scandir", "os.chdir", "os.mkdir", "os.remove", "os.rename",
-                             "os.rmdir", "os.symlink", "os.link", "os.chmod", "os.chown", "os.truncate",
-                             "os.utime", "shutil.copyfile", "shutil.copymode", "shutil.copystat",
-                             "shutil.copytree", "shutil.move", "shutil.rmtree", "shutil.chown", "glob.glob",
-                             "os.chflags", "os.lchflags", "os.lchmod", "os.setxattr", "os.removexattr",
-                             "os.listxattr", "os.getxattr"})
-    read_only_events = frozenset({"os.listdir", "os.scandir", "glob.glob", "os.listxattr", "os.getxattr"})
-    realpath, join, fsdecode, isdir, sep = os.path.realpath, os.path.join, os.fsdecode, os.path.isdir, os.sep
-
-    def inside(path, roots):
-        return any(path == r or path.startswith(r + sep) for r in roots)
-
-    def check_path(raw, write, opening=False):
-        if raw is None or isinstance(raw, int):
-            return
-        path = realpath(join(work, fsdecode(raw)))
-        if inside(path, (work,)):
-            return
-        # Outside the scratch directory: read-only files of the standard library, never a
-        # directory (a directory fd would let relative opens escape these checks).
-        if not write and inside(path, read_roots) and not (opening and isdir(path)):
-            return
-        raise PermissionError(f"sandbox: access to {fsdecode(raw)!r} is not allowed")
-
-    def hook(event, args):
-        if event == "open":
-            path, mode, flags = (tuple(args) + (None, None, None))[:3]
-            write = bool(isinstance(mode, str) and any(c in mode for c in "wax+")) or bool(
-                isinstance(flags, int) and flags & write_flags)
-            check_path(path, write, opening=True)
-        elif event == "import":
-            if args[0] in blocked_modules or args[0].split(".")[0] in blocked_modules:
-                raise PermissionError(f"sandbox: module {args[0]!r} is not available")
-        elif event.startswith(blocked_prefixes):
-            raise PermissionError(f"sandbox: {event} is not allowed")
-        elif event in path_events:
-            write = event not in read_only_events
-            for arg in args[:2]:
-                if isinstance(arg, (str, bytes, os.PathLike)):
-                    check_path(arg, write)
-
-    sys.addaudithook(hook)
-    return source
-
-_code = compile(_install(__import__("json").loads(sys.argv[1])), "<sandbox>", "exec")
-del _install
-sys.argv = ["<sandbox>"]
-_main = type(sys)("__main__")
-sys.modules["__main__"] = _main
-exec(_code, _main.__dict__)
+# The launcher runs in the sandbox (already inside the namespaces and under seccomp) before any
+# user code: it drops to the throwaway uid when bwrap ran privileged, sets the rlimits and
+# replaces itself with a fresh interpreter on the program. It trusts nothing it cannot keep.
+LAUNCHER = r"""
+import json, os, resource, sys
+cfg = json.loads(sys.argv[1])
+if cfg["drop_to"] is not None:
+    uid = cfg["drop_to"]
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+for name, value in cfg["limits"].items():
+    soft = hard = value
+    if name == "RLIMIT_CPU":
+        hard = value + 1
+    resource.setrlimit(getattr(resource, name), (soft, hard))
+os.execv(cfg["python"], [cfg["python"], "-I", "-S", "-B", cfg["program"]])
 """
+
+
+class SandboxUnavailable(RuntimeError):
+    """The OS facilities the sandbox needs (bwrap, libseccomp) are missing or broken."""
 
 
 @dataclass(slots=True)
@@ -183,6 +77,7 @@ class SandboxLimits:
     cpu_seconds: int = 5
     memory_bytes: int = 256 * 1024 * 1024
     file_bytes: int = 10 * 1024 * 1024
+    disk_bytes: int = 16 * 1024 * 1024
     max_open_files: int = 64
     max_processes: int = 16
     output_bytes: int = 64 * 1024
@@ -198,11 +93,239 @@ class SandboxResult:
     timed_out: bool
     duration_ms: int
     truncated: bool = False
-    files: list[str] | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able form for the tool result."""
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Interpreter:
+    """The files an interpreter needs to start: bound read-only into the sandbox."""
+
+    executable: str
+    paths: tuple[str, ...]
+    hidden: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=8)
+def discover_interpreter(python: str) -> Interpreter:
+    """Ask ``python`` (outside the sandbox, trusted) which files it starts from."""
+    probe = (
+        "import json, sys, sysconfig\n"
+        "v = sysconfig.get_config_vars()\n"
+        "lib = None\n"
+        "if v.get('Py_ENABLE_SHARED') and v.get('LIBDIR') and v.get('INSTSONAME'):\n"
+        "    lib = v['LIBDIR'] + '/' + v['INSTSONAME']\n"
+        "print(json.dumps({'exe': sys.executable, 'path': sys.path, 'lib': lib}))\n"
+    )
+    try:
+        out = subprocess.run(
+            [python, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=30, check=True, env={}
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SandboxUnavailable(f"cannot run the sandbox interpreter {python!r}: {exc}") from exc
+    info = json.loads(out)
+    exe = os.path.realpath(info["exe"])
+    paths = [exe]
+    for entry in info["path"]:
+        if entry and os.path.isabs(entry) and os.path.exists(entry):
+            paths.append(os.path.realpath(entry))
+    if info["lib"] and os.path.exists(info["lib"]):
+        paths.append(os.path.realpath(info["lib"]))
+    hidden = [os.path.join(p, "site-packages") for p in paths if os.path.isdir(os.path.join(p, "site-packages"))]
+    return Interpreter(exe, tuple(dict.fromkeys(paths)), tuple(hidden))
+
+
+def default_python() -> str:
+    """The server's own base interpreter (never a virtualenv's, whose packages stay outside)."""
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def system_library_mounts() -> list[str]:
+    """bwrap arguments exposing the shared libraries (read-only) and the ``/lib*`` links."""
+    args: list[str] = []
+    multiarch = getattr(sys.implementation, "_multiarch", "")
+    dirs = [f"/usr/lib/{multiarch}"] if multiarch and os.path.isdir(f"/usr/lib/{multiarch}") else ["/usr/lib"]
+    dirs += [d for d in ("/usr/lib64", "/usr/lib32") if os.path.isdir(d) and not os.path.islink(d)]
+    for d in dirs:
+        args += ["--ro-bind", d, d]
+    for top in ("/lib", "/lib64", "/lib32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    if os.path.exists("/etc/ld.so.cache"):
+        args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    return args
+
+
+def seccomp_program() -> bytes:
+    """The BPF filter (default allow, dangerous calls refused with ``EPERM``) as raw bytes."""
+    try:
+        import pyseccomp as sc
+    except (ImportError, OSError) as exc:  # the binding or libseccomp.so itself is missing
+        raise SandboxUnavailable(f"libseccomp is not available: {exc}") from exc
+    return _compile_filter(sc)
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_filter() -> bytes:
+    return seccomp_program()
+
+
+def _compile_filter(sc: object) -> bytes:
+    import errno
+    import tempfile
+
+    f = sc.SyscallFilter(sc.ALLOW)  # type: ignore[attr-defined]
+    deny = sc.ERRNO(errno.EPERM)  # type: ignore[attr-defined]
+    for name in (
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+        "kcmp",
+        "mount",
+        "umount2",
+        "pivot_root",
+        "chroot",
+        "unshare",
+        "setns",
+        "move_mount",
+        "open_tree",
+        "fsopen",
+        "fsmount",
+        "fsconfig",
+        "fspick",
+        "bpf",
+        "perf_event_open",
+        "userfaultfd",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "kexec_load",
+        "kexec_file_load",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "reboot",
+        "swapon",
+        "swapoff",
+        "acct",
+        "quotactl",
+        "syslog",
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+        "name_to_handle_at",
+        "open_by_handle_at",
+        "fanotify_init",
+        "lookup_dcookie",
+        "settimeofday",
+        "clock_settime",
+        "clock_adjtime",
+        "adjtimex",
+        "iopl",
+        "ioperm",
+        "personality",
+        "pidfd_getfd",
+        "mknod",
+        "mknodat",
+    ):
+        try:
+            f.add_rule(deny, name)
+        except (RuntimeError, ValueError, OSError):  # a call this architecture does not have
+            pass
+    # Sockets: AF_UNIX only (the network namespace has no route anyway).
+    f.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), "socket", sc.Arg(0, sc.NE, 1))  # type: ignore[attr-defined]
+    # No new namespaces through clone flags; clone3 hides its flags in memory: make libc fall back.
+    for flag in (0x00020000, 0x10000000, 0x20000000, 0x40000000, 0x04000000, 0x08000000, 0x02000000):
+        f.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))  # type: ignore[attr-defined]
+    f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")  # type: ignore[attr-defined]
+    # No faking keyboard input into a terminal.
+    f.add_rule(deny, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, 0x5412))  # type: ignore[attr-defined]
+    with tempfile.TemporaryFile() as fh:
+        f.export_bpf(fh)
+        fh.seek(0)
+        return fh.read()
+
+
+def _parent_dirs(paths: tuple[str, ...]) -> list[str]:
+    """World-traversable parents for bound paths (bwrap creates them under the server's umask)."""
+    parents: list[str] = []
+    for path in paths:
+        parent = os.path.dirname(path)
+        chain: list[str] = []
+        while parent not in ("/", ""):
+            chain.append(parent)
+            parent = os.path.dirname(parent)
+        for d in reversed(chain):
+            inside_bound = any(d == p or d.startswith(p + "/") for p in paths)
+            if not inside_bound and d not in parents:
+                parents.append(d)
+    args: list[str] = []
+    for d in parents:
+        args += ["--perms", "0755", "--dir", d]
+    return args
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name, 0)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def build_command(
+    *,
+    bwrap: str,
+    interpreter: Interpreter,
+    limits: SandboxLimits,
+    code_fd: int,
+    seccomp_fd: int,
+    privileged: bool,
+    run_uid: int,
+) -> list[str]:
+    """The ``bwrap`` command line of one run (the program arrives on ``code_fd``)."""
+    cmd = [bwrap, "--die-with-parent", "--new-session", "--clearenv"]
+    if privileged:
+        # Root: no user namespace (its uid would still be the host's root, which the process
+        # limit exempts); the launcher drops to ``run_uid`` itself with these two capabilities.
+        cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        cmd += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        cmd += ["--unshare-all", "--unshare-user", "--disable-userns", "--uid", "65534", "--gid", "65534"]
+    cmd += ["--hostname", "sandbox"]
+    libraries = system_library_mounts()
+    bound = [libraries[i + 2] for i, a in enumerate(libraries) if a == "--ro-bind"]
+    cmd += _parent_dirs((*interpreter.paths, *bound))
+    cmd += libraries
+    for path in interpreter.paths:
+        cmd += ["--ro-bind", path, path]
+    for path in interpreter.hidden:
+        cmd += ["--tmpfs", path]
+    cmd += ["--proc", "/proc", "--dev", "/dev"]
+    cmd += ["--size", str(limits.disk_bytes), "--tmpfs", SCRATCH, "--chmod", "1777", SCRATCH]
+    cmd += ["--size", str(1024 * 1024), "--tmpfs", "/tmp", "--chmod", "1777", "/tmp"]
+    cmd += ["--perms", "0444", "--file", str(code_fd), f"{SCRATCH}/main.py"]
+    cmd += ["--remount-ro", "/", "--chdir", SCRATCH, "--seccomp", str(seccomp_fd)]
+    for var, value in (("HOME", SCRATCH), ("TMPDIR", "/tmp"), ("LANG", "C.UTF-8"), ("PYTHONIOENCODING", "utf-8")):
+        cmd += ["--setenv", var, value]
+    cfg = {
+        "drop_to": run_uid if privileged else None,
+        "python": interpreter.executable,
+        "program": f"{SCRATCH}/main.py",
+        "limits": {
+            "RLIMIT_CORE": 0,
+            "RLIMIT_CPU": max(1, int(limits.cpu_seconds)),
+            "RLIMIT_AS": limits.memory_bytes,
+            "RLIMIT_FSIZE": limits.file_bytes,
+            "RLIMIT_NOFILE": limits.max_open_files,
+            "RLIMIT_NPROC": limits.max_processes,
+        },
+    }
+    cmd += [interpreter.executable, "-I", "-S", "-B", "-c", LAUNCHER, json.dumps(cfg)]
+    return cmd
 
 
 async def _read_capped(stream: asyncio.StreamReader | None, cap: int) -> tuple[bytes, bool]:
@@ -221,78 +344,91 @@ async def _read_capped(stream: asyncio.StreamReader | None, cap: int) -> tuple[b
             truncated = True
 
 
-async def run_python(code: str, limits: SandboxLimits | None = None, *, base_dir: str | None = None) -> SandboxResult:
-    """Run ``code`` in a fresh sandboxed interpreter and return its output."""
+async def run_python(
+    code: str,
+    limits: SandboxLimits | None = None,
+    *,
+    python: str | None = None,
+    bwrap: str | None = None,
+    uid_base: int = DEFAULT_UID_BASE,
+    as_user: int | None = None,
+) -> SandboxResult:
+    """Run ``code`` in a fresh confined interpreter and return its output.
+
+    ``as_user`` starts bwrap under that uid instead of the server's own (how a server that does
+    not run as root behaves; used by the tests, which run as root).
+    """
     limits = limits or SandboxLimits()
-    workdir = tempfile.mkdtemp(prefix="agl-sandbox-", dir=base_dir)
-    is_root = os.geteuid() == 0
+    bwrap_path = shutil.which(bwrap or "bwrap")
+    if bwrap_path is None:
+        raise SandboxUnavailable("bubblewrap (bwrap) is not installed; the python tool needs it")
+    # Probing the interpreter and compiling the filter happen once per process (cached).
+    interpreter = await asyncio.to_thread(discover_interpreter, python or default_python())
+    bpf = await asyncio.to_thread(_compiled_filter)
+    privileged = os.geteuid() == 0 and as_user is None
+    run_uid = uid_base + secrets.randbelow(UID_RANGE)
+    code_fd = _memfd("agl-sandbox-code", code.encode("utf-8"))
+    bpf_fd = _memfd("agl-sandbox-seccomp", bpf)
     try:
-        Path(workdir, "main.py").write_text(code, encoding="utf-8")
-        if is_root:
-            os.chown(workdir, NOBODY_UID, NOBODY_GID)
-        os.chmod(workdir, 0o700)
-        cfg = {
-            "workdir": workdir,
-            "memory_bytes": limits.memory_bytes,
-            "file_bytes": limits.file_bytes,
-            "max_open_files": limits.max_open_files,
-            "max_processes": limits.max_processes,
-            "cpu_seconds": max(1, int(limits.cpu_seconds)),
-            "isolate_network": True,
-            "drop_privileges": True,
-            "uid": NOBODY_UID,
-            "gid": NOBODY_GID,
-            "preload": PRELOAD_MODULES,
-        }
-        env = {"PYTHONIOENCODING": "utf-8", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
+        cmd = build_command(
+            bwrap=bwrap_path,
+            interpreter=interpreter,
+            limits=limits,
+            code_fd=code_fd,
+            seccomp_fd=bpf_fd,
+            privileged=privileged,
+            run_uid=run_uid,
+        )
+        extra: dict[str, object] = {}
+        if as_user is not None:
+            extra = {"user": as_user, "group": as_user, "extra_groups": []}
         started = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-I",
-            "-S",
-            "-B",
-            "-c",
-            BOOTSTRAP,
-            json.dumps(cfg),
+            *cmd,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            cwd=workdir,
-            env=env,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            cwd="/",
+            pass_fds=(code_fd, bpf_fd),
             start_new_session=True,
-        )
-        timed_out = False
-        readers = asyncio.gather(
-            _read_capped(proc.stdout, limits.output_bytes), _read_capped(proc.stderr, limits.output_bytes)
-        )
-        try:
-            (out, out_trunc), (err, err_trunc) = await asyncio.wait_for(
-                asyncio.shield(readers), timeout=limits.wall_seconds
-            )
-            await asyncio.wait_for(proc.wait(), timeout=max(0.5, limits.wall_seconds))
-        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
-            timed_out = isinstance(exc, asyncio.TimeoutError)
-            _kill_group(proc.pid)
-            await proc.wait()
-            (out, out_trunc), (err, err_trunc) = await readers
-            if not timed_out:
-                raise
-        duration_ms = int((time.perf_counter() - started) * 1000)
-        files = sorted(p.name for p in Path(workdir).iterdir() if p.name != "main.py")
-        return SandboxResult(
-            stdout=out.decode("utf-8", "replace"),
-            stderr=err.decode("utf-8", "replace"),
-            exit_code=proc.returncode,
-            timed_out=timed_out,
-            duration_ms=duration_ms,
-            truncated=out_trunc or err_trunc,
-            files=files[:50],
+            **extra,  # type: ignore[arg-type]
         )
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        os.close(code_fd)
+        os.close(bpf_fd)
+    timed_out = False
+    readers = asyncio.gather(
+        _read_capped(proc.stdout, limits.output_bytes), _read_capped(proc.stderr, limits.output_bytes)
+    )
+    try:
+        (out, out_trunc), (err, err_trunc) = await asyncio.wait_for(
+            asyncio.shield(readers), timeout=limits.wall_seconds
+        )
+        await asyncio.wait_for(proc.wait(), timeout=max(1.0, limits.wall_seconds))
+    except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+        timed_out = isinstance(exc, asyncio.TimeoutError)
+        _kill_group(proc.pid)
+        await proc.wait()
+        (out, out_trunc), (err, err_trunc) = await readers
+        if not timed_out:
+            raise
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    stderr = err.decode("utf-8", "replace")
+    if proc.returncode == 1 and stderr.startswith("bwrap:"):
+        raise SandboxUnavailable(f"the sandbox could not start: {stderr.strip()[:500]}")
+    return SandboxResult(
+        stdout=out.decode("utf-8", "replace"),
+        stderr=stderr,
+        exit_code=proc.returncode,
+        timed_out=timed_out,
+        duration_ms=duration_ms,
+        truncated=out_trunc or err_trunc,
+    )
 
 
 def _kill_group(pid: int) -> None:
+    """Kill bwrap's process group; the sandbox's PID namespace dies with it (``--die-with-parent``)."""
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:

@@ -40,10 +40,13 @@ class AgentMessage(Base):
     """One turn of a conversation session with an agent (short-term memory)."""
 
     __tablename__ = "agent_messages"
-    __table_args__ = (Index("idx_agent_messages_session", "agent_id", "session_id", "id"),)
+    __table_args__ = (Index("idx_agent_messages_owner_session", "agent_id", "owner", "session_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), nullable=False)
+    #: The user whose conversation this is (``tasks.created_by``); a session id is only unique per
+    #: user, so another user reusing it starts a conversation of their own (migration 0009).
+    owner: Mapped[str | None] = mapped_column(String(255))
     session_id: Mapped[str] = mapped_column(String(128), nullable=False)
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     content: Mapped[str] = mapped_column(Text, nullable=False)
@@ -55,10 +58,12 @@ class AgentNote(Base):
     """A long-term note an agent keeps across sessions (written by the ``memory`` tool)."""
 
     __tablename__ = "agent_notes"
-    __table_args__ = (Index("idx_agent_notes_agent", "agent_id", "id"),)
+    __table_args__ = (Index("idx_agent_notes_owner", "agent_id", "owner", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), nullable=False)
+    #: The user the agent keeps this note for (migration 0009).
+    owner: Mapped[str | None] = mapped_column(String(255))
     key: Mapped[str | None] = mapped_column(String(255))
     content: Mapped[str] = mapped_column(Text, nullable=False)
     task_id: Mapped[int | None] = mapped_column(Integer)
