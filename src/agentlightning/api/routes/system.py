@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from agentlightning.api.deps import Ctx, public, require
+from agentlightning.api.deps import Ctx, exposed, public, require
 from agentlightning.api.envelope import error_body, ok
 from agentlightning.auth.service import Principal
 from agentlightning.core import system_status
@@ -69,7 +69,7 @@ async def write_config(
 
 
 @router.get("/metrics", include_in_schema=False)
-async def prometheus_metrics(ctx: Ctx, _: None = Depends(public)) -> Response:
-    """Prometheus text exposition of every platform metric."""
+async def prometheus_metrics(ctx: Ctx, _: None = Depends(exposed("metrics"))) -> Response:
+    """Prometheus text exposition of every platform metric (public, admin-only or off: a setting)."""
     await refresh_gauges(ctx)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,218 @@
+"""Admission of one request: its quota, its token's signature, revocation and its user's state.
+
+The request path's hot spot, so it does only the work a request needs:
+
+* A token's signature and claims are verified once per process and kept (by token hash) in a
+  small bounded cache until the token expires; a forged or expired token is never cached.
+* Revocation is still checked on every request: the ``jwt:blacklist:{hash}`` entry, and the
+  user's cached record (role, active flag, ``tokens_valid_after``), which every change of the user
+  rewrites. With Redis both lookups and the caller's rate-limit counter (``limits``' own sliding
+  window Lua script, by its SHA) travel in ONE pipelined round trip.
+* Redis unreachable: the database answers for revocation and the user, and the limiter lets the
+  request through (fail open), as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import weakref
+from typing import Any
+
+from cachetools import TLRUCache
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import RedisStorage as LimitsRedisStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.storage import storage_from_string
+from redis.exceptions import NoScriptError, RedisError
+
+from agentlightning.auth import tokens
+from agentlightning.auth.tokens import AccessClaims
+from agentlightning.errors import RateLimited, Unauthorized
+from agentlightning.observability import metrics
+from agentlightning.storage import cache_keys
+from agentlightning.storage.cache import RedisCache
+
+log = logging.getLogger(__name__)
+
+#: Longest a verified token's claims stay in memory (its own expiry comes first when sooner).
+CLAIMS_TTL_SECONDS = 300.0
+
+
+class AuthGate:
+    """Per process context: the claims cache, the rate limiter and the one-round-trip check."""
+
+    def __init__(self, ctx: Any) -> None:
+        settings = ctx.settings
+        self.ctx = ctx
+        self.secret = settings.jwt_secret
+        self.issuer = settings.jwt_issuer
+        self.claims: TLRUCache[str, AccessClaims] = TLRUCache(
+            maxsize=max(settings.auth_claims_cache_size, 1),
+            ttu=lambda _key, value, now: min(value.exp, now + CLAIMS_TTL_SECONDS),
+            timer=time.time,
+        )
+        self.cache_claims = settings.auth_claims_cache_size > 0
+        self.namespace = settings.agl_events_prefix
+        self.storage: Storage
+        self._redis: Any = None
+        if isinstance(ctx.cache, RedisCache):
+            url = ctx.cache.url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
+            # limits' storage shares the cache's connection pool: one client, one set of sockets.
+            self.storage = storage_from_string(
+                url,
+                implementation="redispy",
+                key_prefix=f"{settings.agl_events_prefix}:limits",
+                connection_pool=ctx.cache.client.connection_pool,
+            )
+            self._redis = ctx.cache.client
+        else:
+            self.storage = MemoryStorage()
+        self.strategy = SlidingWindowCounterRateLimiter(self.storage)
+        self.limits: dict[str, RateLimitItem] = {
+            "user": parse(settings.rate_limit_default),
+            "anonymous": parse(settings.rate_limit_anonymous),
+            "login": parse(settings.rate_limit_login),
+            "account": parse(settings.login_failures_per_account),
+            "account_address": parse(settings.login_failures_per_account_address),
+        }
+        self._warned_at = 0.0
+
+    # --- tokens ---------------------------------------------------------------------------------
+    def verify(self, token: str) -> tuple[AccessClaims, str]:
+        """The token's verified claims and its SHA-256 (signature checked once per process)."""
+        digest = cache_keys.token_hash(token)
+        claims = self.claims.get(digest) if self.cache_claims else None
+        if claims is None:
+            claims = tokens.decode_access_token(token, secret=self.secret, issuer=self.issuer)
+            if self.cache_claims:
+                self.claims[digest] = claims
+        elif claims.exp <= time.time():  # the cache drops it at expiry; this is the exact check
+            raise Unauthorized("TOKEN_EXPIRED", "The access token has expired")
+        return claims, digest
+
+    async def admit(self, digest: str, user_id: int) -> tuple[bool, dict[str, Any] | None, bool | None]:
+        """(revoked?, cached user record or None, quota allowed? or None when not counted).
+
+        With Redis: one pipelined round trip. In-process: three dictionary lookups.
+        """
+        blacklist = cache_keys.jwt_blacklist(digest)
+        record_key = cache_keys.user_profile(user_id)
+        item = self.limits["user"]
+        if self._redis is None:
+            revoked = await self.ctx.cache.exists(blacklist)
+            record = await self.ctx.cache.get_json(record_key, stat="user_profile")
+            allowed = await self._hit(item, "user", str(user_id))
+            return revoked, record, allowed
+        cache: RedisCache = self.ctx.cache
+        if not cache.healthy:
+            return False, None, None
+        key = item.key_for(self.namespace, "user", str(user_id))
+        prefixed = self._window_keys(key)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.exists(blacklist)
+                pipe.get(record_key)
+                pipe.evalsha(self._acquire_sha(), 2, *prefixed, item.amount, item.get_expiry(), 1)
+                results = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError, TimeoutError) as exc:
+            cache.mark_failed("auth_check", exc)
+            return False, None, None
+        revoked_raw, record_raw, acquired = results
+        if isinstance(revoked_raw, Exception) or isinstance(record_raw, Exception):
+            cache.mark_failed("auth_check", revoked_raw if isinstance(revoked_raw, Exception) else record_raw)
+            return False, None, None
+        record = cache.decode_json(record_raw, stat="user_profile")
+        if isinstance(acquired, NoScriptError):  # Redis restarted and forgot the script: use limits once
+            allowed = await self._hit(item, "user", str(user_id))
+        elif isinstance(acquired, Exception):
+            self._store_down(acquired)
+            allowed = None
+        else:
+            allowed = bool(acquired)
+        return bool(revoked_raw), record, allowed
+
+    def _window_keys(self, key: str) -> tuple[str, str]:
+        """limits' (previous, current) sliding-window keys for ``key``, with its prefix."""
+        storage = self.storage
+        assert isinstance(storage, LimitsRedisStorage)
+        bridge = storage.bridge
+        return (
+            bridge.prefixed_key(storage._previous_window_key(key)),
+            bridge.prefixed_key(storage._current_window_key(key)),
+        )
+
+    def _acquire_sha(self) -> str:
+        storage = self.storage
+        assert isinstance(storage, LimitsRedisStorage)
+        return str(storage.bridge.lua_acquire_sliding_window.sha)  # type: ignore[attr-defined]
+
+    # --- rate limits ----------------------------------------------------------------------------
+    async def _hit(self, item: RateLimitItem, scope: str, identity: str) -> bool | None:
+        try:
+            return await self.strategy.hit(item, self.namespace, scope, identity)
+        except Exception as exc:  # the store is down: serve rather than refuse everyone
+            self._store_down(exc)
+            return None
+
+    def _store_down(self, exc: BaseException) -> None:
+        if time.monotonic() - self._warned_at > 30:
+            log.warning("rate-limit store unavailable (%s); not limiting", exc)
+            self._warned_at = time.monotonic()
+
+    async def refuse(self, scope: str, identity: str, message: str | None = None) -> RateLimited:
+        """The 429 for ``scope``/``identity`` with the seconds until the window lets one through."""
+        item = self.limits[scope]
+        try:
+            stats = await self.strategy.get_window_stats(item, self.namespace, scope, identity)
+            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        except Exception:
+            retry_after = item.get_expiry()
+        metrics.RATE_LIMITED.labels(scope=scope).inc()
+        return RateLimited(
+            "RATE_LIMITED",
+            message or f"Rate limit of {item} exceeded; retry in {retry_after} s",
+            details={"limit": str(item), "retry_after_seconds": retry_after},
+            retry_after=retry_after,
+        )
+
+    async def check(self, scope: str, identity: str) -> None:
+        """Count one request of ``identity`` in ``scope``; raise :class:`RateLimited` over quota."""
+        if await self._hit(self.limits[scope], scope, identity) is False:
+            raise await self.refuse(scope, identity)
+
+    async def exhausted(self, scope: str, identity: str) -> bool:
+        """True when ``identity`` has no quota left in ``scope`` (nothing is counted)."""
+        try:
+            return not await self.strategy.test(self.limits[scope], self.namespace, scope, identity)
+        except Exception as exc:
+            self._store_down(exc)
+            return False
+
+    async def count(self, scope: str, identity: str) -> None:
+        """Count one event (a failed login) against ``identity`` in ``scope``."""
+        await self._hit(self.limits[scope], scope, identity)
+
+    async def clear(self, scope: str, identity: str) -> None:
+        """Forget ``identity``'s count in ``scope`` (a successful login clears its failures)."""
+        try:
+            await self.strategy.clear(self.limits[scope], self.namespace, scope, identity)
+        except Exception as exc:
+            self._store_down(exc)
+
+
+_GATES: dict[int, tuple[weakref.ref[Any], AuthGate]] = {}
+
+
+def gate_for(ctx: Any) -> AuthGate:
+    """The :class:`AuthGate` of a process context (made on first use)."""
+    entry = _GATES.get(id(ctx))
+    if entry is not None and entry[0]() is ctx:
+        return entry[1]
+    gate = AuthGate(ctx)
+    for key in [k for k, (ref, _) in _GATES.items() if ref() is None]:
+        del _GATES[key]
+    _GATES[id(ctx)] = (weakref.ref(ctx), gate)
+    return gate
