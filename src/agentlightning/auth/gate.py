@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import weakref
 from typing import Any
@@ -34,6 +35,9 @@ from agentlightning.errors import RateLimited, Unauthorized
 from agentlightning.observability import metrics
 from agentlightning.storage import cache_keys
 from agentlightning.storage.cache import RedisCache
+
+#: How long a user's record is trusted in the cache (every change of the user rewrites it anyway).
+RECORD_TTL_SECONDS = float(cache_keys.USER_PROFILE_TTL)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,53 @@ class AuthGate:
             "account_address": parse(settings.login_failures_per_account_address),
         }
         self._warned_at = 0.0
+        # In-process mode: parsed user records, dropped whenever the SQLite files change (another
+        # process such as the CLI may have changed a user; stat() is far cheaper than a query).
+        self._records: dict[int, tuple[float, dict[str, Any]]] = {}
+        self._db_files = _sqlite_files(settings.database_url) if self._redis is None else []
+        self._db_stamp = self._stamp()
+
+    def _stamp(self) -> tuple[int, ...]:
+        stamp = []
+        for path in self._db_files:
+            try:
+                st = os.stat(path)
+                stamp += [st.st_mtime_ns, st.st_size]
+            except OSError:
+                stamp += [0, 0]
+        return tuple(stamp)
+
+    # --- user records ---------------------------------------------------------------------------
+    def _local_record(self, user_id: int) -> dict[str, Any] | None:
+        if self._db_files:
+            stamp = self._stamp()
+            if stamp != self._db_stamp:
+                self._db_stamp = stamp
+                self._records.clear()
+        entry = self._records.get(user_id)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    async def record(self, user_id: int) -> dict[str, Any] | None:
+        """The user's cached record, if any (no quota counted)."""
+        if self._redis is None:
+            return self._local_record(user_id)
+        return await self.ctx.cache.get_json(cache_keys.user_profile(user_id), stat="user_profile")
+
+    async def fill_record(self, user_id: int, record: dict[str, Any]) -> None:
+        """Cache a record read from the database after a miss (never overwrites a newer one)."""
+        if self._redis is None:
+            self._records.setdefault(user_id, (time.monotonic() + RECORD_TTL_SECONDS, record))
+            return
+        await self.ctx.cache.add_json(cache_keys.user_profile(user_id), record, cache_keys.USER_PROFILE_TTL)
+
+    async def publish_record(self, user_id: int, record: dict[str, Any]) -> None:
+        """Cache a user's record just changed in the database (after the commit)."""
+        if self._redis is None:
+            self._records[user_id] = (time.monotonic() + RECORD_TTL_SECONDS, record)
+            return
+        await self.ctx.cache.set_json(cache_keys.user_profile(user_id), record, cache_keys.USER_PROFILE_TTL)
 
     # --- tokens ---------------------------------------------------------------------------------
     def verify(self, token: str) -> tuple[AccessClaims, str]:
@@ -103,7 +154,7 @@ class AuthGate:
         item = self.limits["user"]
         if self._redis is None:
             revoked = await self.ctx.cache.exists(blacklist)
-            record = await self.ctx.cache.get_json(record_key, stat="user_profile")
+            record = self._local_record(user_id)
             allowed = await self._hit(item, "user", str(user_id))
             return revoked, record, allowed
         cache: RedisCache = self.ctx.cache
@@ -201,6 +252,18 @@ class AuthGate:
             await self.strategy.clear(self.limits[scope], self.namespace, scope, identity)
         except Exception as exc:
             self._store_down(exc)
+
+
+def _sqlite_files(database_url: str) -> list[str]:
+    """The SQLite database file and its WAL, or nothing for another database."""
+    if not database_url.startswith("sqlite"):
+        return []
+    from sqlalchemy.engine import make_url
+
+    path = make_url(database_url).database
+    if not path or path == ":memory:":
+        return []
+    return [path, f"{path}-wal"]
 
 
 _GATES: dict[int, tuple[weakref.ref[Any], AuthGate]] = {}

@@ -358,7 +358,7 @@ def user_record(user: User) -> dict[str, Any]:
 
 async def publish_user(ctx: AppContext, user: User) -> None:
     """Write a changed user's record to the cache (after the commit), so every process sees it now."""
-    await ctx.cache.set_json(cache_keys.user_profile(user.id), user_record(user), cache_keys.USER_PROFILE_TTL)
+    await gate_for(ctx).publish_record(user.id, user_record(user))
 
 
 async def _load_user_record(ctx: AppContext, user_id: int) -> dict[str, Any] | None:
@@ -368,7 +368,7 @@ async def _load_user_record(ctx: AppContext, user_id: int) -> dict[str, Any] | N
         return None
     record = user_record(user)
     # Only fills a gap: a writer's newer record stored meanwhile is never overwritten.
-    await ctx.cache.add_json(cache_keys.user_profile(user_id), record, cache_keys.USER_PROFILE_TTL)
+    await gate_for(ctx).fill_record(user_id, record)
     return record
 
 
@@ -391,7 +391,7 @@ async def authenticate_token(ctx: AppContext, token: str, *, rate_limit: bool = 
     else:
         revoked, record, allowed = (
             await ctx.cache.exists(cache_keys.jwt_blacklist(digest)),
-            await ctx.cache.get_json(cache_keys.user_profile(claims.user_id), stat="user_profile"),
+            await gate.record(claims.user_id),
             None,
         )
     if not ctx.cache.healthy:  # Redis is away: the database is the authority
@@ -507,8 +507,7 @@ async def get_profile(ctx: AppContext, user_id: int, record: dict[str, Any] | No
     """A user's public record: ``record`` when authentication already read it, else the cache
     (rewritten by every change of the user), else the database."""
     if record is None:
-        key = cache_keys.user_profile(user_id)
-        record = await ctx.cache.get_json(key, stat="user_profile")
+        record = await gate_for(ctx).record(user_id)
         if record is None:
             record = await _load_user_record(ctx, user_id)
             if record is None:
