@@ -162,6 +162,9 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
         docs_url="/docs" if docs_public else None,
         redoc_url="/redoc" if docs_public else None,
         openapi_url="/openapi.json" if docs_public else None,
+        # Traces come from api/tracing.py (OTel's FastAPI instrumentation) when asked for;
+        # FastAPI's native telemetry would otherwise look for a provider on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     if settings.docs_access == "admin":

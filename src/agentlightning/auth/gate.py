@@ -23,10 +23,12 @@ from typing import Any
 
 from cachetools import TLRUCache
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.storage import RedisStorage as LimitsRedisStorage
+from limits.aio.storage import Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.storage import MemoryStorage as SyncMemoryStorage
 from limits.storage import storage_from_string
+from limits.strategies import SlidingWindowCounterRateLimiter as SyncSlidingWindowCounterRateLimiter
 from redis.exceptions import NoScriptError, RedisError
 
 from agentlightning.auth import tokens
@@ -60,8 +62,11 @@ class AuthGate:
         )
         self.cache_claims = settings.auth_claims_cache_size > 0
         self.namespace = settings.agl_events_prefix
-        self.storage: Storage
+        self.storage: Storage | None = None
         self._redis: Any = None
+        # In-process mode: limits' synchronous memory storage. On one event loop a call runs to
+        # completion anyway, and it skips the async storage's lock and awaits on every request.
+        self._memory: SyncMemoryStorage | None = None
         if isinstance(ctx.cache, RedisCache):
             url = ctx.cache.url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
             # limits' storage shares the cache's connection pool: one client, one set of sockets.
@@ -73,8 +78,13 @@ class AuthGate:
             )
             self._redis = ctx.cache.client
         else:
-            self.storage = MemoryStorage()
-        self.strategy = SlidingWindowCounterRateLimiter(self.storage)
+            self._memory = SyncMemoryStorage()
+            self._sync_strategy = SyncSlidingWindowCounterRateLimiter(self._memory)
+        if self.storage is not None:
+            self.strategy = SlidingWindowCounterRateLimiter(self.storage)
+        self._keys: TLRUCache[tuple[str, str], str] = TLRUCache(
+            maxsize=100_000, ttu=lambda _k, _v, now: now + 3600.0, timer=time.monotonic
+        )
         self.limits: dict[str, RateLimitItem] = {
             "user": parse(settings.rate_limit_default),
             "anonymous": parse(settings.rate_limit_anonymous),
@@ -160,8 +170,7 @@ class AuthGate:
         cache: RedisCache = self.ctx.cache
         if not cache.healthy:
             return False, None, None
-        key = item.key_for(self.namespace, "user", str(user_id))
-        prefixed = self._window_keys(key)
+        prefixed = self._window_keys(self._key("user", str(user_id)))
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.exists(blacklist)
@@ -201,8 +210,20 @@ class AuthGate:
         return str(storage.bridge.lua_acquire_sliding_window.sha)  # type: ignore[attr-defined]
 
     # --- rate limits ----------------------------------------------------------------------------
+    def _key(self, scope: str, identity: str) -> str:
+        """limits' key for ``scope``/``identity`` (built once per identity, then remembered)."""
+        key = self._keys.get((scope, identity))
+        if key is None:
+            key = self.limits[scope].key_for(self.namespace, scope, identity)
+            self._keys[(scope, identity)] = key
+        return key
+
     async def _hit(self, item: RateLimitItem, scope: str, identity: str) -> bool | None:
         try:
+            if self._memory is not None:
+                return self._memory.acquire_sliding_window_entry(
+                    self._key(scope, identity), item.amount, item.get_expiry()
+                )
             return await self.strategy.hit(item, self.namespace, scope, identity)
         except Exception as exc:  # the store is down: serve rather than refuse everyone
             self._store_down(exc)
@@ -217,7 +238,10 @@ class AuthGate:
         """The 429 for ``scope``/``identity`` with the seconds until the window lets one through."""
         item = self.limits[scope]
         try:
-            stats = await self.strategy.get_window_stats(item, self.namespace, scope, identity)
+            if self._memory is not None:
+                stats = self._sync_strategy.get_window_stats(item, self.namespace, scope, identity)
+            else:
+                stats = await self.strategy.get_window_stats(item, self.namespace, scope, identity)
             retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         except Exception:
             retry_after = item.get_expiry()
@@ -237,6 +261,8 @@ class AuthGate:
     async def exhausted(self, scope: str, identity: str) -> bool:
         """True when ``identity`` has no quota left in ``scope`` (nothing is counted)."""
         try:
+            if self._memory is not None:
+                return not self._sync_strategy.test(self.limits[scope], self.namespace, scope, identity)
             return not await self.strategy.test(self.limits[scope], self.namespace, scope, identity)
         except Exception as exc:
             self._store_down(exc)
@@ -249,6 +275,9 @@ class AuthGate:
     async def clear(self, scope: str, identity: str) -> None:
         """Forget ``identity``'s count in ``scope`` (a successful login clears its failures)."""
         try:
+            if self._memory is not None:
+                self._sync_strategy.clear(self.limits[scope], self.namespace, scope, identity)
+                return
             await self.strategy.clear(self.limits[scope], self.namespace, scope, identity)
         except Exception as exc:
             self._store_down(exc)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentlightning.api.deps import Ctx, authenticated, client_ip, public
+from agentlightning.api.deps import Ctx, authenticated, client_ip, context_of, public
 from agentlightning.api.envelope import ok
 from agentlightning.api.ratelimit import check_login
 from agentlightning.auth import service
@@ -80,9 +80,10 @@ async def refresh(body: RefreshRequest, request: Request, ctx: Ctx, _: None = De
 
 
 @router.get("/profile")
-async def profile(ctx: Ctx, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
+async def profile(request: Request, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
     """The caller's user record and permissions."""
-    profile = await service.get_profile(ctx, principal.user_id, principal.record)
+    # The context from the request, not a ``Ctx`` dependency: each dependency costs FastAPI a solve.
+    profile = await service.get_profile(context_of(request), principal.user_id, principal.record)
     return ok({**profile, "permissions": principal.permissions, "auth_method": principal.auth_method})
 
 
