@@ -141,6 +141,11 @@ class AuthGate:
             return
         await self.ctx.cache.set_json(cache_keys.user_profile(user_id), record, cache_keys.USER_PROFILE_TTL)
 
+    async def forget_record(self, user_id: int) -> None:
+        """Drop a user's cached record (the next request reads the database)."""
+        self._records.pop(user_id, None)
+        await self.ctx.cache.delete(cache_keys.user_profile(user_id))
+
     # --- tokens ---------------------------------------------------------------------------------
     def verify(self, token: str) -> tuple[AccessClaims, str]:
         """The token's verified claims and its SHA-256 (signature checked once per process)."""
