@@ -95,11 +95,19 @@ def main() -> None:
     parser.add_argument(
         "--by", choices=["cpu", "wall"], default="cpu", help="ratio of requests per server CPU-second or per second"
     )
+    parser.add_argument(
+        "--calls",
+        action="store_true",
+        help="only count Python function calls per request in process (deterministic; embedded default)",
+    )
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--embedded-only", action="store_true", help="skip the PostgreSQL+Redis run")
     args = parser.parse_args()
     load = {"seconds": args.seconds, "connections": args.connections}
+    if args.calls:
+        _count_calls()
+        return
 
     port = free_port()
     bare_url = f"http://127.0.0.1:{port}/hello"
@@ -151,6 +159,85 @@ def main() -> None:
 def _median(results: list[Measured]) -> Measured:
     """The run with the median requests per CPU-second."""
     return sorted(results, key=lambda r: r.per_cpu_second)[len(results) // 2]
+
+
+def _count_calls() -> None:
+    """Python function calls per request, in process (no server, no network): the same on every
+    machine and under any load, so two commits can be compared on a busy machine."""
+    import asyncio
+    import cProfile
+    import os
+    import pstats
+
+    from asgi_lifespan import LifespanManager
+
+    async def call(app: object, path: str, headers: list[tuple[bytes, bytes]]) -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 5555),
+            "server": ("127.0.0.1", 8000),
+        }
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(_: object) -> None:
+            return None
+
+        await app(scope, receive, send)  # type: ignore[operator]
+
+    async def count(app: object, path: str, headers: list[tuple[bytes, bytes]], n: int = 300) -> float:
+        for _ in range(50):
+            await call(app, path, headers)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(n):
+            await call(app, path, headers)
+        profiler.disable()
+        return pstats.Stats(profiler).total_calls / n  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ.update(
+                {
+                    "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/calls.db",
+                    "REDIS_URL": "",
+                    "AGL_ADMIN_PASSWORD": ADMIN_PASSWORD,
+                    "AGL_RUN_SERVICES": "false",
+                    "RATE_LIMIT_DEFAULT": "1000000000/minute",
+                    "RATE_LIMIT_ANONYMOUS": "1000000000/minute",
+                }
+            )
+            from _bare_app import app as bare
+
+            from agentlightning.api.app import create_app
+            from agentlightning.storage.migrate import upgrade
+
+            upgrade(os.environ["DATABASE_URL"])
+            app = create_app()
+            async with LifespanManager(app):
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+                    login = await client.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+                headers = [
+                    (b"host", b"t"),
+                    (b"authorization", f"Bearer {login.json()['data']['access_token']}".encode()),
+                ]
+                base = await count(bare, "/hello", headers)
+                health = await count(app, "/api/v2/health", headers)
+                profile = await count(app, "/auth/profile", headers)
+        print(f"python calls per request: bare {base:.0f}, health {health:.0f}, profile {profile:.0f}")
+        print(f"api_overhead_calls_ratio={base / ((health + profile) / 2):.3f}")
+
+    asyncio.run(main())
 
 
 def _create_postgres_database() -> str:
