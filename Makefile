@@ -40,6 +40,7 @@ services:
 	@bash scripts/install-tools.sh
 
 bench: install services
+	@bash scripts/install-bench-tools.sh
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:

@@ -151,7 +151,48 @@ def users_set_role(username: str, role: str) -> None:
         user = run_with_context(lambda ctx: set_role(ctx, username, role))
     except AppError as exc:
         _fail(exc.message)
-    console.print(f"[green]{user.username}[/] is now {user.role}")
+    console.print(f"[green]{user.username}[/] is now {user.role} (their access tokens were revoked)")
+
+
+@users_app.command("set-password")
+def users_set_password(
+    username: str,
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+) -> None:
+    """Set a user's password; their access tokens and sessions end at once."""
+    from agentlightning.auth.service import set_password
+    from agentlightning.core.context import run_with_context
+    from agentlightning.errors import AppError
+
+    try:
+        user = run_with_context(lambda ctx: set_password(ctx, username, password))
+    except AppError as exc:
+        _fail(exc.message)
+    console.print(f"[green]{user.username}[/]: password changed, sessions ended")
+
+
+@users_app.command("disable")
+def users_disable(username: str) -> None:
+    """Disable a user; their access tokens and sessions end at once."""
+    _set_active(username, False)
+
+
+@users_app.command("enable")
+def users_enable(username: str) -> None:
+    """Enable a disabled user again."""
+    _set_active(username, True)
+
+
+def _set_active(username: str, active: bool) -> None:
+    from agentlightning.auth.service import set_active
+    from agentlightning.core.context import run_with_context
+    from agentlightning.errors import AppError
+
+    try:
+        user = run_with_context(lambda ctx: set_active(ctx, username, active))
+    except AppError as exc:
+        _fail(exc.message)
+    console.print(f"[green]{user.username}[/] is now {'enabled' if active else 'disabled'}")
 
 
 def _register_features() -> None:

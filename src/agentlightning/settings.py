@@ -68,6 +68,23 @@ class Settings(BaseSettings):
     rate_limit_anonymous: str = "120/minute"
     rate_limit_login: str = "20/minute"
     cors_origins: list[str] = Field(default_factory=list)
+    #: Failed logins one username may have from all addresses before addresses that never logged
+    #: in to it successfully are refused (429) until the window slides (see docs/auth.md).
+    login_failures_per_account: str = "10/15 minutes"
+    #: Failed logins for one username from one address before that address is refused for it.
+    login_failures_per_account_address: str = "5/15 minutes"
+    #: Largest request body accepted, in bytes; larger bodies get 413 PAYLOAD_TOO_LARGE.
+    max_request_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    #: Who may read /docs, /redoc and /openapi.json: ``public``, ``admin`` (an admin's token) or
+    #: ``off``. Unset: public, except ``admin`` in production.
+    agl_docs_access: Literal["public", "admin", "off"] | None = None
+    #: Who may read ``/metrics`` on the API port (same values; unset: public, ``admin`` in production).
+    agl_metrics_access: Literal["public", "admin", "off"] | None = None
+    #: Also serve ``/metrics`` without authentication on this separate port (for a scraper on a
+    #: private network); unset: no separate port.
+    agl_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    #: Verified access-token claims kept in memory (by token hash) so a token is verified once.
+    auth_claims_cache_size: int = Field(default=10_000, ge=0)
 
     # LLM
     #: The default upstream (provider ``default``; ``auto`` uses it when set).
@@ -171,7 +188,16 @@ class Settings(BaseSettings):
             return {k: {"url": v} if isinstance(v, str) else v for k, v in value.items()}
         return value
 
-    @field_validator("redis_url", "llm_base_url", "ray_address", "agl_admin_password", mode="before")
+    @field_validator(
+        "redis_url",
+        "llm_base_url",
+        "ray_address",
+        "agl_admin_password",
+        "agl_docs_access",
+        "agl_metrics_access",
+        "agl_metrics_port",
+        mode="before",
+    )
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -180,6 +206,16 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         """True when running with production safety checks."""
         return self.agl_env == "production"
+
+    @property
+    def docs_access(self) -> str:
+        """Who may read the API docs and schema: ``public``, ``admin`` or ``off``."""
+        return self.agl_docs_access or ("admin" if self.is_production else "public")
+
+    @property
+    def metrics_access(self) -> str:
+        """Who may read ``/metrics`` on the API port: ``public``, ``admin`` or ``off``."""
+        return self.agl_metrics_access or ("admin" if self.is_production else "public")
 
     @property
     def database_dialect(self) -> str:

@@ -8,18 +8,20 @@ from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.datastructures import Default
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentlightning import __version__
-from agentlightning.api.envelope import error_body
+from agentlightning.api.deps import exposed
+from agentlightning.api.envelope import FastJSONResponse, error_response
 from agentlightning.api.errors import headers_for, status_for
-from agentlightning.api.middleware import GatewayMiddleware
-from agentlightning.api.ratelimit import RateLimiter
+from agentlightning.api.middleware import GatewayMiddleware, install_log_redaction
 from agentlightning.api.routes import ROUTERS
 from agentlightning.api.tracing import instrument_engine, setup_tracing, tracing_requested
 from agentlightning.auth.service import ensure_admin
@@ -54,9 +56,7 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return JSONResponse(
-        error_body(exc.code, exc.message, exc.details), status_code=status_for(exc), headers=headers_for(exc)
-    )
+    return error_response(exc.code, exc.message, exc.details, status_code=status_for(exc), headers=headers_for(exc))
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -65,7 +65,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and message == "Not Found":
         message = "No such resource"
-    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+    return error_response(code, message, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
@@ -73,17 +73,48 @@ async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     if not (exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))):
         raise exc  # a real bug (a constraint, a bad statement): the gateway's 500 handles it
     log.warning("database unavailable: %s", exc.orig)
-    body = error_body("DATABASE_UNAVAILABLE", "The database is unavailable; retry shortly")
-    return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+    return error_response(
+        "DATABASE_UNAVAILABLE",
+        "The database is unavailable; retry shortly",
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = _field_errors(exc)
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-    return JSONResponse(
-        error_body("VALIDATION_ERROR", f"Invalid request: {summary}", {"errors": errors}), status_code=422
-    )
+    return error_response("VALIDATION_ERROR", f"Invalid request: {summary}", {"errors": errors}, status_code=422)
+
+
+def _add_private_docs(app: FastAPI) -> None:
+    """``/openapi.json``, ``/docs`` and ``/redoc`` for admins only (``AGL_DOCS_ACCESS=admin``)."""
+    admin_only = Depends(exposed("docs"))
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_schema(_: None = admin_only) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger(_: None = admin_only) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(_: None = admin_only) -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")
+
+
+def _start_metrics_port(settings: Settings) -> Any:
+    """Serve ``/metrics`` on ``AGL_METRICS_PORT`` (a private port for the scraper), if set."""
+    if settings.agl_metrics_port is None:
+        return None
+    from prometheus_client import start_http_server
+
+    from agentlightning.observability.metrics import REGISTRY
+
+    server, _thread = start_http_server(settings.agl_metrics_port, addr=settings.host, registry=REGISTRY)
+    return server
 
 
 def create_app(settings: Settings | None = None, *, start_background: bool | None = None) -> FastAPI:
@@ -108,22 +139,36 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
             )
         if run_services:
             await start_services(ctx)
+        metrics_server = _start_metrics_port(settings)
         try:
             yield
         finally:
+            if metrics_server is not None:
+                metrics_server.shutdown()
             await stop_services(ctx)
             await ctx.close()
             if provider is not None:
                 provider.shutdown()
 
+    install_log_redaction()
+    docs_public = settings.docs_access == "public"
     app = FastAPI(
         title="Agent Lightning",
         version=__version__,
         description="Serve LLM agents behind an HTTP API and improve them with reinforcement learning.",
         lifespan=lifespan,
+        # orjson for bodies without a response model; routes with one keep FastAPI's Pydantic fast path.
+        default_response_class=Default(FastJSONResponse),
+        docs_url="/docs" if docs_public else None,
+        redoc_url="/redoc" if docs_public else None,
+        openapi_url="/openapi.json" if docs_public else None,
+        # Traces come from api/tracing.py (OTel's FastAPI instrumentation) when asked for;
+        # FastAPI's native telemetry would otherwise look for a provider on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
-    app.state.rate_limiter = RateLimiter(settings)
+    if settings.docs_access == "admin":
+        _add_private_docs(app)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -132,7 +177,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
-    app.add_middleware(GatewayMiddleware)
+    app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_request_body_bytes)
     for router in ROUTERS:
         app.include_router(router)
     if tracing_requested(settings):

@@ -8,10 +8,12 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agentlightning.api.ratelimit import check_anonymous
+from agentlightning.api.ratelimit import client_ip as client_ip  # routes import it from here
 from agentlightning.auth.service import Principal, authenticate_token
 from agentlightning.core.context import AppContext
 from agentlightning.core.system_config import get_config
-from agentlightning.errors import Forbidden, ServiceUnavailable, Unauthorized
+from agentlightning.errors import Forbidden, NotFound, ServiceUnavailable, Unauthorized
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -46,11 +48,6 @@ def bearer_credential(request: Request) -> str | None:
     return api_key.strip() if api_key else None
 
 
-def client_ip(request: Request) -> str:
-    """The client's address (the direct peer; put a trusted proxy's header rewriting in front)."""
-    return request.client.host if request.client else "unknown"
-
-
 Access = Literal["public", "authenticated", "permission"]
 
 
@@ -66,17 +63,16 @@ class PermissionCheck:
 
     async def __call__(self, request: Request) -> Principal | None:
         ctx = context_of(request)
-        limiter = request.app.state.rate_limiter
         if self.access == "public":
-            await limiter.check("anonymous", client_ip(request))
+            await check_anonymous(request)
             return None
         credential = bearer_credential(request)
         if credential is None:
-            await limiter.check("anonymous", client_ip(request))
+            await check_anonymous(request)
             raise Unauthorized("AUTHENTICATION_REQUIRED", "Authentication required: send a Bearer token or X-API-Key")
-        principal = await authenticate_token(ctx, credential)
+        # Signature (cached), revocation, the user's state and their quota: one Redis round trip.
+        principal = await authenticate_token(ctx, credential, rate_limit=True)
         request.state.principal = principal
-        await limiter.check("user", str(principal.user_id))
         if self.permission is not None and not principal.can(self.permission):
             raise Forbidden(
                 "FORBIDDEN",
@@ -88,6 +84,39 @@ class PermissionCheck:
             if config.maintenance_mode:
                 raise ServiceUnavailable("MAINTENANCE_MODE", "The platform is in maintenance mode; writes are paused")
         return principal
+
+
+class ExposureCheck(PermissionCheck):
+    """For operational endpoints (``/metrics``, the API docs): who may read them is a setting
+    (``AGL_METRICS_ACCESS`` / ``AGL_DOCS_ACCESS``): ``public``, ``admin`` or ``off`` (404)."""
+
+    def __init__(self, what: Literal["metrics", "docs"]) -> None:
+        super().__init__("public")
+        self.what = what
+
+    def __repr__(self) -> str:
+        return f"ExposureCheck({self.what!r})"
+
+    async def __call__(self, request: Request) -> Principal | None:
+        settings = context_of(request).settings
+        access = settings.metrics_access if self.what == "metrics" else settings.docs_access
+        if access == "public":
+            await check_anonymous(request)
+            return None
+        if access == "off":
+            raise NotFound("NOT_FOUND", "No such resource")
+        principal = await PermissionCheck("authenticated")(request)
+        assert principal is not None
+        if principal.role != "admin":
+            raise Forbidden(
+                "FORBIDDEN", f"Only admins may read {request.url.path} here", details={"role": principal.role}
+            )
+        return principal
+
+
+def exposed(what: Literal["metrics", "docs"]) -> ExposureCheck:
+    """The permission of ``/metrics`` or the docs pages: decided by settings at request time."""
+    return ExposureCheck(what)
 
 
 def require(permission: str) -> PermissionCheck:

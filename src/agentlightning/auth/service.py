@@ -13,9 +13,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from agentlightning.auth import passwords, tokens
+from agentlightning.auth.gate import gate_for
 from agentlightning.auth.rbac import ROLES, grants, permissions_for
 from agentlightning.core.context import AppContext
-from agentlightning.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from agentlightning.errors import Conflict, NotFound, RateLimited, Unauthorized, ValidationFailed
 from agentlightning.storage import cache_keys
 from agentlightning.storage.models import ApiKey, RefreshToken, RevokedToken, User
 from agentlightning.storage.types import as_utc, utcnow
@@ -40,6 +41,8 @@ class Principal:
     auth_method: str = "jwt"
     token: str | None = None
     token_exp: float | None = None
+    #: The user's cached record (profile fields) when authentication read it anyway.
+    record: dict[str, Any] | None = None
 
     def can(self, permission: str) -> bool:
         """True when this principal holds ``permission``."""
@@ -90,17 +93,78 @@ async def list_users(ctx: AppContext) -> list[User]:
         return list((await session.scalars(select(User).order_by(User.id))).all())
 
 
+async def _user_named(session: Any, username: str) -> User:
+    user = await session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound("USER_NOT_FOUND", f"User '{username}' not found", details={"username": username})
+    return user
+
+
+def _revoke_access_tokens(user: User) -> None:
+    """Every access token issued to ``user`` until now is refused from now on."""
+    user.tokens_valid_after = utcnow()
+
+
+async def _end_sessions(session: Any, user_id: int) -> None:
+    """Revoke every refresh token (every session) of a user."""
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
 async def set_role(ctx: AppContext, username: str, role: str) -> User:
-    """Change a user's role (takes effect at their next token)."""
+    """Change a user's role; their access tokens (which name the old role) stop working at once.
+
+    Their sessions go on: a refresh issues tokens with the new role.
+    """
     if role not in ROLES:
         raise ValidationFailed(message=f"Unknown role '{role}'", details={"roles": list(ROLES)})
     async with ctx.db.session() as session:
-        user = await session.scalar(select(User).where(User.username == username))
-        if user is None:
-            raise NotFound("USER_NOT_FOUND", f"User '{username}' not found", details={"username": username})
-        user.role = role
+        user = await _user_named(session, username)
+        if user.role != role:
+            user.role = role
+            _revoke_access_tokens(user)
         await session.commit()
-    await ctx.cache.delete(cache_keys.user_profile(user.id))
+    await publish_user(ctx, user)
+    return user
+
+
+async def set_password(ctx: AppContext, username: str, password: str) -> User:
+    """Set a user's password; every access token and session they hold ends at once."""
+    if (why := passwords.password_problem(password)) is not None:
+        raise ValidationFailed(message="Invalid password", details={"fields": {"password": why}})
+    password_hash = await passwords.hash_password_async(password, ctx.settings.bcrypt_rounds)
+    async with ctx.db.session() as session:
+        user = await _user_named(session, username)
+        user.password_hash = password_hash
+        _revoke_access_tokens(user)
+        await _end_sessions(session, user.id)
+        await session.commit()
+    await publish_user(ctx, user)
+    return user
+
+
+async def change_password(ctx: AppContext, principal: Principal, current: str, new: str) -> None:
+    """The caller changes their own password (the current one is required); all their tokens end."""
+    async with ctx.db.session() as session:
+        user = await session.get(User, principal.user_id)
+        if user is None or not await passwords.verify_password_async(current, user.password_hash):
+            raise Unauthorized("INVALID_CREDENTIALS", "The current password is wrong")
+    await set_password(ctx, user.username, new)
+
+
+async def set_active(ctx: AppContext, username: str, active: bool) -> User:
+    """Enable or disable a user; disabling ends their access tokens and sessions at once."""
+    async with ctx.db.session() as session:
+        user = await _user_named(session, username)
+        user.is_active = active
+        if not active:
+            _revoke_access_tokens(user)
+            await _end_sessions(session, user.id)
+        await session.commit()
+    await publish_user(ctx, user)
     return user
 
 
@@ -152,19 +216,54 @@ async def _issue_pair(ctx: AppContext, session_db: Any, user: User, session_id: 
     )
 
 
-async def login(ctx: AppContext, username: str, password: str) -> TokenPair:
-    """Check the password and open a session; the same error for a wrong user or password."""
+async def _login_throttle(ctx: AppContext, account: str, address: str) -> RateLimited | None:
+    """Why a login for ``account`` from ``address`` is refused before its password is checked.
+
+    Failed logins count per account and per (account, address). An address over its own quota
+    for the account waits for the window to slide. An account over its quota refuses addresses
+    that never logged in to it, but an address that did (remembered 30 days) still may: an
+    attacker spreading guesses over many addresses is slowed, yet cannot lock the owner out.
+    Refused attempts are not counted, so a lock never outlives the window. Unknown usernames are
+    throttled alike (no enumeration).
+    """
+    gate = gate_for(ctx)
+    pair = f"{account}:{address}"
+    if await gate.exhausted("account_address", pair):
+        return await gate.refuse("account_address", pair, "Too many failed logins for this account; retry later")
+    if await gate.exhausted("account", account):
+        known = cache_keys.known_login_address(account, cache_keys.token_hash(address))
+        if not await ctx.cache.exists(known):
+            return await gate.refuse("account", account, "Too many failed logins for this account; retry later")
+    return None
+
+
+async def login(ctx: AppContext, username: str, password: str, address: str = "unknown") -> TokenPair:
+    """Check the password and open a session; the same error for a wrong user or password.
+
+    Failed attempts back off per account and per (account, address): see :func:`_login_throttle`.
+    """
+    account = cache_keys.token_hash(username)[:32]
+    refused = await _login_throttle(ctx, account, address)
+    if refused is not None:
+        raise refused
+    gate = gate_for(ctx)
     async with ctx.db.session() as session:
         user = await session.scalar(select(User).where(User.username == username))
         stored_hash = user.password_hash if user is not None else _dummy_hash()
         valid = await passwords.verify_password_async(password, stored_hash)
         if user is None or not valid or not user.is_active:
+            await gate.count("account", account)
+            await gate.count("account_address", f"{account}:{address}")
             raise Unauthorized("INVALID_CREDENTIALS", "Invalid username or password")
         session_id = tokens.new_session_id()
         pair = await _issue_pair(ctx, session, user, session_id)
         user.last_login_at = utcnow()
         await session.commit()
-    await ctx.cache.delete(cache_keys.user_profile(user.id))
+    await gate.clear("account_address", f"{account}:{address}")
+    await ctx.cache.set(
+        cache_keys.known_login_address(account, cache_keys.token_hash(address)), "1", cache_keys.KNOWN_LOGIN_ADDRESS_TTL
+    )
+    await publish_user(ctx, user)
     await ctx.cache.set_json(
         cache_keys.session(session_id),
         {"user_id": user.id, "username": user.username, "role": user.role, "created_at": utcnow().isoformat()},
@@ -191,7 +290,13 @@ async def refresh(ctx: AppContext, refresh_token: str) -> TokenPair:
             raise Unauthorized("TOKEN_INVALID", "The refresh token is invalid or revoked")
         if record.used_at is not None:
             await _revoke_session(ctx, session, record.session_id)
+            # Theft: whoever holds the stolen pair's access token loses it now, not at its expiry.
+            thief_target = await session.get(User, record.user_id)
+            if thief_target is not None:
+                _revoke_access_tokens(thief_target)
             await session.commit()
+            if thief_target is not None:
+                await publish_user(ctx, thief_target)
             log.warning("refresh token reuse for user %s; session %s revoked", record.user_id, record.session_id)
             raise Unauthorized("TOKEN_REUSED", "The refresh token was already used; the session has been revoked")
         if as_utc(record.expires_at) <= utcnow():
@@ -237,17 +342,74 @@ async def is_revoked(ctx: AppContext, token: str) -> bool:
         return True
     if ctx.cache.healthy:
         return False
+    return await _revoked_in_db(ctx, digest)
+
+
+async def _revoked_in_db(ctx: AppContext, digest: str) -> bool:
     async with ctx.db.session() as session:
         return await session.get(RevokedToken, digest) is not None
 
 
-async def authenticate_token(ctx: AppContext, token: str) -> Principal:
-    """The principal an access token or API key stands for; :class:`Unauthorized` otherwise."""
+def user_record(user: User) -> dict[str, Any]:
+    """What the cache keeps of a user: the profile plus what authentication checks."""
+    valid_after = as_utc(user.tokens_valid_after)
+    return {**_profile_of(user), "tokens_valid_after": valid_after.timestamp() if valid_after else None}
+
+
+async def publish_user(ctx: AppContext, user: User) -> None:
+    """Write a changed user's record to the cache (after the commit), so every process sees it now."""
+    await gate_for(ctx).publish_record(user.id, user_record(user))
+
+
+async def _load_user_record(ctx: AppContext, user_id: int) -> dict[str, Any] | None:
+    async with ctx.db.session() as session:
+        user = await session.get(User, user_id)
+    if user is None:
+        return None
+    record = user_record(user)
+    # Only fills a gap: a writer's newer record stored meanwhile is never overwritten.
+    await gate_for(ctx).fill_record(user_id, record)
+    return record
+
+
+async def authenticate_token(ctx: AppContext, token: str, *, rate_limit: bool = False) -> Principal:
+    """The principal an access token or API key stands for; :class:`Unauthorized` otherwise.
+
+    Checked on every call: signature and expiry (verified once per process, then cached by hash),
+    the blacklist, and the user's record (active, role, ``tokens_valid_after``). With
+    ``rate_limit`` the user's request quota is counted in the same Redis round trip.
+    """
+    gate = gate_for(ctx)
     if tokens.looks_like_api_key(token):
-        return await authenticate_api_key(ctx, token)
-    claims = tokens.decode_access_token(token, secret=ctx.settings.jwt_secret, issuer=ctx.settings.jwt_issuer)
-    if await is_revoked(ctx, token):
+        principal = await authenticate_api_key(ctx, token)
+        if rate_limit:
+            await gate.check("user", str(principal.user_id))
+        return principal
+    claims, digest = gate.verify(token)
+    if rate_limit:
+        revoked, record, allowed = await gate.admit(digest, claims.user_id)
+    else:
+        revoked, record, allowed = (
+            await ctx.cache.exists(cache_keys.jwt_blacklist(digest)),
+            await gate.record(claims.user_id),
+            None,
+        )
+    if not ctx.cache.healthy:  # Redis is away: the database is the authority
+        revoked = revoked or await _revoked_in_db(ctx, digest)
+    if revoked:
         raise Unauthorized("TOKEN_REVOKED", "The access token has been revoked")
+    if record is None:
+        record = await _load_user_record(ctx, claims.user_id)
+    valid_after = record.get("tokens_valid_after") if record else None
+    if (
+        record is None
+        or not record.get("is_active")
+        or record.get("role") != claims.role
+        or (valid_after is not None and claims.iat < valid_after)
+    ):
+        raise Unauthorized("TOKEN_REVOKED", "The access token has been revoked")
+    if allowed is False:
+        raise await gate.refuse("user", str(claims.user_id))
     return Principal(
         user_id=claims.user_id,
         username=claims.username,
@@ -256,6 +418,7 @@ async def authenticate_token(ctx: AppContext, token: str) -> Principal:
         auth_method="jwt",
         token=token,
         token_exp=claims.exp,
+        record=record,
     )
 
 
@@ -337,15 +500,19 @@ def _profile_of(user: User) -> dict[str, Any]:
     }
 
 
-async def get_profile(ctx: AppContext, user_id: int) -> dict[str, Any]:
-    """A user's public record, served from the cache for up to a minute after any change."""
-    key = cache_keys.user_profile(user_id)
-    cached = await ctx.cache.get_json(key, stat="user_profile")
-    if cached is not None:
-        return dict(cached)
-    profile = _profile_of(await get_user(ctx, user_id))
-    await ctx.cache.set_json(key, profile, cache_keys.USER_PROFILE_TTL)
-    return profile
+PROFILE_FIELDS = ("user_id", "username", "role", "is_active", "created_at", "last_login_at")
+
+
+async def get_profile(ctx: AppContext, user_id: int, record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A user's public record: ``record`` when authentication already read it, else the cache
+    (rewritten by every change of the user), else the database."""
+    if record is None:
+        record = await gate_for(ctx).record(user_id)
+        if record is None:
+            record = await _load_user_record(ctx, user_id)
+            if record is None:
+                raise NotFound("USER_NOT_FOUND", f"User {user_id} not found")
+    return {name: record.get(name) for name in PROFILE_FIELDS}
 
 
 async def get_user(ctx: AppContext, user_id: int) -> User:

@@ -90,6 +90,24 @@ class Cache(ABC):
         """Store ``value`` as JSON."""
         await self.set(key, json.dumps(value, default=str, separators=(",", ":")), ttl)
 
+    def decode_json(self, raw: str | bytes | None, *, stat: str | None = None) -> Any:
+        """A raw value fetched elsewhere (a pipeline) decoded as :meth:`get_json` would, counted."""
+        if stat is not None:
+            hit = raw is not None
+            (self.hits if hit else self.misses)[stat] += 1
+            metrics.CACHE_LOOKUPS.labels(namespace=stat, result="hit" if hit else "miss").inc()
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+
+    async def add_json(self, key: str, value: Any, ttl: int | None = None) -> None:
+        """Store ``value`` as JSON only when ``key`` is absent (a reader filling the cache never
+        overwrites what a writer stored meanwhile)."""
+        await self.set_json(key, value, ttl)
+
     def hit_rate(self, namespace: str | None = None) -> float | None:
         """Hits / lookups over counted lookups (one namespace or all); None before any lookup."""
         if namespace is None:
@@ -139,6 +157,10 @@ class MemoryCache(Cache):
     async def delete(self, *keys: str) -> None:
         for key in keys:
             self._data.pop(key, None)
+
+    async def add_json(self, key: str, value: Any, ttl: int | None = None) -> None:
+        if self._live(key) is None:
+            await self.set_json(key, value, ttl)
 
     async def delete_prefix(self, prefix: str) -> int:
         doomed = [k for k in self._data if k.startswith(prefix)]
@@ -200,6 +222,10 @@ class RedisCache(Cache):
         self._down_until = time.monotonic() + self.RETRY_AFTER_SECONDS
         metrics.CACHE_BYPASSES.inc()
 
+    def mark_failed(self, op: str, exc: BaseException) -> None:
+        """Record a failed call made outside this class (a pipeline sharing the client)."""
+        self._failed(op, exc)
+
     def _recovered(self) -> None:
         if self._failures:
             log.warning("Redis is back after %d bypassed calls", self._failures)
@@ -223,6 +249,10 @@ class RedisCache(Cache):
 
     async def set(self, key: str, value: str, ttl: int | None = None) -> None:
         await self._call("set", lambda: self.client.set(key, value, ex=ttl if ttl else None), None)
+
+    async def add_json(self, key: str, value: Any, ttl: int | None = None) -> None:
+        raw = json.dumps(value, default=str, separators=(",", ":"))
+        await self._call("set", lambda: self.client.set(key, raw, ex=ttl if ttl else None, nx=True), None)
 
     async def delete(self, *keys: str) -> None:
         if keys:

@@ -53,8 +53,20 @@ USER_PROFILE_TTL = 60
 
 
 def user_profile(user_id: int | str) -> str:
-    """A user's public record (1 minute; dropped whenever the user changes)."""
+    """A user's record: profile plus what authentication checks (role, active, tokens_valid_after).
+
+    1 minute; rewritten by every change of the user, so revocation through it is immediate.
+    """
     return f"user:profile:{user_id}"
+
+
+KNOWN_LOGIN_ADDRESS_TTL = 30 * 24 * 3600
+
+
+def known_login_address(account_digest: str, address_digest: str) -> str:
+    """An address that logged in to an account successfully (30 days): exempt from the account's
+    failed-login throttle, so an attacker cannot lock the owner out."""
+    return f"auth:known:{account_digest}:{address_digest}"
 
 
 def session(session_id: str) -> str:

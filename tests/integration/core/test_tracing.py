@@ -8,6 +8,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agentlightning.api.app import create_app
 from agentlightning.api.tracing import setup_tracing, tracing_requested
+from agentlightning.auth.gate import gate_for
 from tests.helpers import login_as
 
 
@@ -20,6 +21,9 @@ async def test_requests_and_statements_are_traced(settings_factory) -> None:  # 
     async with LifespanManager(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
             headers = await login_as(client, app, "user")
+            user_id = (await client.get("/auth/profile", headers=headers)).json()["data"]["user_id"]
+            # The user's record is cached after login; without it the request reads ``users``.
+            await gate_for(app.state.ctx).forget_record(user_id)
             exporter.clear()
             response = await client.get("/auth/profile", headers=headers)
             assert response.status_code == 200

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentlightning.api.deps import Ctx, authenticated, client_ip, public
+from agentlightning.api.deps import Ctx, authenticated, client_ip, context_of, public
 from agentlightning.api.envelope import ok
+from agentlightning.api.ratelimit import check_login
 from agentlightning.auth import service
 from agentlightning.auth.service import Principal
 
@@ -37,6 +38,14 @@ class LogoutRequest(BaseModel):
     refresh_token: str | None = Field(default=None, max_length=512)
 
 
+class PasswordChangeRequest(BaseModel):
+    """The current password and the new one."""
+
+    model_config = ConfigDict(extra="forbid")
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
 class ApiKeyRequest(BaseModel):
     """A name for the key and an optional lifetime."""
 
@@ -57,23 +66,24 @@ def _pair(pair: service.TokenPair) -> dict[str, Any]:
 @router.post("/login")
 async def login(body: LoginRequest, request: Request, ctx: Ctx, _: None = Depends(public)) -> dict[str, Any]:
     """Exchange a username and password for an access token and a refresh token."""
-    await request.app.state.rate_limiter.check("login", client_ip(request))
-    pair = await service.login(ctx, body.username, body.password)
+    await check_login(request)
+    pair = await service.login(ctx, body.username, body.password, client_ip(request))
     return ok(_pair(pair), "Login successful")
 
 
 @router.post("/refresh")
 async def refresh(body: RefreshRequest, request: Request, ctx: Ctx, _: None = Depends(public)) -> dict[str, Any]:
     """Rotate a refresh token into a new pair; a reused refresh token ends its session."""
-    await request.app.state.rate_limiter.check("login", client_ip(request))
+    await check_login(request)
     pair = await service.refresh(ctx, body.refresh_token)
     return ok(_pair(pair), "Token refreshed")
 
 
 @router.get("/profile")
-async def profile(ctx: Ctx, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
+async def profile(request: Request, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
     """The caller's user record and permissions."""
-    profile = await service.get_profile(ctx, principal.user_id)
+    # The context from the request, not a ``Ctx`` dependency: each dependency costs FastAPI a solve.
+    profile = await service.get_profile(context_of(request), principal.user_id, principal.record)
     return ok({**profile, "permissions": principal.permissions, "auth_method": principal.auth_method})
 
 
@@ -84,6 +94,16 @@ async def logout(
     """Revoke the access token used for this call and, if given, the refresh token's session."""
     await service.logout(ctx, principal, body.refresh_token if body else None)
     return ok(None, "Logged out")
+
+
+@router.post("/password")
+async def change_password(
+    body: PasswordChangeRequest, request: Request, ctx: Ctx, principal: Principal = Depends(authenticated)
+) -> dict[str, Any]:
+    """Change the caller's password; every access token and session of theirs ends at once."""
+    await check_login(request)
+    await service.change_password(ctx, principal, body.current_password, body.new_password)
+    return ok(None, "Password changed; log in again")
 
 
 @router.post("/api-keys", status_code=201)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from agentlightning.api.deps import Ctx, public, require
+from agentlightning.api.deps import Ctx, context_of, exposed, public, require
 from agentlightning.api.envelope import error_body, ok
 from agentlightning.auth.service import Principal
 from agentlightning.core import system_status
@@ -21,11 +21,12 @@ router = APIRouter(tags=["system"])
 
 @router.get("/api/v2/health")
 async def health(
-    ctx: Ctx,
+    request: Request,
     ready: bool = Query(default=False, description="Also check the database and Redis (readiness)"),
     _: None = Depends(public),
 ) -> Any:
     """Liveness; with ``?ready=1`` readiness (database and Redis answer), 503 when not ready."""
+    ctx = context_of(request)  # not a ``Ctx`` dependency: the probe path pays for no extra solve
     if not ready:
         return ok({"status": "healthy", "uptime_seconds": round(ctx.uptime_seconds, 1)}, "Service is alive")
     checks = await system_status.readiness(ctx)
@@ -36,9 +37,9 @@ async def health(
 
 
 @router.get("/api/v2/health/ready")
-async def readiness(ctx: Ctx, _: None = Depends(public)) -> Any:
+async def readiness(request: Request, _: None = Depends(public)) -> Any:
     """Readiness probe: the database and Redis (when configured) answer."""
-    return await health(ctx, ready=True)
+    return await health(request, ready=True)
 
 
 @router.get("/api/v2/system/status")
@@ -69,7 +70,7 @@ async def write_config(
 
 
 @router.get("/metrics", include_in_schema=False)
-async def prometheus_metrics(ctx: Ctx, _: None = Depends(public)) -> Response:
-    """Prometheus text exposition of every platform metric."""
+async def prometheus_metrics(ctx: Ctx, _: None = Depends(exposed("metrics"))) -> Response:
+    """Prometheus text exposition of every platform metric (public, admin-only or off: a setting)."""
     await refresh_gauges(ctx)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

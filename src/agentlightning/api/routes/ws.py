@@ -1,8 +1,11 @@
 """``/ws/agents``: live task and training events over WebSocket.
 
-Authentication: a token (JWT or API key) in the ``token`` query parameter, the
-``Authorization: Bearer`` header, or a first message ``{"action": "auth", "token": ...}`` sent
-within 10 seconds.  A connection without a valid token holding ``agent:read`` is refused.
+Authentication, without the token in the URL: the ``Sec-WebSocket-Protocol: bearer, <token>``
+header (browsers: ``new WebSocket(url, ["bearer", token])``; the server answers with the
+``bearer`` subprotocol), the ``Authorization: Bearer`` or ``X-API-Key`` header (non-browser
+clients), or a first message ``{"action": "auth", "token": ...}`` sent within 10 seconds. The
+``token`` query parameter still works but puts the token in URLs (it is redacted from our logs,
+not from a proxy's). A connection without a valid token holding ``agent:read`` is refused.
 
 Client messages::
 
@@ -50,7 +53,10 @@ class WebSocketPermission(PermissionCheck):
         super().__init__("permission", permission)
 
     async def __call__(self, websocket: WebSocket) -> str | None:  # type: ignore[override]
-        """The credential offered in the handshake (query ``token`` or Bearer header), if any."""
+        """The credential offered in the handshake (subprotocol, headers or query), if any."""
+        offered = bearer_subprotocol(websocket)
+        if offered:
+            return offered
         token = websocket.query_params.get("token")
         if token:
             return token
@@ -58,6 +64,17 @@ class WebSocketPermission(PermissionCheck):
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
         return websocket.headers.get("x-api-key")
+
+
+BEARER_SUBPROTOCOL = "bearer"
+
+
+def bearer_subprotocol(websocket: WebSocket) -> str | None:
+    """The token of ``Sec-WebSocket-Protocol: bearer, <token>``, if the client offered one."""
+    protocols = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+    if len(protocols) >= 2 and protocols[0].lower() == BEARER_SUBPROTOCOL and protocols[1]:
+        return protocols[1]
+    return None
 
 
 async def _authenticate(ctx: AppContext, token: str) -> Principal | None:
@@ -179,7 +196,7 @@ async def agents_socket(websocket: WebSocket, token: str | None = Depends(WebSoc
         if not principal.can(PERMISSION):
             await websocket.close(code=CLOSE_FORBIDDEN, reason=f"permission '{PERMISSION}' required")
             return
-    await websocket.accept()
+    await websocket.accept(subprotocol=BEARER_SUBPROTOCOL if bearer_subprotocol(websocket) else None)
     if principal is None:
         try:
             first = json.loads(await asyncio.wait_for(websocket.receive_text(), timeout=AUTH_TIMEOUT_S))

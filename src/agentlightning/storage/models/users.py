@@ -24,6 +24,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    #: Access tokens issued before this instant are refused (role/password change, disabled, theft).
+    tokens_valid_after: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class ApiKey(Base):

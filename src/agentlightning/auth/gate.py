@@ -1,0 +1,315 @@
+"""Admission of one request: its quota, its token's signature, revocation and its user's state.
+
+The request path's hot spot, so it does only the work a request needs:
+
+* A token's signature and claims are verified once per process and kept (by token hash) in a
+  small bounded cache until the token expires; a forged or expired token is never cached.
+* Revocation is still checked on every request: the ``jwt:blacklist:{hash}`` entry, and the
+  user's cached record (role, active flag, ``tokens_valid_after``), which every change of the user
+  rewrites. With Redis both lookups and the caller's rate-limit counter (``limits``' own sliding
+  window Lua script, by its SHA) travel in ONE pipelined round trip.
+* Redis unreachable: the database answers for revocation and the user, and the limiter lets the
+  request through (fail open), as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import weakref
+from typing import Any
+
+from cachetools import TLRUCache
+from limits import RateLimitItem, parse
+from limits.aio.storage import RedisStorage as LimitsRedisStorage
+from limits.aio.storage import Storage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.storage import MemoryStorage as SyncMemoryStorage
+from limits.storage import storage_from_string
+from limits.strategies import SlidingWindowCounterRateLimiter as SyncSlidingWindowCounterRateLimiter
+from redis.exceptions import NoScriptError, RedisError
+
+from agentlightning.auth import tokens
+from agentlightning.auth.tokens import AccessClaims
+from agentlightning.errors import RateLimited, Unauthorized
+from agentlightning.observability import metrics
+from agentlightning.storage import cache_keys
+from agentlightning.storage.cache import RedisCache
+
+#: How long a user's record is trusted in the cache (every change of the user rewrites it anyway).
+RECORD_TTL_SECONDS = float(cache_keys.USER_PROFILE_TTL)
+
+log = logging.getLogger(__name__)
+
+#: Longest a verified token's claims stay in memory (its own expiry comes first when sooner).
+CLAIMS_TTL_SECONDS = 300.0
+
+
+class AuthGate:
+    """Per process context: the claims cache, the rate limiter and the one-round-trip check."""
+
+    def __init__(self, ctx: Any) -> None:
+        settings = ctx.settings
+        self.ctx = ctx
+        self.secret = settings.jwt_secret
+        self.issuer = settings.jwt_issuer
+        self.claims: TLRUCache[str, AccessClaims] = TLRUCache(
+            maxsize=max(settings.auth_claims_cache_size, 1),
+            ttu=lambda _key, value, now: min(value.exp, now + CLAIMS_TTL_SECONDS),
+            timer=time.time,
+        )
+        self.cache_claims = settings.auth_claims_cache_size > 0
+        self.namespace = settings.agl_events_prefix
+        self.storage: Storage | None = None
+        self._redis: Any = None
+        # In-process mode: limits' synchronous memory storage. On one event loop a call runs to
+        # completion anyway, and it skips the async storage's lock and awaits on every request.
+        self._memory: SyncMemoryStorage | None = None
+        if isinstance(ctx.cache, RedisCache):
+            url = ctx.cache.url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
+            # limits' storage shares the cache's connection pool: one client, one set of sockets.
+            self.storage = storage_from_string(
+                url,
+                implementation="redispy",
+                key_prefix=f"{settings.agl_events_prefix}:limits",
+                connection_pool=ctx.cache.client.connection_pool,
+            )
+            self._redis = ctx.cache.client
+        else:
+            self._memory = SyncMemoryStorage()
+            self._sync_strategy = SyncSlidingWindowCounterRateLimiter(self._memory)
+        if self.storage is not None:
+            self.strategy = SlidingWindowCounterRateLimiter(self.storage)
+        self._keys: TLRUCache[tuple[str, str], str] = TLRUCache(
+            maxsize=100_000, ttu=lambda _k, _v, now: now + 3600.0, timer=time.monotonic
+        )
+        self.limits: dict[str, RateLimitItem] = {
+            "user": parse(settings.rate_limit_default),
+            "anonymous": parse(settings.rate_limit_anonymous),
+            "login": parse(settings.rate_limit_login),
+            "account": parse(settings.login_failures_per_account),
+            "account_address": parse(settings.login_failures_per_account_address),
+        }
+        self._warned_at = 0.0
+        # In-process mode: parsed user records, dropped whenever the SQLite files change (another
+        # process such as the CLI may have changed a user; stat() is far cheaper than a query).
+        self._records: dict[int, tuple[float, dict[str, Any]]] = {}
+        self._db_files = _sqlite_files(settings.database_url) if self._redis is None else []
+        self._db_stamp = self._stamp()
+
+    def _stamp(self) -> tuple[int, ...]:
+        stamp = []
+        for path in self._db_files:
+            try:
+                st = os.stat(path)
+                stamp += [st.st_mtime_ns, st.st_size]
+            except OSError:
+                stamp += [0, 0]
+        return tuple(stamp)
+
+    # --- user records ---------------------------------------------------------------------------
+    def _local_record(self, user_id: int) -> dict[str, Any] | None:
+        if self._db_files:
+            stamp = self._stamp()
+            if stamp != self._db_stamp:
+                self._db_stamp = stamp
+                self._records.clear()
+        entry = self._records.get(user_id)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    async def record(self, user_id: int) -> dict[str, Any] | None:
+        """The user's cached record, if any (no quota counted)."""
+        if self._redis is None:
+            return self._local_record(user_id)
+        return await self.ctx.cache.get_json(cache_keys.user_profile(user_id), stat="user_profile")
+
+    async def fill_record(self, user_id: int, record: dict[str, Any]) -> None:
+        """Cache a record read from the database after a miss (never overwrites a newer one)."""
+        if self._redis is None:
+            self._records.setdefault(user_id, (time.monotonic() + RECORD_TTL_SECONDS, record))
+            return
+        await self.ctx.cache.add_json(cache_keys.user_profile(user_id), record, cache_keys.USER_PROFILE_TTL)
+
+    async def publish_record(self, user_id: int, record: dict[str, Any]) -> None:
+        """Cache a user's record just changed in the database (after the commit)."""
+        if self._redis is None:
+            self._records[user_id] = (time.monotonic() + RECORD_TTL_SECONDS, record)
+            return
+        await self.ctx.cache.set_json(cache_keys.user_profile(user_id), record, cache_keys.USER_PROFILE_TTL)
+
+    async def forget_record(self, user_id: int) -> None:
+        """Drop a user's cached record (the next request reads the database)."""
+        self._records.pop(user_id, None)
+        await self.ctx.cache.delete(cache_keys.user_profile(user_id))
+
+    # --- tokens ---------------------------------------------------------------------------------
+    def verify(self, token: str) -> tuple[AccessClaims, str]:
+        """The token's verified claims and its SHA-256 (signature checked once per process)."""
+        digest = cache_keys.token_hash(token)
+        claims = self.claims.get(digest) if self.cache_claims else None
+        if claims is None:
+            claims = tokens.decode_access_token(token, secret=self.secret, issuer=self.issuer)
+            if self.cache_claims:
+                self.claims[digest] = claims
+        elif claims.exp <= time.time():  # the cache drops it at expiry; this is the exact check
+            raise Unauthorized("TOKEN_EXPIRED", "The access token has expired")
+        return claims, digest
+
+    async def admit(self, digest: str, user_id: int) -> tuple[bool, dict[str, Any] | None, bool | None]:
+        """(revoked?, cached user record or None, quota allowed? or None when not counted).
+
+        With Redis: one pipelined round trip. In-process: three dictionary lookups.
+        """
+        blacklist = cache_keys.jwt_blacklist(digest)
+        record_key = cache_keys.user_profile(user_id)
+        item = self.limits["user"]
+        if self._redis is None:
+            revoked = await self.ctx.cache.exists(blacklist)
+            record = self._local_record(user_id)
+            allowed = await self._hit(item, "user", str(user_id))
+            return revoked, record, allowed
+        cache: RedisCache = self.ctx.cache
+        if not cache.healthy:
+            return False, None, None
+        prefixed = self._window_keys(self._key("user", str(user_id)))
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.exists(blacklist)
+                pipe.get(record_key)
+                pipe.evalsha(self._acquire_sha(), 2, *prefixed, item.amount, item.get_expiry(), 1)
+                results = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError, TimeoutError) as exc:
+            cache.mark_failed("auth_check", exc)
+            return False, None, None
+        revoked_raw, record_raw, acquired = results
+        if isinstance(revoked_raw, Exception) or isinstance(record_raw, Exception):
+            cache.mark_failed("auth_check", revoked_raw if isinstance(revoked_raw, Exception) else record_raw)
+            return False, None, None
+        record = cache.decode_json(record_raw, stat="user_profile")
+        if isinstance(acquired, NoScriptError):  # Redis restarted and forgot the script: use limits once
+            allowed = await self._hit(item, "user", str(user_id))
+        elif isinstance(acquired, Exception):
+            self._store_down(acquired)
+            allowed = None
+        else:
+            allowed = bool(acquired)
+        return bool(revoked_raw), record, allowed
+
+    def _window_keys(self, key: str) -> tuple[str, str]:
+        """limits' (previous, current) sliding-window keys for ``key``, with its prefix."""
+        storage = self.storage
+        assert isinstance(storage, LimitsRedisStorage)
+        bridge = storage.bridge
+        return (
+            bridge.prefixed_key(storage._previous_window_key(key)),
+            bridge.prefixed_key(storage._current_window_key(key)),
+        )
+
+    def _acquire_sha(self) -> str:
+        storage = self.storage
+        assert isinstance(storage, LimitsRedisStorage)
+        return str(storage.bridge.lua_acquire_sliding_window.sha)  # type: ignore[attr-defined]
+
+    # --- rate limits ----------------------------------------------------------------------------
+    def _key(self, scope: str, identity: str) -> str:
+        """limits' key for ``scope``/``identity`` (built once per identity, then remembered)."""
+        key = self._keys.get((scope, identity))
+        if key is None:
+            key = self.limits[scope].key_for(self.namespace, scope, identity)
+            self._keys[(scope, identity)] = key
+        return key
+
+    async def _hit(self, item: RateLimitItem, scope: str, identity: str) -> bool | None:
+        try:
+            if self._memory is not None:
+                return self._memory.acquire_sliding_window_entry(
+                    self._key(scope, identity), item.amount, item.get_expiry()
+                )
+            return await self.strategy.hit(item, self.namespace, scope, identity)
+        except Exception as exc:  # the store is down: serve rather than refuse everyone
+            self._store_down(exc)
+            return None
+
+    def _store_down(self, exc: BaseException) -> None:
+        if time.monotonic() - self._warned_at > 30:
+            log.warning("rate-limit store unavailable (%s); not limiting", exc)
+            self._warned_at = time.monotonic()
+
+    async def refuse(self, scope: str, identity: str, message: str | None = None) -> RateLimited:
+        """The 429 for ``scope``/``identity`` with the seconds until the window lets one through."""
+        item = self.limits[scope]
+        try:
+            if self._memory is not None:
+                stats = self._sync_strategy.get_window_stats(item, self.namespace, scope, identity)
+            else:
+                stats = await self.strategy.get_window_stats(item, self.namespace, scope, identity)
+            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        except Exception:
+            retry_after = item.get_expiry()
+        metrics.RATE_LIMITED.labels(scope=scope).inc()
+        return RateLimited(
+            "RATE_LIMITED",
+            message or f"Rate limit of {item} exceeded; retry in {retry_after} s",
+            details={"limit": str(item), "retry_after_seconds": retry_after},
+            retry_after=retry_after,
+        )
+
+    async def check(self, scope: str, identity: str) -> None:
+        """Count one request of ``identity`` in ``scope``; raise :class:`RateLimited` over quota."""
+        if await self._hit(self.limits[scope], scope, identity) is False:
+            raise await self.refuse(scope, identity)
+
+    async def exhausted(self, scope: str, identity: str) -> bool:
+        """True when ``identity`` has no quota left in ``scope`` (nothing is counted)."""
+        try:
+            if self._memory is not None:
+                return not self._sync_strategy.test(self.limits[scope], self.namespace, scope, identity)
+            return not await self.strategy.test(self.limits[scope], self.namespace, scope, identity)
+        except Exception as exc:
+            self._store_down(exc)
+            return False
+
+    async def count(self, scope: str, identity: str) -> None:
+        """Count one event (a failed login) against ``identity`` in ``scope``."""
+        await self._hit(self.limits[scope], scope, identity)
+
+    async def clear(self, scope: str, identity: str) -> None:
+        """Forget ``identity``'s count in ``scope`` (a successful login clears its failures)."""
+        try:
+            if self._memory is not None:
+                self._sync_strategy.clear(self.limits[scope], self.namespace, scope, identity)
+                return
+            await self.strategy.clear(self.limits[scope], self.namespace, scope, identity)
+        except Exception as exc:
+            self._store_down(exc)
+
+
+def _sqlite_files(database_url: str) -> list[str]:
+    """The SQLite database file and its WAL, or nothing for another database."""
+    if not database_url.startswith("sqlite"):
+        return []
+    from sqlalchemy.engine import make_url
+
+    path = make_url(database_url).database
+    if not path or path == ":memory:":
+        return []
+    return [path, f"{path}-wal"]
+
+
+_GATES: dict[int, tuple[weakref.ref[Any], AuthGate]] = {}
+
+
+def gate_for(ctx: Any) -> AuthGate:
+    """The :class:`AuthGate` of a process context (made on first use)."""
+    entry = _GATES.get(id(ctx))
+    if entry is not None and entry[0]() is ctx:
+        return entry[1]
+    gate = AuthGate(ctx)
+    for key in [k for k, (ref, _) in _GATES.items() if ref() is None]:
+        del _GATES[key]
+    _GATES[id(ctx)] = (weakref.ref(ctx), gate)
+    return gate
