@@ -24,11 +24,12 @@ from agentlightning.observability.metrics import AGENT_ACTIVE_COUNT
 from agentlightning.storage import cache_keys
 from agentlightning.storage.models import Agent, Task
 from agentlightning.storage.types import as_utc, utcnow
+from agentlightning.vocabulary import AGENT_STATUSES, TASK_STATUSES
 
 if TYPE_CHECKING:
     from agentlightning.core.context import AppContext
 
-AGENT_STATUSES = ("active", "paused", "disabled")
+__all__ = ["AGENT_STATUSES", "AgentService", "agent_to_dict"]
 SUCCESS_WINDOW = 100
 
 
@@ -230,6 +231,12 @@ class AgentService:
         return status | {"released_tasks": released_ids}
 
     # --- status ----------------------------------------------------------------------------
+    async def detail(self, ref: int | str) -> dict[str, Any]:
+        """One agent with its live status under ``runtime``."""
+        agent = agent_to_dict(await self.get(ref))
+        agent["runtime"] = await self.status(agent["id"])
+        return agent
+
     async def status(self, ref: int | str, *, use_cache: bool = True) -> dict[str, Any]:
         """Live status of one agent (cached 5 minutes under ``agent:status:{id}``)."""
         agent = await self.get(ref)
@@ -278,7 +285,7 @@ class AgentService:
             "total_agents": len(agents),
             "by_status": by_status,
             "by_type": by_type,
-            "queue": {s: int(queue.get(s, 0)) for s in ("pending", "running", "completed", "failed", "cancelled")},
+            "queue": {s: int(queue.get(s, 0)) for s in TASK_STATUSES},
             "busy_workers": workers,
             "agents": items,
         }

@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,9 +15,10 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentlightning import __version__
-from agentlightning.api.envelope import error_body
+from agentlightning.api.envelope import error_body, validation_error_body
 from agentlightning.api.errors import headers_for, status_for
 from agentlightning.api.middleware import GatewayMiddleware
+from agentlightning.api.openapi import install_openapi
 from agentlightning.api.ratelimit import RateLimiter
 from agentlightning.api.routes import ROUTERS
 from agentlightning.api.tracing import instrument_engine, setup_tracing, tracing_requested
@@ -42,14 +42,6 @@ _STATUS_CODES = {
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMITED",
 }
-
-
-def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    errors = []
-    for err in exc.errors():
-        loc = [str(part) for part in err.get("loc", ())]
-        errors.append({"field": ".".join(loc), "message": err.get("msg", "invalid"), "type": err.get("type", "")})
-    return errors
 
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
@@ -79,11 +71,8 @@ async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = _field_errors(exc)
-    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-    return JSONResponse(
-        error_body("VALIDATION_ERROR", f"Invalid request: {summary}", {"errors": errors}), status_code=422
-    )
+    status, body = validation_error_body(list(exc.errors()), exc.body)
+    return JSONResponse(body, status_code=status)
 
 
 def create_app(settings: Settings | None = None, *, start_background: bool | None = None) -> FastAPI:
@@ -135,6 +124,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
     app.add_middleware(GatewayMiddleware)
     for router in ROUTERS:
         app.include_router(router)
+    install_openapi(app)
     if tracing_requested(settings):
         setup_tracing(app, settings)
     return app

@@ -15,7 +15,6 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,9 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agentlightning.core.context import AppContext
 from agentlightning.errors import Conflict, NotFound, OperationFailed, ServiceUnavailable, ValidationFailed
 from agentlightning.rl.classic.envs import CustomEnvSpec, EnvError, check_entry_point, validate_env_id
-from agentlightning.rl.config import ConfigError, ExperimentConfig, validate_config
+from agentlightning.rl.config import ConfigError, validate_config
+from agentlightning.rl.schemas import EnvironmentCreate, EvaluationParams, ExperimentCreate
 from agentlightning.storage.models import RLEnvironment, RLExperiment, RLMetricPoint
 from agentlightning.storage.types import utcnow
+from agentlightning.vocabulary import EXPERIMENT_ACTIVE, EXPERIMENT_STATUSES, EXPERIMENT_TERMINAL, ExperimentStatus
 
 __all__ = [
     "ACTIVE",
@@ -42,52 +43,16 @@ __all__ = [
 ]
 
 TRAINING_TOPIC = "training"
-TERMINAL = frozenset({"completed", "stopped", "failed"})
-ACTIVE = frozenset({"created", "queued", "running"})
+TERMINAL = EXPERIMENT_TERMINAL
+ACTIVE = EXPERIMENT_ACTIVE
 #: Allowed predecessors of each status.
-_FROM: dict[str, tuple[str, ...]] = {
+_FROM: dict[ExperimentStatus, tuple[ExperimentStatus, ...]] = {
     "queued": ("created", "running"),
     "running": ("queued",),
     "completed": ("running",),
     "stopped": ("created", "queued", "running"),
     "failed": ("created", "queued", "running"),
 }
-
-
-class ExperimentCreate(ExperimentConfig):
-    """Body of ``POST /api/v2/rl/experiments``: a unique name plus the experiment config."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(..., min_length=1, max_length=255, pattern=r"^[\w.\- ]+$")
-    agent_id: int | None = Field(None, description="the agent this experiment improves, if any")
-
-    def experiment_config(self) -> ExperimentConfig:
-        """The config part (what is stored in the ``config`` column)."""
-        return ExperimentConfig.model_validate(self.model_dump(exclude={"name", "agent_id", "custom_env"}))
-
-
-class EvaluationParams(BaseModel):
-    """Body of ``POST /api/v2/rl/experiments/{id}/evaluate``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    checkpoint: str = Field("latest", description="'latest', 'final' or a checkpoint's timesteps")
-    n_episodes: int = Field(10, ge=1, le=200)
-    deterministic: bool = True
-    seed: int | None = Field(None, ge=0)
-
-
-class EnvironmentCreate(BaseModel):
-    """Body of ``POST /api/v2/rl/environments``: a Gymnasium id bound to an allow-listed class."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    env_id: str = Field(..., min_length=1, max_length=255)
-    entry_point: str = Field(..., min_length=3, max_length=500, description="'package.module:ClassName'")
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    max_episode_steps: int | None = Field(None, ge=1)
-    description: str | None = Field(None, max_length=2000)
 
 
 def _public_checkpoint(entry: dict[str, Any]) -> dict[str, Any]:
@@ -432,10 +397,10 @@ def latest_resumable(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def parse_status(value: str | None) -> str | None:
     """Validate a status filter."""
-    if value is not None and value not in ACTIVE | TERMINAL:
+    if value is not None and value not in EXPERIMENT_STATUSES:
         raise ValidationFailed(
             "VALIDATION_ERROR",
             f"unknown status {value!r}",
-            details={"errors": [{"field": "status", "message": f"one of {sorted(ACTIVE | TERMINAL)}"}]},
+            details={"errors": [{"field": "status", "message": f"one of {list(EXPERIMENT_STATUSES)}"}]},
         )
     return value
