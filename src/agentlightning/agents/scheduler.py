@@ -352,6 +352,7 @@ class TaskScheduler:
                     },
                 )
             ).all()
+            await AgentService.touch_activity(s, {r.agent_id for r in rows}, now)
             await s.commit()
         return [
             ClaimedTask(
@@ -411,7 +412,7 @@ class TaskScheduler:
                 await s.rollback()
                 return None
             agent = await s.get(Agent, row.agent_id)
-            await s.execute(update(Agent).where(Agent.id == row.agent_id).values(last_activity=now))
+            await AgentService.touch_activity(s, [row.agent_id], now)
             await s.commit()
         assert agent is not None
         return self._claimed(row, agent)

@@ -7,7 +7,8 @@ cache key, so a changed agent never serves answers cached for its old configurat
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
@@ -27,6 +28,8 @@ from agentlightning.storage.types import as_utc, utcnow
 from agentlightning.vocabulary import AGENT_STATUSES, TASK_STATUSES
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from agentlightning.core.context import AppContext
 
 __all__ = ["AGENT_STATUSES", "AgentService", "agent_to_dict"]
@@ -229,6 +232,13 @@ class AgentService:
         await self.refresh_active_gauge()
         status = await self.status(agent.id, use_cache=False)
         return status | {"released_tasks": released_ids}
+
+    @staticmethod
+    async def touch_activity(session: AsyncSession, agent_ids: Iterable[int], now: datetime) -> None:
+        """Set the agents' ``last_activity`` inside the caller's transaction (a worker claimed their tasks)."""
+        ids = sorted(set(agent_ids))
+        if ids:
+            await session.execute(update(Agent).where(Agent.id.in_(ids)).values(last_activity=now))
 
     # --- status ----------------------------------------------------------------------------
     async def detail(self, ref: int | str) -> dict[str, Any]:
