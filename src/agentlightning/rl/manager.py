@@ -153,6 +153,7 @@ class ExperimentManager:
         }
 
     async def _loop(self) -> None:
+        task = asyncio.current_task()
         while True:
             try:
                 await self.tick()
@@ -161,6 +162,11 @@ class ExperimentManager:
             except Exception:  # the loop must survive a database hiccup
                 self._errors += 1
                 log.exception("RL manager tick failed")
+            # A cancel that lands while a library's own timeout completes can be swallowed there
+            # (``asyncio.wait_for`` before Python 3.12); the request stays counted, so honour it here
+            # rather than run on after ``stop()`` (or a test's crash) asked the loop to end.
+            if task is not None and getattr(task, "cancelling", lambda: 0)():
+                raise asyncio.CancelledError
             await asyncio.sleep(self.settings.rl_poll_interval_seconds)
 
     async def tick(self) -> None:
