@@ -6,9 +6,11 @@
   the active agents that have pending work, in id order (no deadlocks between workers); the
   second, run after the locks are held and therefore with a snapshot that sees every claim
   committed before, counts each agent's running tasks, picks up to its free slots per agent
-  (``FOR UPDATE SKIP LOCKED``), keeps the best ``limit`` by priority then FIFO, leases them and
-  touches the agents' ``last_activity``.  One statement cannot do both: its snapshot is taken
-  before it waits for an agent lock, so its running counts could miss a concurrent claim.
+  (``FOR UPDATE SKIP LOCKED``), keeps the best ``limit`` by priority then FIFO and leases them;
+  the agents' ``last_activity`` is then set by their owner, ``AgentService.touch_activity``, in
+  the same transaction (the agents' rows are already locked).  One statement cannot do both: its
+  snapshot is taken before it waits for an agent lock, so its running counts could miss a
+  concurrent claim.
 * :data:`FINISH` writes the trace spans and the outcome together (one statement, so the task's
   trace and result commit atomically even in autocommit mode).
 
@@ -132,8 +134,6 @@ CLAIM_BATCH = (
             ) c
             ORDER BY c.priority_rank DESC, c.id
             LIMIT :limit
-        ), touched AS (
-            UPDATE agents SET last_activity = :now WHERE id IN (SELECT agent_id FROM picked)
         )
         UPDATE tasks
         SET status = 'running', started_at = :now, attempts = tasks.attempts + 1, lease_owner = :owner,

@@ -38,13 +38,22 @@ from agentlightning.errors import Conflict, NotFound, ValidationFailed
 from agentlightning.storage import cache_keys
 from agentlightning.storage.models import Agent, Task, TraceSpan
 from agentlightning.storage.types import as_utc, utcnow
+from agentlightning.vocabulary import PRIORITY_RANKS, TASK_STATUSES, TASK_TERMINAL
 
 if TYPE_CHECKING:
     from agentlightning.core.context import AppContext
 
-PRIORITY_RANKS = {"low": 0, "medium": 1, "high": 2, "critical": 3}
-TASK_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+#: Re-exported names of the one vocabulary (``agentlightning.vocabulary``).
+__all__ = [
+    "PRIORITY_RANKS",
+    "TASK_STATUSES",
+    "TERMINAL_STATUSES",
+    "ClaimedTask",
+    "TaskScheduler",
+    "task_event_data",
+    "task_to_dict",
+]
+TERMINAL_STATUSES = TASK_TERMINAL
 
 
 @dataclass(slots=True)
@@ -345,6 +354,7 @@ class TaskScheduler:
                     },
                 )
             ).all()
+            await AgentService.touch_activity(s, {r.agent_id for r in rows}, now)
             await s.commit()
         return [
             ClaimedTask(
@@ -405,7 +415,7 @@ class TaskScheduler:
                 await s.rollback()
                 return None
             agent = await s.get(Agent, row.agent_id)
-            await s.execute(update(Agent).where(Agent.id == row.agent_id).values(last_activity=now))
+            await AgentService.touch_activity(s, [row.agent_id], now)
             await s.commit()
         assert agent is not None
         return self._claimed(row, agent)

@@ -1,12 +1,21 @@
-"""Request bodies of the agent and task endpoints (validated by pydantic)."""
+"""Request bodies and public (response) shapes of the agent and task endpoints.
+
+Requests are ``XCreate`` / ``XUpdate`` (validated by pydantic, unknown fields refused); what the
+API returns is ``XPublic`` and friends, so ``/openapi.json`` documents every field. Statuses and
+priorities come from :mod:`agentlightning.vocabulary`.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Priority = Literal["low", "medium", "high", "critical"]
+from agentlightning.vocabulary import AgentStatus, TaskPriority, TaskStatus
+
+#: Kept for callers that imported it from here; the vocabulary owns the values.
+Priority = TaskPriority
 
 
 class AgentConfigIn(BaseModel):
@@ -41,7 +50,7 @@ class AgentCreate(BaseModel):
     description: str | None = Field(default=None, max_length=10_000)
     template: str | None = None
     config: AgentConfigIn = Field(default_factory=AgentConfigIn)
-    status: Literal["active", "paused"] = "active"
+    status: Literal["active", "paused"] = Field(default="active", description="a new agent cannot start disabled")
 
     @model_validator(mode="after")
     def _type_or_template(self) -> AgentCreate:
@@ -61,7 +70,7 @@ class AgentUpdate(BaseModel):
     type: str | None = Field(default=None, min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=10_000)
     config: dict[str, Any] | None = None
-    status: Literal["active", "paused", "disabled"] | None = None
+    status: AgentStatus | None = None
 
     @model_validator(mode="after")
     def _name_not_numeric(self) -> AgentUpdate:
@@ -78,7 +87,7 @@ class AssignRequest(BaseModel):
     task: str = Field(min_length=1, max_length=100_000)
     agent_type: str | None = Field(default=None, max_length=100)
     agent_id: int | str | None = None
-    priority: Priority = "medium"
+    priority: TaskPriority = "medium"
     context: dict[str, Any] = Field(default_factory=dict)
     session_id: str | None = Field(default=None, min_length=1, max_length=128)
 
@@ -87,3 +96,191 @@ class AssignRequest(BaseModel):
         if self.agent_type is None and self.agent_id is None:
             raise ValueError("give 'agent_type' or 'agent_id'")
         return self
+
+
+# --- responses -----------------------------------------------------------------------------------
+
+
+class AgentBase(BaseModel):
+    """The fields an agent is registered with."""
+
+    name: str
+    type: str
+    description: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict, description="system_prompt, provider, model, tools, ...")
+    status: AgentStatus
+
+
+class AgentPublic(AgentBase):
+    """An agent as the API returns it."""
+
+    id: int
+    config_version: int = Field(description="incremented whenever what the agent does changes")
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    performance_metrics: dict[str, Any] = Field(default_factory=dict)
+    last_activity: datetime | None = None
+
+
+class AgentPage(BaseModel):
+    """A page of agents."""
+
+    items: list[AgentPublic]
+    total: int
+    page: int
+    page_size: int
+
+
+class TaskCounts(BaseModel):
+    """An agent's live and recent (24 h) task counts."""
+
+    running: int = 0
+    pending: int = 0
+    completed_24h: int = 0
+    failed_24h: int = 0
+    success_rate: float | None = Field(default=None, description="completed / finished over the last 24 h")
+    avg_execution_ms: float | None = None
+
+
+class AgentRuntimeStatus(TaskCounts):
+    """One agent's live status (``GET /api/v2/agents/{id}/status``, cached up to 5 minutes)."""
+
+    agent_id: int
+    name: str
+    type: str
+    status: AgentStatus
+    config_version: int
+    max_concurrency: int
+    last_activity: datetime | None = None
+
+
+class AgentDetail(AgentPublic):
+    """An agent with its live status."""
+
+    runtime: AgentRuntimeStatus
+
+
+class AgentRestarted(AgentRuntimeStatus):
+    """A restarted agent's status and the tasks whose stale leases were released."""
+
+    released_tasks: list[int] = Field(default_factory=list)
+
+
+class AgentDeleted(BaseModel):
+    """What deleting an agent did."""
+
+    id: int
+    name: str
+    deleted: bool = True
+    cancelled_tasks: list[int] = Field(default_factory=list, description="its unfinished tasks, now cancelled")
+
+
+class AgentSummary(TaskCounts):
+    """One agent's line in the overview."""
+
+    id: int
+    name: str
+    type: str
+    status: AgentStatus
+
+
+class QueueCounts(BaseModel):
+    """Tasks per status across all agents."""
+
+    pending: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class AgentOverview(BaseModel):
+    """Every agent's state with queue and worker totals (``GET /api/v2/agents/status``)."""
+
+    total_agents: int
+    by_status: dict[str, int]
+    by_type: dict[str, int]
+    queue: QueueCounts
+    busy_workers: int
+    agents: list[AgentSummary]
+
+
+class AgentTemplatePublic(BaseModel):
+    """A template to copy when creating an agent."""
+
+    name: str
+    type: str
+    description: str
+    config: dict[str, Any]
+
+
+class ToolPublic(BaseModel):
+    """A tool agents may be given."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = Field(description="JSON schema of the arguments")
+    permission: str
+    timeout_s: float
+    enabled: bool
+
+
+class TaskPublic(BaseModel):
+    """A task as the API returns it (``task_id`` duplicates ``id`` for the spec's clients)."""
+
+    id: int
+    task_id: int
+    task_description: str
+    agent_id: int | None = None
+    agent_name: str | None = None
+    agent_type: str | None = None
+    status: TaskStatus
+    priority: TaskPriority
+    context: dict[str, Any] = Field(default_factory=dict)
+    session_id: str | None = None
+    result: Any = Field(default=None, description="the agent's answer (JSON) once completed")
+    error_message: str | None = None
+    attempts: int = 0
+    max_attempts: int | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    execution_time_ms: int | None = None
+    created_by: str | None = None
+
+
+class TaskPage(BaseModel):
+    """A page of tasks."""
+
+    items: list[TaskPublic]
+    total: int
+    page: int
+    page_size: int
+
+
+class SpanPublic(BaseModel):
+    """One step of a task run: the agent run, an LLM call or a tool call."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None = None
+    kind: str
+    name: str
+    status: str
+    input: Any = None
+    output: Any = None
+    error: str | None = None
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+class TaskTrace(BaseModel):
+    """The spans of a task's runs, in start order."""
+
+    task_id: int
+    spans: list[SpanPublic]

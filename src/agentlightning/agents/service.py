@@ -7,7 +7,8 @@ cache key, so a changed agent never serves answers cached for its old configurat
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
@@ -24,12 +25,16 @@ from agentlightning.observability.metrics import AGENT_ACTIVE_COUNT
 from agentlightning.storage import cache_keys
 from agentlightning.storage.models import Agent, Task
 from agentlightning.storage.types import as_utc, utcnow
+from agentlightning.vocabulary import AGENT_STATUSES, TASK_STATUSES
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from agentlightning.core.context import AppContext
     from agentlightning.settings import Settings
 
-AGENT_STATUSES = ("active", "paused", "disabled")
+__all__ = ["AGENT_STATUSES", "AgentService", "agent_to_dict"]
+
 #: How an agent's own API key is shown (and, sent back unchanged, means "keep it").
 MASKED = "********"
 SUCCESS_WINDOW = 100
@@ -250,7 +255,20 @@ class AgentService:
         status = await self.status(agent.id, use_cache=False)
         return status | {"released_tasks": released_ids}
 
+    @staticmethod
+    async def touch_activity(session: AsyncSession, agent_ids: Iterable[int], now: datetime) -> None:
+        """Set the agents' ``last_activity`` inside the caller's transaction (a worker claimed their tasks)."""
+        ids = sorted(set(agent_ids))
+        if ids:
+            await session.execute(update(Agent).where(Agent.id.in_(ids)).values(last_activity=now))
+
     # --- status ----------------------------------------------------------------------------
+    async def detail(self, ref: int | str) -> dict[str, Any]:
+        """One agent with its live status under ``runtime``."""
+        agent = agent_to_dict(await self.get(ref))
+        agent["runtime"] = await self.status(agent["id"])
+        return agent
+
     async def status(self, ref: int | str, *, use_cache: bool = True) -> dict[str, Any]:
         """Live status of one agent (cached 5 minutes under ``agent:status:{id}``)."""
         agent = await self.get(ref)
@@ -299,7 +317,7 @@ class AgentService:
             "total_agents": len(agents),
             "by_status": by_status,
             "by_type": by_type,
-            "queue": {s: int(queue.get(s, 0)) for s in ("pending", "running", "completed", "failed", "cancelled")},
+            "queue": {s: int(queue.get(s, 0)) for s in TASK_STATUSES},
             "busy_workers": workers,
             "agents": items,
         }

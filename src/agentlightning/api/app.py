@@ -19,9 +19,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentlightning import __version__
 from agentlightning.api.deps import exposed
-from agentlightning.api.envelope import FastJSONResponse, error_response
+from agentlightning.api.envelope import FastJSONResponse, error_response, validation_error_body
 from agentlightning.api.errors import headers_for, status_for
 from agentlightning.api.middleware import GatewayMiddleware, install_log_redaction
+from agentlightning.api.openapi import install_openapi
 from agentlightning.api.routes import ROUTERS
 from agentlightning.api.tracing import instrument_engine, setup_tracing, tracing_requested
 from agentlightning.auth.service import ensure_admin
@@ -44,14 +45,6 @@ _STATUS_CODES = {
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMITED",
 }
-
-
-def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    errors = []
-    for err in exc.errors():
-        loc = [str(part) for part in err.get("loc", ())]
-        errors.append({"field": ".".join(loc), "message": err.get("msg", "invalid"), "type": err.get("type", "")})
-    return errors
 
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
@@ -83,9 +76,8 @@ async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = _field_errors(exc)
-    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-    return error_response("VALIDATION_ERROR", f"Invalid request: {summary}", {"errors": errors}, status_code=422)
+    status, body = validation_error_body(list(exc.errors()), exc.body)
+    return FastJSONResponse(body, status_code=status)
 
 
 def _add_private_docs(app: FastAPI) -> None:
@@ -180,6 +172,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_request_body_bytes)
     for router in ROUTERS:
         app.include_router(router)
+    install_openapi(app)
     if tracing_requested(settings):
         setup_tracing(app, settings)
     return app

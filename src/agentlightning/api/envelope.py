@@ -1,15 +1,69 @@
-"""The spec's response envelope, for successes and errors alike, and the fast JSON response."""
+"""The spec's response envelope, for successes and errors alike: the one way to build either.
+
+A route declares ``Envelope[XPublic]`` as its response model and returns ``ok(data, message)``.
+``ok`` only assembles a dict: FastAPI validates it against the route's model once and Pydantic
+serialises it straight to JSON bytes, so nothing is encoded twice. Errors use ``error_response``
+(``ErrorEnvelope`` documents it in ``/openapi.json``), rendered by orjson.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar
 
 import orjson
 from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
+T = TypeVar("T")
 _JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+class Envelope(BaseModel, Generic[T]):
+    """A successful response: ``data`` is the route's payload."""
+
+    success: Literal[True] = True
+    data: T
+    message: str = Field(examples=["Operation completed successfully"])
+    timestamp: str = Field(description="ISO 8601 UTC, e.g. 2025-01-27T10:30:00.000Z")
+    request_id: str | None = Field(default=None, description="also in the X-Request-ID header")
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable code, a readable message and details to act on."""
+
+    code: str = Field(examples=["AGENT_NOT_FOUND"], description="UPPER_SNAKE code, stable across versions")
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorEnvelope(BaseModel):
+    """A failed response (every 4xx and 5xx)."""
+
+    success: Literal[False] = False
+    error: ErrorDetail
+    timestamp: str
+    request_id: str | None = None
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorEnvelope, "description": description}
+
+
+#: The error responses every route documents (``responses=`` of each router); public routes drop
+#: 401 and 403 (see :mod:`agentlightning.api.openapi`).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("Bad request, e.g. malformed JSON (INVALID_JSON)"),
+    401: _error("Missing, invalid, expired or revoked credentials"),
+    403: _error("The caller's role lacks the route's permission"),
+    404: _error("No such resource"),
+    409: _error("Conflict with the current state"),
+    422: _error("Invalid input (VALIDATION_ERROR); details.errors names each field"),
+    429: _error("Rate limited; see Retry-After"),
+    500: _error("Internal error (logged with the request id)"),
+    503: _error("A dependency is unavailable or the platform is in maintenance; see Retry-After"),
+}
 
 
 def utc_timestamp() -> str:
@@ -39,10 +93,13 @@ def to_jsonable(value: Any) -> Any:
 
 
 def ok(data: Any = None, message: str = "Operation completed successfully", **top_level: Any) -> dict[str, Any]:
-    """A success envelope; ``top_level`` adds fields beside ``data`` (e.g. ``task_id``)."""
-    body: dict[str, Any] = {"success": True, "data": to_jsonable(data), "message": message}
-    if top_level:
-        body.update(to_jsonable(top_level))
+    """A success envelope; ``top_level`` adds fields beside ``data`` (e.g. ``task_id``).
+
+    ``data`` may hold models, rows' dicts and datetimes as they are: the route's response model
+    validates and serialises them (no encoding here).
+    """
+    body: dict[str, Any] = {"success": True, "data": data, "message": message}
+    body.update(top_level)
     body["timestamp"] = utc_timestamp()
     body["request_id"] = current_request_id()
     return body
@@ -87,3 +144,35 @@ def error_response(
 ) -> FastJSONResponse:
     """An error envelope as a response."""
     return FastJSONResponse(error_body(code, message, details), status_code=status_code, headers=headers)
+
+
+def validation_error_body(errors: list[dict[str, Any]], body: Any = None) -> tuple[int, dict[str, Any]]:
+    """The status and envelope of a request that failed validation.
+
+    Malformed JSON is a 400 ``INVALID_JSON`` naming the line, column and character offset of the
+    problem; anything else is a 422 ``VALIDATION_ERROR`` listing each invalid field.
+    """
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            loc = err.get("loc", ())
+            position = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+            text = (
+                body if isinstance(body, str) else (body.decode("utf-8", "replace") if isinstance(body, bytes) else "")
+            )
+            line = text.count("\n", 0, position) + 1
+            column = position - (text.rfind("\n", 0, position) + 1) + 1
+            reason = (err.get("ctx") or {}).get("error") or err.get("msg", "invalid JSON")
+            message = f"Malformed JSON at line {line}, column {column}: {reason}"
+            return 400, error_body(
+                "INVALID_JSON", message, {"line": line, "column": column, "position": position, "reason": reason}
+            )
+    fields = [
+        {
+            "field": ".".join(str(part) for part in err.get("loc", ())),
+            "message": err.get("msg", "invalid"),
+            "type": err.get("type", ""),
+        }
+        for err in errors
+    ]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in fields[:5])
+    return 422, error_body("VALIDATION_ERROR", f"Invalid request: {summary}", {"errors": fields})

@@ -176,6 +176,13 @@ class BulkResult(BaseModel):
     embedded: int = 0
 
 
+class ItemDeleted(BaseModel):
+    """What deleting an item did."""
+
+    id: int
+    deleted: bool = True
+
+
 class ItemPage(BaseModel):
     """A page of items from the list endpoint."""
 

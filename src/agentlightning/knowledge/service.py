@@ -12,7 +12,7 @@ Public functions (every one takes the process :class:`~agentlightning.core.conte
     bulk_create(ctx, data: BulkCreate, *, user) -> BulkResult
     search_page(ctx, query: SearchQuery) -> SearchResult             # cached 30 min
     search(ctx, query, *, mode="hybrid", limit=5, category=None, tags=(), offset=0) -> list[SearchHit]
-    search_for_agent(ctx, query, *, limit=5, category=None) -> list[dict]   # for the knowledge_search tool
+    search_for_agent(ctx, query, *, limit=5, category=None, mode="hybrid") -> list[dict]  # knowledge_search tool
 
 ``SearchHit`` has ``id``, ``title``, ``snippet`` (HTML with ``<mark>``), ``score``, ``category``,
 ``tags``, ``version``, ``updated_at`` and ``ranks``. ``search_for_agent`` returns plain-text
@@ -352,13 +352,18 @@ async def search(
 
 
 async def search_for_agent(
-    ctx: AppContext, query: str, *, limit: int = 5, category: str | None = None
+    ctx: AppContext,
+    query: str,
+    *,
+    limit: int = 5,
+    category: str | None = None,
+    mode: SearchMode | str = SearchMode.hybrid,
 ) -> list[dict[str, Any]]:
-    """Hybrid search for the agents' ``knowledge_search`` tool: plain-text snippets, ids to cite."""
+    """Search for the agents' ``knowledge_search`` tool (hybrid by default): plain-text snippets, ids to cite."""
     query = " ".join(query.split())[:1000]
     if not query:
         return []
-    hits = await search(ctx, query, limit=max(1, min(limit, 100)), category=category)
+    hits = await search(ctx, query, mode=mode, limit=max(1, min(limit, 100)), category=category)
     return [
         {
             "id": h.id,

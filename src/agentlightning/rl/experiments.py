@@ -15,7 +15,6 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,9 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agentlightning.core.context import AppContext
 from agentlightning.errors import Conflict, NotFound, OperationFailed, ServiceUnavailable, ValidationFailed
 from agentlightning.rl.classic.envs import CustomEnvSpec, EnvError, check_entry_point, validate_env_id
-from agentlightning.rl.config import ConfigError, ExperimentConfig, validate_config
+from agentlightning.rl.config import ConfigError, validate_config
+from agentlightning.rl.schemas import EnvironmentCreate, EvaluationParams, ExperimentCreate
 from agentlightning.storage.models import RLEnvironment, RLExperiment, RLMetricPoint
-from agentlightning.storage.types import utcnow
+from agentlightning.storage.types import as_utc, utcnow
+from agentlightning.vocabulary import EXPERIMENT_ACTIVE, EXPERIMENT_STATUSES, EXPERIMENT_TERMINAL, ExperimentStatus
 
 __all__ = [
     "ACTIVE",
@@ -42,52 +43,16 @@ __all__ = [
 ]
 
 TRAINING_TOPIC = "training"
-TERMINAL = frozenset({"completed", "stopped", "failed"})
-ACTIVE = frozenset({"created", "queued", "running"})
+TERMINAL = EXPERIMENT_TERMINAL
+ACTIVE = EXPERIMENT_ACTIVE
 #: Allowed predecessors of each status.
-_FROM: dict[str, tuple[str, ...]] = {
+_FROM: dict[ExperimentStatus, tuple[ExperimentStatus, ...]] = {
     "queued": ("created", "running"),
     "running": ("queued",),
     "completed": ("running",),
     "stopped": ("created", "queued", "running"),
     "failed": ("created", "queued", "running"),
 }
-
-
-class ExperimentCreate(ExperimentConfig):
-    """Body of ``POST /api/v2/rl/experiments``: a unique name plus the experiment config."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(..., min_length=1, max_length=255, pattern=r"^[\w.\- ]+$")
-    agent_id: int | None = Field(None, description="the agent this experiment improves, if any")
-
-    def experiment_config(self) -> ExperimentConfig:
-        """The config part (what is stored in the ``config`` column)."""
-        return ExperimentConfig.model_validate(self.model_dump(exclude={"name", "agent_id", "custom_env"}))
-
-
-class EvaluationParams(BaseModel):
-    """Body of ``POST /api/v2/rl/experiments/{id}/evaluate``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    checkpoint: str = Field("latest", description="'latest', 'final' or a checkpoint's timesteps")
-    n_episodes: int = Field(10, ge=1, le=200)
-    deterministic: bool = True
-    seed: int | None = Field(None, ge=0)
-
-
-class EnvironmentCreate(BaseModel):
-    """Body of ``POST /api/v2/rl/environments``: a Gymnasium id bound to an allow-listed class."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    env_id: str = Field(..., min_length=1, max_length=255)
-    entry_point: str = Field(..., min_length=3, max_length=500, description="'package.module:ClassName'")
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    max_episode_steps: int | None = Field(None, ge=1)
-    description: str | None = Field(None, max_length=2000)
 
 
 def _public_checkpoint(entry: dict[str, Any]) -> dict[str, Any]:
@@ -318,6 +283,176 @@ class ExperimentService:
             await session.commit()
         return {"experiment_id": experiment_id, "timesteps": timesteps, **result}
 
+    # ----------------------------------------------------------------- the manager's side
+    # The RL manager runs experiments; every change it makes to ``rl_experiments`` and
+    # ``rl_metric_points`` goes through these methods, so this module stays the tables' one writer.
+
+    async def row(self, experiment_id: int) -> RLExperiment | None:
+        """The stored experiment with its server-side details (checkpoint paths, lease), or None."""
+        async with self.ctx.db.session() as session:
+            return await session.get(RLExperiment, experiment_id)
+
+    async def queued_ids(self, limit: int, only_ids: set[int] | None = None) -> list[int]:
+        """The oldest queued classic experiments (at most ``limit``), optionally among ``only_ids``."""
+        query = select(RLExperiment.id).where(RLExperiment.status == "queued", RLExperiment.kind == "classic")
+        if only_ids is not None:
+            query = query.where(RLExperiment.id.in_(only_ids))
+        async with self.ctx.db.session() as session:
+            return list(await session.scalars(query.order_by(RLExperiment.id).limit(limit)))
+
+    async def claim(self, experiment_id: int, *, owner: str, backend: str) -> RLExperiment | None:
+        """Move a queued experiment to ``running`` under ``owner``'s lease; the row when this caller won."""
+        now = utcnow()
+        async with self.ctx.db.session() as session:
+            exp = await session.get(RLExperiment, experiment_id)
+            if exp is None or exp.status != "queued":
+                return None
+            claimed = await transition(
+                session,
+                experiment_id,
+                "running",
+                lease_owner=owner,
+                heartbeat_at=now,
+                attempts=RLExperiment.attempts + 1,
+                start_time=exp.start_time or now,
+                end_time=None,
+                backend=backend,
+            )
+            await session.commit()
+            if not claimed:  # another manager was faster
+                return None
+            await session.refresh(exp)
+            return exp
+
+    async def record_updates(
+        self, experiment_id: int, updates: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """Store a running job's updates (progress, evaluations, checkpoints) in one transaction.
+
+        Returns the experiment as the API shows it and the events to publish (each with its
+        ``change``), or ``(None, [])`` when the experiment no longer exists.
+        """
+        events: list[dict[str, Any]] = []
+        async with self.ctx.db.session() as session:
+            exp = await session.get(RLExperiment, experiment_id)
+            if exp is None:
+                return None, []
+            metrics = dict(exp.metrics or {})
+            checkpoints = list(exp.checkpoints or [])
+            for update_ in updates:
+                kind = update_.get("type")
+                data = {k: v for k, v in update_.items() if k not in ("type", "data")}
+                if kind == "progress":
+                    total = update_.get("total_timesteps") or metrics.get("total_timesteps") or 1
+                    metrics.update({k: v for k, v in update_.items() if k != "type"})
+                    metrics["progress"] = round(min(update_["timesteps"] / total, 1.0), 4)
+                    if exp.start_time is not None:
+                        metrics["training_seconds"] = round((utcnow() - as_utc(exp.start_time)).total_seconds(), 3)
+                    session.add(
+                        RLMetricPoint(
+                            experiment_id=experiment_id, kind="progress", timesteps=update_["timesteps"], data=data
+                        )
+                    )
+                    events.append({"change": "progress", **data, "progress": metrics["progress"]})
+                elif kind == "evaluation":
+                    metrics["final_evaluation" if update_.get("final") else "last_evaluation"] = data
+                    session.add(
+                        RLMetricPoint(
+                            experiment_id=experiment_id, kind="evaluation", timesteps=update_["timesteps"], data=data
+                        )
+                    )
+                    events.append({"change": "evaluation", **data})
+                elif kind == "checkpoint":
+                    entry = {**data, "created_at": utcnow().isoformat()}
+                    checkpoints = [c for c in checkpoints if c.get("path") != entry["path"]] + [entry]
+                    events.append({"change": "checkpoint", "timesteps": entry["timesteps"], "final": entry["final"]})
+            exp.metrics = metrics
+            exp.checkpoints = checkpoints
+            await session.commit()
+            return experiment_dict(exp), events
+
+    async def finish(
+        self, experiment_id: int, status: str, *, error: str | None = None, result: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """Record how a run ended (``completed | stopped | failed``) and release its lease.
+
+        Returns the experiment when it moved (None when it was gone or already finished).
+        """
+        now = utcnow()
+        async with self.ctx.db.session() as session:
+            exp = await session.get(RLExperiment, experiment_id)
+            if exp is None:
+                return None
+            metrics = dict(exp.metrics or {})
+            if result is not None:
+                metrics["timesteps"] = result.get("timesteps", metrics.get("timesteps"))
+                if result.get("evaluation"):
+                    metrics["final_evaluation"] = result["evaluation"]
+                if status == "completed":
+                    metrics["progress"] = 1.0
+            if exp.start_time is not None:
+                metrics["training_seconds"] = round((now - as_utc(exp.start_time)).total_seconds(), 3)
+            moved = await transition(
+                session,
+                experiment_id,
+                status,
+                error=error,
+                end_time=now,
+                metrics=metrics,
+                lease_owner=None,
+                heartbeat_at=None,
+            )
+            await session.commit()
+            if not moved:
+                return None
+            session.expire_all()
+            exp = await session.get(RLExperiment, experiment_id)
+            return experiment_dict(exp) if exp is not None else None
+
+    async def requeue(self, experiment_id: int) -> dict[str, Any] | None:
+        """Queue a running experiment again (to resume from its checkpoint); the experiment when it moved."""
+        async with self.ctx.db.session() as session:
+            moved = await transition(
+                session,
+                experiment_id,
+                "queued",
+                only_from=("running",),
+                lease_owner=None,
+                heartbeat_at=None,
+                error=None,
+            )
+            await session.commit()
+            if not moved:
+                return None
+            exp = await session.get(RLExperiment, experiment_id)
+            return experiment_dict(exp) if exp is not None else None
+
+    async def renew_leases(self, experiment_ids: list[int], owner: str) -> None:
+        """Heartbeat: extend ``owner``'s leases on the given experiments."""
+        async with self.ctx.db.session() as session:
+            await session.execute(
+                update(RLExperiment)
+                .where(RLExperiment.id.in_(experiment_ids), RLExperiment.lease_owner == owner)
+                .values(heartbeat_at=utcnow())
+            )
+            await session.commit()
+
+    async def lease_states(self, experiment_ids: list[int]) -> list[Any]:
+        """``(id, lease_owner, stop_requested_at, status)`` of each given experiment."""
+        async with self.ctx.db.session() as session:
+            query = select(
+                RLExperiment.id, RLExperiment.lease_owner, RLExperiment.stop_requested_at, RLExperiment.status
+            ).where(RLExperiment.id.in_(experiment_ids))
+            return list((await session.execute(query)).all())
+
+    async def running_leases(self) -> list[Any]:
+        """``(id, lease_owner, heartbeat_at)`` of every running experiment."""
+        async with self.ctx.db.session() as session:
+            query = select(RLExperiment.id, RLExperiment.lease_owner, RLExperiment.heartbeat_at).where(
+                RLExperiment.status == "running"
+            )
+            return list((await session.execute(query)).all())
+
     async def publish(self, data: dict[str, Any], change: str, **extra: Any) -> None:
         """Publish a ``training_update`` event about an experiment."""
         payload = {
@@ -432,10 +567,10 @@ def latest_resumable(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def parse_status(value: str | None) -> str | None:
     """Validate a status filter."""
-    if value is not None and value not in ACTIVE | TERMINAL:
+    if value is not None and value not in EXPERIMENT_STATUSES:
         raise ValidationFailed(
             "VALIDATION_ERROR",
             f"unknown status {value!r}",
-            details={"errors": [{"field": "status", "message": f"one of {sorted(ACTIVE | TERMINAL)}"}]},
+            details={"errors": [{"field": "status", "message": f"one of {list(EXPERIMENT_STATUSES)}"}]},
         )
     return value

@@ -30,16 +30,13 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-
 from agentlightning.core.context import AppContext
 from agentlightning.observability.metrics import RL_SESSIONS, RL_TRAINING_DURATION
 from agentlightning.rl.backends.base import Backend, TrainingHandle
 from agentlightning.rl.classic.evaluation import EvaluationRequest
 from agentlightning.rl.classic.runner import TrainingJob
-from agentlightning.rl.experiments import ExperimentService, experiment_dict, latest_resumable, transition
+from agentlightning.rl.experiments import ExperimentService, experiment_dict, latest_resumable
 from agentlightning.settings import Settings
-from agentlightning.storage.models import RLExperiment, RLMetricPoint
 from agentlightning.storage.types import as_utc, utcnow
 
 __all__ = ["ExperimentManager", "create_manager"]
@@ -110,6 +107,11 @@ class ExperimentManager:
         assert self._ctx is not None, "manager not started"
         return self._ctx
 
+    @property
+    def experiments(self) -> ExperimentService:
+        """The experiment service: every change to an experiment goes through it."""
+        return ExperimentService(self.ctx)
+
     async def start(self, ctx: AppContext) -> None:
         """Recover what a previous server left running, then start the supervision loop."""
         self._ctx = ctx
@@ -151,6 +153,7 @@ class ExperimentManager:
         }
 
     async def _loop(self) -> None:
+        task = asyncio.current_task()
         while True:
             try:
                 await self.tick()
@@ -159,6 +162,11 @@ class ExperimentManager:
             except Exception:  # the loop must survive a database hiccup
                 self._errors += 1
                 log.exception("RL manager tick failed")
+            # A cancel that lands while a library's own timeout completes can be swallowed there
+            # (``asyncio.wait_for`` before Python 3.12); the request stays counted, so honour it here
+            # rather than run on after ``stop()`` (or a test's crash) asked the loop to end.
+            if task is not None and getattr(task, "cancelling", lambda: 0)():
+                raise asyncio.CancelledError
             await asyncio.sleep(self.settings.rl_poll_interval_seconds)
 
     async def tick(self) -> None:
@@ -200,49 +208,30 @@ class ExperimentManager:
         capacity = self.max_concurrent - len(self.handles)
         if capacity <= 0 or self._shutting_down:
             return []
-        query = select(RLExperiment.id).where(RLExperiment.status == "queued", RLExperiment.kind == "classic")
-        if self.only_ids is not None:
-            query = query.where(RLExperiment.id.in_(self.only_ids))
         launched: list[int] = []
-        async with self.ctx.db.session() as session:
-            candidates = list(await session.scalars(query.order_by(RLExperiment.id).limit(capacity)))
-        for experiment_id in candidates:
+        for experiment_id in await self.experiments.queued_ids(capacity, self.only_ids):
             if await self._claim_one(experiment_id):
                 launched.append(experiment_id)
         return launched
 
     async def _claim_one(self, experiment_id: int) -> bool:
-        now = utcnow()
-        async with self.ctx.db.session() as session:
-            exp = await session.get(RLExperiment, experiment_id)
-            if exp is None or exp.status != "queued":
-                return False
-            backend = self.backend_for(exp.config.get("backend"))
-            claimed = await transition(
-                session,
-                experiment_id,
-                "running",
-                lease_owner=self.instance_id,
-                heartbeat_at=now,
-                attempts=RLExperiment.attempts + 1,
-                start_time=exp.start_time or now,
-                end_time=None,
-                backend=backend.name,
-            )
-            await session.commit()
-            if not claimed:  # another manager was faster
-                return False
-            await session.refresh(exp)
-            resume = latest_resumable(list(exp.checkpoints or []))
-            job = TrainingJob(
-                experiment_id=exp.id,
-                config=dict(exp.config),
-                workdir=os.path.abspath(os.path.join(self.settings.rl_artifacts_dir, "experiments", str(exp.id))),
-                resume_from=resume["path"] if resume else None,
-                torch_threads=self.settings.rl_torch_threads,
-                report_interval_s=self.settings.rl_report_interval_seconds,
-            )
-            data = experiment_dict(exp)
+        queued = await self.experiments.row(experiment_id)
+        if queued is None or queued.status != "queued":
+            return False
+        backend = self.backend_for(queued.config.get("backend"))
+        exp = await self.experiments.claim(experiment_id, owner=self.instance_id, backend=backend.name)
+        if exp is None:  # another manager was faster
+            return False
+        resume = latest_resumable(list(exp.checkpoints or []))
+        job = TrainingJob(
+            experiment_id=exp.id,
+            config=dict(exp.config),
+            workdir=os.path.abspath(os.path.join(self.settings.rl_artifacts_dir, "experiments", str(exp.id))),
+            resume_from=resume["path"] if resume else None,
+            torch_threads=self.settings.rl_torch_threads,
+            report_interval_s=self.settings.rl_report_interval_seconds,
+        )
+        data = experiment_dict(exp)
         try:
             self.handles[experiment_id] = await backend.launch(job)
         except Exception as exc:  # noqa: BLE001 - e.g. Ray unreachable
@@ -250,8 +239,7 @@ class ExperimentManager:
             await self._set_final(experiment_id, "failed", error=f"could not launch on {backend.name}: {exc}")
             return False
         self._stop_forwarded.discard(experiment_id)
-        service = ExperimentService(self.ctx)
-        await service.publish(data, "running", resumed_from_timesteps=resume["timesteps"] if resume else None)
+        await self.experiments.publish(data, "running", resumed_from_timesteps=resume["timesteps"] if resume else None)
         return True
 
     # ------------------------------------------------------------------ supervision
@@ -266,56 +254,15 @@ class ExperimentManager:
 
     async def _apply(self, handle: TrainingHandle, updates: list[dict[str, Any]]) -> None:
         experiment_id = handle.experiment_id
-        events: list[dict[str, Any]] = []
-        async with self.ctx.db.session() as session:
-            exp = await session.get(RLExperiment, experiment_id)
-            if exp is None:
-                return
-            metrics = dict(exp.metrics or {})
-            checkpoints = list(exp.checkpoints or [])
-            for update_ in updates:
-                kind = update_.get("type")
-                if kind == "progress":
-                    total = update_.get("total_timesteps") or metrics.get("total_timesteps") or 1
-                    metrics.update({k: v for k, v in update_.items() if k != "type"})
-                    metrics["progress"] = round(min(update_["timesteps"] / total, 1.0), 4)
-                    if exp.start_time is not None:
-                        metrics["training_seconds"] = round((utcnow() - as_utc(exp.start_time)).total_seconds(), 3)
-                    session.add(
-                        RLMetricPoint(
-                            experiment_id=experiment_id,
-                            kind="progress",
-                            timesteps=update_["timesteps"],
-                            data=_strip(update_),
-                        )
-                    )
-                    events.append({"change": "progress", **_strip(update_), "progress": metrics["progress"]})
-                elif kind == "evaluation":
-                    key = "final_evaluation" if update_.get("final") else "last_evaluation"
-                    metrics[key] = _strip(update_)
-                    session.add(
-                        RLMetricPoint(
-                            experiment_id=experiment_id,
-                            kind="evaluation",
-                            timesteps=update_["timesteps"],
-                            data=_strip(update_),
-                        )
-                    )
-                    events.append({"change": "evaluation", **_strip(update_)})
-                elif kind == "checkpoint":
-                    entry = {**_strip(update_), "created_at": utcnow().isoformat()}
-                    checkpoints = [c for c in checkpoints if c.get("path") != entry["path"]] + [entry]
-                    events.append({"change": "checkpoint", "timesteps": entry["timesteps"], "final": entry["final"]})
-            exp.metrics = metrics
-            exp.checkpoints = checkpoints
-            await session.commit()
-            if "training_seconds" in metrics:
-                RL_TRAINING_DURATION.labels(experiment_id=str(experiment_id)).set(metrics["training_seconds"])
-            base = experiment_dict(exp)
-        service = ExperimentService(self.ctx)
+        base, events = await self.experiments.record_updates(experiment_id, updates)
+        if base is None:
+            return
+        seconds = base["metrics"].get("training_seconds")
+        if seconds is not None:
+            RL_TRAINING_DURATION.labels(experiment_id=str(experiment_id)).set(seconds)
         for event in events:
             change = event.pop("change")
-            await service.publish(base, change, **event)
+            await self.experiments.publish(base, change, **event)
 
     async def _finish(self, handle: TrainingHandle) -> None:
         """Record how a job ended and free its slot."""
@@ -325,9 +272,8 @@ class ExperimentManager:
         with contextlib.suppress(Exception):
             await handle.close()
         outcome = handle.outcome
-        async with self.ctx.db.session() as session:
-            exp = await session.get(RLExperiment, experiment_id)
-            user_stop = exp is not None and exp.stop_requested_at is not None
+        exp = await self.experiments.row(experiment_id)
+        user_stop = exp is not None and exp.stop_requested_at is not None
         if outcome is None or outcome.failed:
             error = outcome.error if outcome else "training ended without an outcome"
             log.warning(
@@ -348,52 +294,25 @@ class ExperimentManager:
     async def _set_final(
         self, experiment_id: int, status: str, *, error: str | None = None, result: dict[str, Any] | None = None
     ) -> None:
-        now = utcnow()
-        async with self.ctx.db.session() as session:
-            exp = await session.get(RLExperiment, experiment_id)
-            if exp is None:
-                return
-            metrics = dict(exp.metrics or {})
-            if result is not None:
-                metrics["timesteps"] = result.get("timesteps", metrics.get("timesteps"))
-                if result.get("evaluation"):
-                    metrics["final_evaluation"] = result["evaluation"]
-                if status == "completed":
-                    metrics["progress"] = 1.0
-            if exp.start_time is not None:
-                metrics["training_seconds"] = round((now - as_utc(exp.start_time)).total_seconds(), 3)
-            moved = await transition(
-                session,
-                experiment_id,
-                status,
-                error=error,
-                end_time=now,
-                metrics=metrics,
-                lease_owner=None,
-                heartbeat_at=None,
-            )
-            await session.commit()
-            session.expire_all()
-            exp = await session.get(RLExperiment, experiment_id)
-            data = experiment_dict(exp) if exp is not None else None
-        if not moved or data is None:
+        data = await self.experiments.finish(experiment_id, status, error=error, result=result)
+        if data is None:
             return
+        metrics = data["metrics"]
         RL_SESSIONS.labels(algorithm=data["algorithm"], status=status).inc()
         if "training_seconds" in metrics:
             RL_TRAINING_DURATION.labels(experiment_id=str(experiment_id)).set(metrics["training_seconds"])
-        await ExperimentService(self.ctx).publish(data, status, error=error, metrics=metrics)
+        await self.experiments.publish(data, status, error=error, metrics=metrics)
 
     async def _requeue_or_fail(self, experiment_id: int, reason: str, *, expected_owner: str | None = None) -> str:
         """Queue a running experiment again to resume from its checkpoint, or fail it with ``reason``."""
-        async with self.ctx.db.session() as session:
-            exp = await session.get(RLExperiment, experiment_id)
-            if exp is None or exp.status != "running":
-                return "gone"
-            if expected_owner is not None and exp.lease_owner != expected_owner:
-                return "taken"
-            resume = latest_resumable(list(exp.checkpoints or []))
-            max_resumes = int((exp.config or {}).get("max_resumes", 3))
-            user_stop = exp.stop_requested_at is not None
+        exp = await self.experiments.row(experiment_id)
+        if exp is None or exp.status != "running":
+            return "gone"
+        if expected_owner is not None and exp.lease_owner != expected_owner:
+            return "taken"
+        resume = latest_resumable(list(exp.checkpoints or []))
+        max_resumes = int((exp.config or {}).get("max_resumes", 3))
+        user_stop = exp.stop_requested_at is not None
         if user_stop:
             await self._set_final(experiment_id, "stopped", error=None)
             return "stopped"
@@ -405,24 +324,11 @@ class ExperimentManager:
                 experiment_id, "failed", error=f"{reason}; resume budget spent ({max_resumes} resumes)"
             )
             return "failed"
-        async with self.ctx.db.session() as session:
-            moved = await transition(
-                session,
-                experiment_id,
-                "queued",
-                only_from=("running",),
-                lease_owner=None,
-                heartbeat_at=None,
-                error=None,
-            )
-            await session.commit()
-            exp = await session.get(RLExperiment, experiment_id)
-            data = experiment_dict(exp) if exp is not None else None
-        if moved and data is not None:
+        data = await self.experiments.requeue(experiment_id)
+        moved = data is not None
+        if data is not None:
             RL_SESSIONS.labels(algorithm=data["algorithm"], status="requeued").inc()
-            await ExperimentService(self.ctx).publish(
-                data, "queued", reason=reason, resume_from_timesteps=resume["timesteps"]
-            )
+            await self.experiments.publish(data, "queued", reason=reason, resume_from_timesteps=resume["timesteps"])
         return "queued" if moved else "gone"
 
     async def _sync_leases(self) -> None:
@@ -430,23 +336,11 @@ class ExperimentManager:
         if not self.handles:
             return
         ids = list(self.handles)
-        async with self.ctx.db.session() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        RLExperiment.id, RLExperiment.lease_owner, RLExperiment.stop_requested_at, RLExperiment.status
-                    ).where(RLExperiment.id.in_(ids))
-                )
-            ).all()
-            now = time.monotonic()
-            if now - self._last_heartbeat >= self.settings.rl_lease_seconds / 3:
-                self._last_heartbeat = now
-                await session.execute(
-                    update(RLExperiment)
-                    .where(RLExperiment.id.in_(ids), RLExperiment.lease_owner == self.instance_id)
-                    .values(heartbeat_at=utcnow())
-                )
-                await session.commit()
+        rows = await self.experiments.lease_states(ids)
+        now = time.monotonic()
+        if now - self._last_heartbeat >= self.settings.rl_lease_seconds / 3:
+            self._last_heartbeat = now
+            await self.experiments.renew_leases(ids, self.instance_id)
         for experiment_id, owner, stop_requested_at, status in rows:
             handle = self.handles.get(experiment_id)
             if handle is None:
@@ -463,14 +357,7 @@ class ExperimentManager:
     async def recover(self, *, startup: bool = False) -> list[tuple[int, str]]:
         """Requeue or fail ``running`` experiments whose manager is gone; returns (id, outcome)."""
         cutoff = utcnow() - timedelta(seconds=self.settings.rl_lease_seconds)
-        async with self.ctx.db.session() as session:
-            rows = (
-                await session.execute(
-                    select(RLExperiment.id, RLExperiment.lease_owner, RLExperiment.heartbeat_at).where(
-                        RLExperiment.status == "running"
-                    )
-                )
-            ).all()
+        rows = await self.experiments.running_leases()
         outcomes: list[tuple[int, str]] = []
         for experiment_id, owner, heartbeat_at in rows:
             if experiment_id in self.handles or owner == self.instance_id:
@@ -485,7 +372,3 @@ class ExperimentManager:
             log.warning("recovered experiment %s: %s", experiment_id, outcome)
             outcomes.append((experiment_id, outcome))
         return outcomes
-
-
-def _strip(update_: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in update_.items() if k not in ("type", "data")}

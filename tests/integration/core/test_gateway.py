@@ -56,8 +56,27 @@ async def test_404_405_422_in_envelope(client: httpx.AsyncClient) -> None:
     assert body["error"]["details"]["errors"][0]["field"] == "body.password"
 
     malformed = await client.post("/auth/login", content=b"{not json", headers={"content-type": "application/json"})
-    assert malformed.status_code == 422
-    assert assert_envelope(malformed, success=False)["error"]["code"] == "VALIDATION_ERROR"
+    assert malformed.status_code == 400
+    assert assert_envelope(malformed, success=False)["error"]["code"] == "INVALID_JSON"
+
+
+async def test_malformed_json_says_where(client: httpx.AsyncClient) -> None:
+    """A broken body is named as such, with the line and column to look at (not as a field)."""
+    body = b'{\n  "username": "someone",\n  "password": "x",,\n}'
+    response = await client.post("/auth/login", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    error = assert_envelope(response, success=False)["error"]
+    assert error["code"] == "INVALID_JSON"
+    assert error["details"]["line"] == 3 and error["details"]["column"] == 19
+    assert error["details"]["position"] == body.index(b",,") + 1
+    assert error["message"].startswith("Malformed JSON at line 3, column 19: ")
+    assert "body." not in error["message"]
+
+    single_line = await client.post(
+        "/api/v2/agents/assign", content=b'{"task": "hi", "agent_type": }', headers={"content-type": "application/json"}
+    )
+    assert single_line.status_code == 400  # before authentication: nothing was parsed into a request
+    assert single_line.json()["error"]["details"]["line"] == 1
 
 
 async def test_rate_limit_gives_429_with_retry_after(settings_factory) -> None:  # type: ignore[no-untyped-def]

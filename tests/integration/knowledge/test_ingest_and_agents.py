@@ -6,7 +6,6 @@ import asyncio
 import uuid
 from pathlib import Path
 
-from agentlightning.agents.knowledge_bridge import search_knowledge
 from agentlightning.core.context import AppContext
 from agentlightning.knowledge import service
 from agentlightning.knowledge.ingest.parsers import ParseOptions, discover
@@ -54,10 +53,18 @@ async def test_agent_tool_path_returns_citable_hits(ctx: AppContext) -> None:
         ),
         user="tester",
     )
-    hits = await search_knowledge(ctx, "can I get my money back", limit=3, category=category)
+    hits = await service.search_for_agent(ctx, "can I get my money back", limit=3, category=category)
     assert hits[0]["id"] == item.id and hits[0]["title"] == "Refund policy"
     assert "<mark>" not in hits[0]["snippet"] and "refund" in hits[0]["snippet"].lower()
     assert await service.search_for_agent(ctx, "   ") == []
+
+    from agentlightning.agents.tools.base import ToolContext
+    from agentlightning.agents.tools.knowledge_search import KnowledgeSearchTool
+
+    tool_result = await KnowledgeSearchTool().run(
+        {"query": "refund within 30 days", "limit": 2, "category": category}, ToolContext(ctx.settings, app=ctx)
+    )
+    assert [hit["id"] for hit in tool_result["results"]] == [item.id]
 
 
 async def test_reimporting_a_changed_file_replaces_its_chunks(ctx: AppContext, tmp_path: Path) -> None:

@@ -52,6 +52,44 @@ async def test_validation_errors_say_which_field(client: httpx.AsyncClient, deve
     assert response.status_code == 422  # total_timesteps missing: a pydantic error
 
 
+async def test_both_request_shapes_are_accepted_and_validated(
+    client: httpx.AsyncClient, developer: dict[str, str]
+) -> None:
+    """Flat, and the spec's ``rl_experiments`` row (name, algorithm, config, agent_id): same result."""
+    flat = tiny("ppo", unique("flat"))
+    config = {k: v for k, v in flat.items() if k not in ("name", "algorithm")}
+    row = {"name": unique("row"), "algorithm": "ppo", "config": config, "agent_id": None}
+    created = {}
+    for body in (flat, row):
+        response = await client.post(API, json=body, headers=developer)
+        assert response.status_code == 201, response.text
+        created[body["name"]] = response.json()["data"]
+    first, second = created[flat["name"]], created[row["name"]]
+    assert first["config"] == second["config"] and second["algorithm"] == "ppo"
+    for experiment in (first, second):
+        await client.post(f"{API}/{experiment['id']}/stop", headers=developer)
+
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"config": {**config, "total_timesteps": "many"}}, "body.config.total_timesteps", "valid integer"),
+        ({"config": {k: v for k, v in config.items() if k != "environment"}}, "body.config.environment", "required"),
+        ({"config": {**config, "learning_rate": 0.1}}, "body.config.learning_rate", "Extra inputs"),
+        ({"config": {**config, "algorithm": "dqn"}}, "body.config.algorithm", "differs from algorithm"),
+        ({"config": config, "environment": "CartPole-v1"}, "body.environment", "Extra inputs"),
+        ({"config": "ppo please"}, "body.config", "valid dictionary"),
+    ]
+    for change, field, message in cases:
+        body = {"name": unique("row"), "algorithm": "ppo", **change}
+        response = await client.post(API, json=body, headers=developer)
+        assert response.status_code == 422, response.text
+        errors = {e["field"]: e["message"] for e in response.json()["error"]["details"]["errors"]}
+        assert message in errors.get(field, ""), (field, errors)
+    # Meaning is checked for both shapes alike, and names the field inside ``config``'s contents.
+    unknown_env = {"name": unique("row"), "algorithm": "ppo", "config": {**config, "environment": "CartPol-v1"}}
+    response = await client.post(API, json=unknown_env, headers=developer)
+    assert response.status_code == 422
+    assert "environment" in {e["field"] for e in response.json()["error"]["details"]["errors"]}
+
+
 async def test_rbac_and_not_found(client: httpx.AsyncClient, login: Callable[[str], Any]) -> None:
     user = await login("user")
     body = tiny("ppo", unique("rbac"))

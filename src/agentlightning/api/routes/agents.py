@@ -8,23 +8,38 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Query, Response
 
 from agentlightning.agents.scheduler import TaskScheduler
-from agentlightning.agents.schemas import AgentCreate, AgentUpdate, AssignRequest
-from agentlightning.agents.service import AGENT_STATUSES, AgentService
+from agentlightning.agents.schemas import (
+    AgentCreate,
+    AgentDeleted,
+    AgentDetail,
+    AgentOverview,
+    AgentPage,
+    AgentPublic,
+    AgentRestarted,
+    AgentRuntimeStatus,
+    AgentTemplatePublic,
+    AgentUpdate,
+    AssignRequest,
+    ToolPublic,
+)
+from agentlightning.agents.service import AgentService
 from agentlightning.agents.templates import TEMPLATES
 from agentlightning.agents.tools.registry import default_registry
 from agentlightning.api.deps import Ctx, require
-from agentlightning.api.envelope import ok
+from agentlightning.api.envelope import ERROR_RESPONSES, Envelope, ok
+from agentlightning.api.routes.tasks import TaskEnvelope
 from agentlightning.auth.service import Principal
+from agentlightning.vocabulary import AgentStatus
 
-router = APIRouter(prefix="/api/v2/agents", tags=["agents"])
+router = APIRouter(prefix="/api/v2/agents", tags=["agents"], responses=ERROR_RESPONSES)
 
 
-@router.get("")
+@router.get("", response_model=Envelope[AgentPage])
 async def list_agents(
     ctx: Ctx,
     _: Principal = Depends(require("agent:read")),
     type: str | None = Query(default=None, max_length=100, description="Only agents of this type"),
-    status: str | None = Query(default=None, pattern="^(" + "|".join(AGENT_STATUSES) + ")$"),
+    status: AgentStatus | None = Query(default=None),
     page: int = Query(default=1, ge=1),
     page_size: int = Query(default=50, ge=1, le=500),
 ) -> dict[str, Any]:
@@ -33,32 +48,37 @@ async def list_agents(
     return ok({"items": items, "total": total, "page": page, "page_size": page_size}, f"{total} agent(s)")
 
 
-@router.get("/status")
+@router.get("/status", response_model=Envelope[AgentOverview])
 async def status_overview(ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
     """Every agent's state with queue and worker totals."""
     return ok(await AgentService(ctx).overview(), "Agent status overview")
 
 
-@router.get("/templates")
+@router.get("/templates", response_model=Envelope[list[AgentTemplatePublic]])
 async def list_templates(_: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
     """The catalogue of agent templates to copy (``POST /api/v2/agents`` with ``template``)."""
     return ok([t.to_dict() for t in TEMPLATES.values()], f"{len(TEMPLATES)} template(s)")
 
 
-@router.get("/tools")
+@router.get("/tools", response_model=Envelope[list[ToolPublic]])
 async def list_tools(ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
     """The tools agents may be given, with their JSON schemas, permissions and timeouts."""
     return ok(default_registry().describe(ctx.settings))
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=Envelope[AgentPublic])
 async def create_agent(body: AgentCreate, ctx: Ctx, _: Principal = Depends(require("agent:write"))) -> dict[str, Any]:
     """Register a new agent (optionally from a template)."""
     agent = await AgentService(ctx).create(body)
     return ok(agent, f"Agent '{agent['name']}' created")
 
 
-@router.post("/assign")
+@router.post(
+    "/assign",
+    status_code=202,
+    response_model=TaskEnvelope,
+    responses={200: {"model": TaskEnvelope, "description": "The task first assigned with this Idempotency-Key"}},
+)
 async def assign_task(
     body: AssignRequest,
     ctx: Ctx,
@@ -82,24 +102,19 @@ async def assign_task(
     return ok(task, message, task_id=task["id"], status=task["status"])
 
 
-@router.get("/{agent_ref}")
+@router.get("/{agent_ref}", response_model=Envelope[AgentDetail])
 async def get_agent(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
     """One agent with its live status."""
-    from agentlightning.agents.service import agent_to_dict
-
-    service = AgentService(ctx)
-    agent = agent_to_dict(await service.get(agent_ref))
-    agent["runtime"] = await service.status(agent["id"])
-    return ok(agent)
+    return ok(await AgentService(ctx).detail(agent_ref))
 
 
-@router.get("/{agent_ref}/status")
+@router.get("/{agent_ref}/status", response_model=Envelope[AgentRuntimeStatus])
 async def agent_status(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
     """One agent's live status (cached for up to 5 minutes)."""
     return ok(await AgentService(ctx).status(agent_ref))
 
 
-@router.put("/{agent_ref}")
+@router.put("/{agent_ref}", response_model=Envelope[AgentPublic])
 async def update_agent(
     agent_ref: str, body: AgentUpdate, ctx: Ctx, _: Principal = Depends(require("agent:write"))
 ) -> dict[str, Any]:
@@ -107,13 +122,13 @@ async def update_agent(
     return ok(await AgentService(ctx).update(agent_ref, body), "Agent updated")
 
 
-@router.delete("/{agent_ref}")
+@router.delete("/{agent_ref}", response_model=Envelope[AgentDeleted])
 async def delete_agent(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:write"))) -> dict[str, Any]:
     """Delete an agent; its unfinished tasks are cancelled."""
     return ok(await AgentService(ctx).delete(agent_ref), "Agent deleted")
 
 
-@router.post("/{agent_ref}/restart")
+@router.post("/{agent_ref}/restart", response_model=Envelope[AgentRestarted])
 async def restart_agent(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:write"))) -> dict[str, Any]:
     """Return an agent to ``active`` with fresh state."""
     return ok(await AgentService(ctx).restart(agent_ref), "Agent restarted")

@@ -5,53 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
 
 from agentlightning.api.deps import Ctx, authenticated, client_ip, context_of, public
-from agentlightning.api.envelope import ok
+from agentlightning.api.envelope import ERROR_RESPONSES, Envelope, ok
 from agentlightning.api.ratelimit import check_login
 from agentlightning.auth import service
+from agentlightning.auth.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    LoginRequest,
+    LogoutRequest,
+    PasswordChangeRequest,
+    RefreshRequest,
+    TokenPairPublic,
+    UserProfile,
+)
 from agentlightning.auth.service import Principal
 
-router = APIRouter(prefix="/auth", tags=["auth"])
-
-
-class LoginRequest(BaseModel):
-    """Username and password."""
-
-    model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=255)
-    password: str = Field(min_length=1, max_length=1024)
-
-
-class RefreshRequest(BaseModel):
-    """A refresh token to exchange for a new pair."""
-
-    model_config = ConfigDict(extra="forbid")
-    refresh_token: str = Field(min_length=16, max_length=512)
-
-
-class LogoutRequest(BaseModel):
-    """Optionally the session's refresh token, so the whole session ends."""
-
-    model_config = ConfigDict(extra="forbid")
-    refresh_token: str | None = Field(default=None, max_length=512)
-
-
-class PasswordChangeRequest(BaseModel):
-    """The current password and the new one."""
-
-    model_config = ConfigDict(extra="forbid")
-    current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=1, max_length=1024)
-
-
-class ApiKeyRequest(BaseModel):
-    """A name for the key and an optional lifetime."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=255)
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
 
 
 def _pair(pair: service.TokenPair) -> dict[str, Any]:
@@ -63,7 +35,7 @@ def _pair(pair: service.TokenPair) -> dict[str, Any]:
     }
 
 
-@router.post("/login")
+@router.post("/login", response_model=Envelope[TokenPairPublic])
 async def login(body: LoginRequest, request: Request, ctx: Ctx, _: None = Depends(public)) -> dict[str, Any]:
     """Exchange a username and password for an access token and a refresh token."""
     await check_login(request)
@@ -71,7 +43,7 @@ async def login(body: LoginRequest, request: Request, ctx: Ctx, _: None = Depend
     return ok(_pair(pair), "Login successful")
 
 
-@router.post("/refresh")
+@router.post("/refresh", response_model=Envelope[TokenPairPublic])
 async def refresh(body: RefreshRequest, request: Request, ctx: Ctx, _: None = Depends(public)) -> dict[str, Any]:
     """Rotate a refresh token into a new pair; a reused refresh token ends its session."""
     await check_login(request)
@@ -79,7 +51,7 @@ async def refresh(body: RefreshRequest, request: Request, ctx: Ctx, _: None = De
     return ok(_pair(pair), "Token refreshed")
 
 
-@router.get("/profile")
+@router.get("/profile", response_model=Envelope[UserProfile])
 async def profile(request: Request, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
     """The caller's user record and permissions."""
     # The context from the request, not a ``Ctx`` dependency: each dependency costs FastAPI a solve.
@@ -87,7 +59,7 @@ async def profile(request: Request, principal: Principal = Depends(authenticated
     return ok({**profile, "permissions": principal.permissions, "auth_method": principal.auth_method})
 
 
-@router.post("/logout")
+@router.post("/logout", response_model=Envelope[None])
 async def logout(
     ctx: Ctx, body: LogoutRequest | None = None, principal: Principal = Depends(authenticated)
 ) -> dict[str, Any]:
@@ -96,7 +68,7 @@ async def logout(
     return ok(None, "Logged out")
 
 
-@router.post("/password")
+@router.post("/password", response_model=Envelope[None])
 async def change_password(
     body: PasswordChangeRequest, request: Request, ctx: Ctx, principal: Principal = Depends(authenticated)
 ) -> dict[str, Any]:
@@ -106,10 +78,8 @@ async def change_password(
     return ok(None, "Password changed; log in again")
 
 
-@router.post("/api-keys", status_code=201)
-async def create_api_key(
-    body: ApiKeyRequest, ctx: Ctx, principal: Principal = Depends(authenticated)
-) -> dict[str, Any]:
+@router.post("/api-keys", status_code=201, response_model=Envelope[ApiKeyCreated])
+async def create_api_key(body: ApiKeyCreate, ctx: Ctx, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
     """Create an API key for the caller; the key is shown only in this response."""
     record, key = await service.create_api_key(ctx, principal.user_id, body.name, body.expires_in_days)
     return ok(
@@ -124,7 +94,7 @@ async def create_api_key(
     )
 
 
-@router.get("/api-keys")
+@router.get("/api-keys", response_model=Envelope[list[ApiKeyPublic]])
 async def list_api_keys(ctx: Ctx, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
     """The caller's API keys, without their secrets."""
     keys = await service.list_api_keys(ctx, principal.user_id)
@@ -144,7 +114,7 @@ async def list_api_keys(ctx: Ctx, principal: Principal = Depends(authenticated))
     )
 
 
-@router.delete("/api-keys/{key_id}")
+@router.delete("/api-keys/{key_id}", response_model=Envelope[None])
 async def revoke_api_key(key_id: int, ctx: Ctx, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
     """Revoke one of the caller's API keys."""
     await service.revoke_api_key(ctx, principal.user_id, key_id)

@@ -11,20 +11,26 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from agentlightning.api.deps import Ctx, require
-from agentlightning.api.envelope import ok
+from agentlightning.api.envelope import ERROR_RESPONSES, Envelope, ok
 from agentlightning.auth.service import Principal
 from agentlightning.knowledge import service
 from agentlightning.knowledge.schemas import (
     MAX_SEARCH_LIMIT,
     MAX_SEARCH_OFFSET,
     BulkCreate,
+    BulkResult,
+    ItemDeleted,
+    ItemPage,
     KnowledgeItemCreate,
+    KnowledgeItemOut,
     KnowledgeItemUpdate,
+    KnowledgeVersionOut,
     SearchMode,
     SearchQuery,
+    SearchResult,
 )
 
-router = APIRouter(prefix="/api/v2/knowledge", tags=["knowledge"])
+router = APIRouter(prefix="/api/v2/knowledge", tags=["knowledge"], responses=ERROR_RESPONSES)
 
 ItemId = Path(ge=1, le=2**31 - 1, description="Knowledge item id")
 
@@ -34,7 +40,7 @@ def _tags(tags: list[str] | None) -> list[str]:
     return [t.strip() for value in tags or [] for t in value.split(",") if t.strip()]
 
 
-@router.get("/search")
+@router.get("/search", response_model=Envelope[SearchResult])
 async def search(
     ctx: Ctx,
     principal: Principal = Depends(require("knowledge:read")),
@@ -51,7 +57,7 @@ async def search(
     return ok(result, f"{len(result.items)} result(s)")
 
 
-@router.post("/bulk", status_code=201)
+@router.post("/bulk", status_code=201, response_model=Envelope[BulkResult])
 async def bulk_create(
     ctx: Ctx, body: BulkCreate, principal: Principal = Depends(require("knowledge:write"))
 ) -> dict[str, Any]:
@@ -60,7 +66,7 @@ async def bulk_create(
     return ok(result, f"{result.created} item(s) created, {result.skipped} skipped")
 
 
-@router.get("")
+@router.get("", response_model=Envelope[ItemPage])
 async def list_items(
     ctx: Ctx,
     principal: Principal = Depends(require("knowledge:read")),
@@ -74,7 +80,7 @@ async def list_items(
     return ok(page)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=Envelope[KnowledgeItemOut])
 async def create_item(
     ctx: Ctx, body: KnowledgeItemCreate, principal: Principal = Depends(require("knowledge:write"))
 ) -> dict[str, Any]:
@@ -82,7 +88,7 @@ async def create_item(
     return ok(await service.create_item(ctx, body, user=principal.username), "Knowledge item created")
 
 
-@router.get("/{item_id}")
+@router.get("/{item_id}", response_model=Envelope[KnowledgeItemOut])
 async def get_item(
     ctx: Ctx, principal: Principal = Depends(require("knowledge:read")), item_id: int = ItemId
 ) -> dict[str, Any]:
@@ -90,7 +96,7 @@ async def get_item(
     return ok(await service.get_item(ctx, item_id))
 
 
-@router.put("/{item_id}")
+@router.put("/{item_id}", response_model=Envelope[KnowledgeItemOut])
 async def update_item(
     ctx: Ctx,
     body: KnowledgeItemUpdate,
@@ -101,16 +107,16 @@ async def update_item(
     return ok(await service.update_item(ctx, item_id, body, user=principal.username), "Knowledge item updated")
 
 
-@router.delete("/{item_id}")
+@router.delete("/{item_id}", response_model=Envelope[ItemDeleted])
 async def delete_item(
     ctx: Ctx, principal: Principal = Depends(require("knowledge:write")), item_id: int = ItemId
 ) -> dict[str, Any]:
     """Delete an item and its history."""
     await service.delete_item(ctx, item_id)
-    return ok({"id": item_id, "deleted": True}, "Knowledge item deleted")
+    return ok(ItemDeleted(id=item_id), "Knowledge item deleted")
 
 
-@router.get("/{item_id}/versions")
+@router.get("/{item_id}/versions", response_model=Envelope[list[KnowledgeVersionOut]])
 async def list_versions(
     ctx: Ctx, principal: Principal = Depends(require("knowledge:read")), item_id: int = ItemId
 ) -> dict[str, Any]:
@@ -118,7 +124,7 @@ async def list_versions(
     return ok(await service.list_versions(ctx, item_id))
 
 
-@router.get("/{item_id}/versions/{version}")
+@router.get("/{item_id}/versions/{version}", response_model=Envelope[KnowledgeVersionOut])
 async def get_version(
     ctx: Ctx,
     principal: Principal = Depends(require("knowledge:read")),

@@ -3,51 +3,82 @@ algorithms and custom environments. Auto-RL (``auto-trigger`` / ``auto-status``)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import FileResponse
 
 from agentlightning.api.deps import Ctx, require
-from agentlightning.api.envelope import ok
+from agentlightning.api.envelope import ERROR_RESPONSES, Envelope, ok
 from agentlightning.auth.service import Principal
-from agentlightning.rl.experiments import (
+from agentlightning.rl.experiments import ExperimentService
+from agentlightning.rl.schemas import (
+    AlgorithmPublic,
+    CheckpointPublic,
+    EnvironmentCatalog,
     EnvironmentCreate,
+    EnvironmentPublic,
     EvaluationParams,
+    EvaluationResult,
     ExperimentCreate,
-    ExperimentService,
-    parse_status,
+    ExperimentPage,
+    ExperimentPublic,
+    MetricHistory,
 )
+from agentlightning.vocabulary import ExperimentStatus
 
-router = APIRouter(prefix="/api/v2/rl", tags=["rl"])
+router = APIRouter(prefix="/api/v2/rl", tags=["rl"], responses=ERROR_RESPONSES)
+
+_CREATE_EXAMPLES: dict[str, Any] = {
+    "flat": {
+        "summary": "Flat",
+        "value": {
+            "name": "cartpole-ppo",
+            "algorithm": "ppo",
+            "environment": "CartPole-v1",
+            "total_timesteps": 20000,
+            "hyperparameters": {"learning_rate": 0.0003},
+        },
+    },
+    "spec_row": {
+        "summary": "The spec's rl_experiments row",
+        "value": {
+            "name": "cartpole-ppo",
+            "algorithm": "ppo",
+            "config": {"environment": "CartPole-v1", "total_timesteps": 20000},
+            "agent_id": None,
+        },
+    },
+}
+_ZIP = {200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-@router.get("/experiments")
+@router.get("/experiments", response_model=Envelope[ExperimentPage])
 async def list_experiments(
     ctx: Ctx,
     principal: Principal = Depends(require("rl:read")),
-    status: str | None = Query(None, description="created, queued, running, completed, stopped or failed"),
+    status: ExperimentStatus | None = Query(None),
     algorithm: str | None = Query(None),
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
 ) -> dict[str, Any]:
     """List RL experiments, newest first."""
-    page = await ExperimentService(ctx).list_experiments(
-        status=parse_status(status), algorithm=algorithm, limit=limit, offset=offset
-    )
+    page = await ExperimentService(ctx).list_experiments(status=status, algorithm=algorithm, limit=limit, offset=offset)
     return ok(page)
 
 
-@router.post("/experiments", status_code=201)
+@router.post("/experiments", status_code=201, response_model=Envelope[ExperimentPublic])
 async def create_experiment(
-    body: ExperimentCreate, ctx: Ctx, principal: Principal = Depends(require("rl:execute"))
+    body: Annotated[ExperimentCreate, Body(openapi_examples=_CREATE_EXAMPLES)],
+    ctx: Ctx,
+    principal: Principal = Depends(require("rl:execute")),
 ) -> dict[str, Any]:
-    """Validate and queue an experiment (422 names each invalid field)."""
+    """Validate and queue an experiment, given flat or as the spec's row (422 names each invalid field)."""
     data = await ExperimentService(ctx).create(body, created_by=principal.username)
     return ok(data, "Experiment created and queued")
 
 
-@router.get("/experiments/{experiment_id}")
+@router.get("/experiments/{experiment_id}", response_model=Envelope[ExperimentPublic])
 async def get_experiment(
     experiment_id: int, ctx: Ctx, principal: Principal = Depends(require("rl:read"))
 ) -> dict[str, Any]:
@@ -55,7 +86,7 @@ async def get_experiment(
     return ok(await ExperimentService(ctx).get(experiment_id))
 
 
-@router.post("/experiments/{experiment_id}/stop", status_code=202)
+@router.post("/experiments/{experiment_id}/stop", status_code=202, response_model=Envelope[ExperimentPublic])
 async def stop_experiment(
     experiment_id: int, ctx: Ctx, principal: Principal = Depends(require("rl:execute"))
 ) -> dict[str, Any]:
@@ -65,7 +96,7 @@ async def stop_experiment(
     return ok(data, message)
 
 
-@router.get("/experiments/{experiment_id}/metrics")
+@router.get("/experiments/{experiment_id}/metrics", response_model=Envelope[MetricHistory])
 async def experiment_metrics(
     experiment_id: int,
     ctx: Ctx,
@@ -78,7 +109,7 @@ async def experiment_metrics(
     return ok(await ExperimentService(ctx).metric_history(experiment_id, kind=kind, after_id=after_id, limit=limit))
 
 
-@router.get("/experiments/{experiment_id}/checkpoints")
+@router.get("/experiments/{experiment_id}/checkpoints", response_model=Envelope[list[CheckpointPublic]])
 async def experiment_checkpoints(
     experiment_id: int, ctx: Ctx, principal: Principal = Depends(require("rl:read"))
 ) -> dict[str, Any]:
@@ -86,7 +117,9 @@ async def experiment_checkpoints(
     return ok(await ExperimentService(ctx).checkpoints(experiment_id))
 
 
-@router.get("/experiments/{experiment_id}/checkpoints/{checkpoint}/download")
+@router.get(
+    "/experiments/{experiment_id}/checkpoints/{checkpoint}/download", response_class=FileResponse, responses=_ZIP
+)
 async def download_checkpoint(
     experiment_id: int, checkpoint: str, ctx: Ctx, principal: Principal = Depends(require("rl:read"))
 ) -> FileResponse:
@@ -95,7 +128,7 @@ async def download_checkpoint(
     return FileResponse(path, media_type="application/zip", filename=f"experiment-{experiment_id}-{checkpoint}.zip")
 
 
-@router.post("/experiments/{experiment_id}/evaluate")
+@router.post("/experiments/{experiment_id}/evaluate", response_model=Envelope[EvaluationResult])
 async def evaluate_experiment(
     experiment_id: int,
     ctx: Ctx,
@@ -107,7 +140,7 @@ async def evaluate_experiment(
     return ok(result, "Evaluation completed")
 
 
-@router.get("/algorithms")
+@router.get("/algorithms", response_model=Envelope[list[AlgorithmPublic]])
 async def list_algorithms(principal: Principal = Depends(require("rl:read"))) -> dict[str, Any]:
     """Supported algorithms and the action spaces each can act in."""
     from agentlightning.rl.classic.algorithms import ALGORITHMS
@@ -120,13 +153,13 @@ async def list_algorithms(principal: Principal = Depends(require("rl:read"))) ->
     )
 
 
-@router.get("/environments")
+@router.get("/environments", response_model=Envelope[EnvironmentCatalog])
 async def list_environments(ctx: Ctx, principal: Principal = Depends(require("rl:read"))) -> dict[str, Any]:
     """Built-in Gymnasium ids, registered custom environments and the module allow-list."""
     return ok(await ExperimentService(ctx).list_environments())
 
 
-@router.post("/environments", status_code=201)
+@router.post("/environments", status_code=201, response_model=Envelope[EnvironmentPublic])
 async def register_environment(
     body: EnvironmentCreate, ctx: Ctx, principal: Principal = Depends(require("rl:execute"))
 ) -> dict[str, Any]:

@@ -6,14 +6,23 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from agentlightning.agents.scheduler import TASK_STATUSES, TaskScheduler
+from agentlightning.agents.scheduler import TaskScheduler
+from agentlightning.agents.schemas import TaskPage, TaskPublic, TaskTrace
 from agentlightning.agents.tracing import spans_for_task
 from agentlightning.api.deps import Ctx, require
-from agentlightning.api.envelope import ok
+from agentlightning.api.envelope import ERROR_RESPONSES, Envelope, ok
 from agentlightning.auth.service import Principal
 from agentlightning.errors import NotFound
+from agentlightning.vocabulary import TaskPriority, TaskStatus
 
-router = APIRouter(prefix="/api/v2/tasks", tags=["tasks"])
+router = APIRouter(prefix="/api/v2/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
+
+
+class TaskEnvelope(Envelope[TaskPublic]):
+    """A task, with its id and status also at the top level (as the spec's clients read them)."""
+
+    task_id: int
+    status: TaskStatus
 
 
 def _owner_filter(principal: Principal) -> str | None:
@@ -28,13 +37,13 @@ async def _visible_task(scheduler: TaskScheduler, task_id: int, principal: Princ
     return task
 
 
-@router.get("")
+@router.get("", response_model=Envelope[TaskPage])
 async def list_tasks(
     ctx: Ctx,
     principal: Principal = Depends(require("agent:read")),
-    status: str | None = Query(default=None, pattern="^(" + "|".join(TASK_STATUSES) + ")$"),
+    status: TaskStatus | None = Query(default=None),
     agent: str | None = Query(default=None, description="Agent id or name"),
-    priority: str | None = Query(default=None, pattern="^(low|medium|high|critical)$"),
+    priority: TaskPriority | None = Query(default=None),
     session_id: str | None = Query(default=None, max_length=128),
     page: int = Query(default=1, ge=1),
     page_size: int = Query(default=50, ge=1, le=500),
@@ -52,14 +61,14 @@ async def list_tasks(
     return ok({"items": items, "total": total, "page": page, "page_size": page_size}, f"{total} task(s)")
 
 
-@router.get("/{task_id}")
+@router.get("/{task_id}", response_model=TaskEnvelope)
 async def get_task(task_id: int, ctx: Ctx, principal: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
     """One task: status, result, timing, attempts and error."""
     task = await _visible_task(TaskScheduler(ctx), task_id, principal)
     return ok(task, f"Task is {task['status']}", task_id=task["id"], status=task["status"])
 
 
-@router.post("/{task_id}/cancel")
+@router.post("/{task_id}/cancel", response_model=Envelope[TaskPublic])
 async def cancel_task(
     task_id: int, ctx: Ctx, principal: Principal = Depends(require("agent:assign"))
 ) -> dict[str, Any]:
@@ -69,7 +78,7 @@ async def cancel_task(
     return ok(await scheduler.cancel(task_id), "Task cancelled")
 
 
-@router.get("/{task_id}/trace")
+@router.get("/{task_id}/trace", response_model=Envelope[TaskTrace])
 async def task_trace(task_id: int, ctx: Ctx, principal: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
     """The trace spans of a task's runs (agent run, LLM calls, tool calls)."""
     await _visible_task(TaskScheduler(ctx), task_id, principal)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agentlightning.storage.models.base import Base
 from agentlightning.storage.types import JSONType, Timestamp, utcnow
+from agentlightning.vocabulary import AGENT_STATUSES, check_sql
 
 
 class Agent(Base):
@@ -20,6 +21,7 @@ class Agent(Base):
         Index("idx_agents_type", "type"),
         Index("idx_agents_status", "status"),
         Index("idx_agents_last_activity", "last_activity"),
+        CheckConstraint(check_sql("status", AGENT_STATUSES), name="status"),  # 0007
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agentlightning.storage.models.base import Base
 from agentlightning.storage.types import JSONType, Timestamp, utcnow
+from agentlightning.vocabulary import EXPERIMENT_STATUSES, check_sql
 
 #: BIGINT on PostgreSQL; INTEGER on SQLite so the key is the rowid (autoincrement).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -27,6 +28,7 @@ class RLExperiment(Base):
     __table_args__ = (
         Index("idx_rl_experiments_status", "status"),
         Index("idx_rl_experiments_agent_id", "agent_id"),
+        CheckConstraint(check_sql("status", EXPERIMENT_STATUSES), name="status"),  # 0007
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agentlightning.storage.models.base import Base
 from agentlightning.storage.types import JSONType, Timestamp, utcnow
+from agentlightning.vocabulary import TASK_PRIORITIES, TASK_STATUSES, check_sql
 
 
 class Task(Base):
@@ -23,6 +24,8 @@ class Task(Base):
         Index("idx_tasks_created_at", "created_at"),
         Index("idx_tasks_queue", "status", "priority_rank", "id"),
         Index("idx_tasks_lease", "status", "lease_expires_at"),
+        CheckConstraint(check_sql("status", TASK_STATUSES), name="status"),  # 0007
+        CheckConstraint(check_sql("priority", TASK_PRIORITIES), name="priority"),  # 0007
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

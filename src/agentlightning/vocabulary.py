@@ -1,0 +1,74 @@
+"""The platform's one vocabulary of states: agent, task and experiment statuses, task priorities.
+
+Every model, route filter, service and the database (CHECK constraints of migration ``0007``) uses
+these names; nothing else spells a status. Each ``Literal`` is the type to annotate with; the tuple
+beside it is the same values in a fixed order, for loops, filters and constraints.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+AgentStatus = Literal[
+    "active",  # takes new tasks and runs them
+    "paused",  # keeps its queued tasks but takes no new work from the queue until resumed
+    "disabled",  # refuses new assignments; its history stays
+]
+
+TaskStatus = Literal[
+    "pending",  # queued, waiting for a worker to claim it (also after a lost lease, while retries remain)
+    "running",  # claimed by a worker under a lease that the worker renews
+    "completed",  # finished with a result (terminal)
+    "failed",  # finished with an error, or ran out of attempts (terminal)
+    "cancelled",  # cancelled by a user or because its agent was deleted (terminal)
+]
+
+TaskPriority = Literal[
+    "low",  # runs after every other pending task of its agent
+    "medium",  # the default
+    "high",  # runs before low and medium
+    "critical",  # runs first
+]
+
+ExperimentStatus = Literal[
+    "created",  # validated and stored; not yet handed to the manager
+    "queued",  # waiting for a manager with capacity (also when resuming after a restart)
+    "running",  # a manager runs it under a lease (heartbeat)
+    "completed",  # trained for its whole budget (terminal)
+    "stopped",  # stopped on request before the end; checkpoints are kept (terminal)
+    "failed",  # ended by an error, or could not be resumed (terminal)
+]
+
+AGENT_STATUSES: tuple[AgentStatus, ...] = get_args(AgentStatus)
+TASK_STATUSES: tuple[TaskStatus, ...] = get_args(TaskStatus)
+TASK_PRIORITIES: tuple[TaskPriority, ...] = get_args(TaskPriority)
+EXPERIMENT_STATUSES: tuple[ExperimentStatus, ...] = get_args(ExperimentStatus)
+
+#: Task states a task never leaves.
+TASK_TERMINAL: frozenset[TaskStatus] = frozenset({"completed", "failed", "cancelled"})
+#: Task states of the live queue (what workers and concurrency limits count).
+TASK_ACTIVE: frozenset[TaskStatus] = frozenset({"pending", "running"})
+#: Experiment states an experiment never leaves.
+EXPERIMENT_TERMINAL: frozenset[ExperimentStatus] = frozenset({"completed", "stopped", "failed"})
+#: Experiment states that may still change.
+EXPERIMENT_ACTIVE: frozenset[ExperimentStatus] = frozenset({"created", "queued", "running"})
+#: Queue order of priorities: a higher rank is claimed first (stored as ``tasks.priority_rank``).
+PRIORITY_RANKS: dict[TaskPriority, int] = {p: rank for rank, p in enumerate(TASK_PRIORITIES)}
+
+#: Columns constrained to a vocabulary: ``(table, column) -> allowed values`` (migration ``0007``).
+CONSTRAINED_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("agents", "status"): AGENT_STATUSES,
+    ("tasks", "status"): TASK_STATUSES,
+    ("tasks", "priority"): TASK_PRIORITIES,
+    ("rl_experiments", "status"): EXPERIMENT_STATUSES,
+}
+
+
+def check_name(table: str, column: str) -> str:
+    """The name of the CHECK constraint that holds ``table.column`` to its vocabulary."""
+    return f"ck_{table}_{column}"
+
+
+def check_sql(column: str, values: tuple[str, ...]) -> str:
+    """The CHECK condition ``column IN ('a', 'b', ...)`` (values are our own constants, never input)."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
