@@ -273,7 +273,7 @@ class WorkerPool:
                 log.info("requeued %d task(s) whose worker stopped responding: %s", len(requeued), requeued)
                 self._wake.set()
             if failed:
-                await self.executor.publish_reaped(failed)
+                self.executor.count_reaped(failed)
 
     async def _scale_loop(self) -> None:
         assert self.scheduler is not None and self.ctx is not None
