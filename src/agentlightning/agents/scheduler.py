@@ -36,8 +36,9 @@ from agentlightning.storage.types import as_utc, utcnow
 
 if TYPE_CHECKING:
     from agentlightning.core.context import AppContext
+    from agentlightning.storage.db import Database
 
-__all__ = ["ClaimedTask", "TaskScheduler", "task_event_data", "task_to_dict"]
+__all__ = ["ClaimedTask", "TaskScheduler", "renew_leases", "task_event_data", "task_to_dict"]
 
 PRIORITY_RANKS = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 TASK_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
@@ -275,21 +276,7 @@ class TaskScheduler:
 
     async def heartbeat(self, tokens: dict[int, str]) -> set[int]:
         """Extend the leases held under ``tokens`` (task id -> token); return ids no longer held."""
-        if not tokens:
-            return set()
-        async with self.ctx.db.session() as s:
-            kept = {
-                r[0]
-                for r in await s.execute(
-                    update(Task)
-                    .where(Task.lease_token.in_(list(tokens.values())), Task.status == "running")
-                    .values(lease_expires_at=utcnow() + self.lease)
-                    .returning(Task.id)
-                    .execution_options(synchronize_session=False)
-                )
-            }
-            await s.commit()
-        return set(tokens) - kept
+        return await renew_leases(self.ctx.db, self.lease, tokens)
 
     async def complete(
         self,
@@ -452,6 +439,27 @@ class TaskScheduler:
                 )
                 or 0
             )
+
+
+async def renew_leases(db: Database, lease: timedelta, tokens: dict[int, str]) -> set[int]:
+    """Extend the leases held under ``tokens`` (task id -> token) by ``lease``; return the ids no
+    longer held (cancelled, or reaped and claimed again).  A function of ``db`` alone, so that a
+    worker can renew from its own thread and connection, away from its busy event loop."""
+    if not tokens:
+        return set()
+    async with db.session() as s:
+        kept = {
+            r[0]
+            for r in await s.execute(
+                update(Task)
+                .where(Task.lease_token.in_(list(tokens.values())), Task.status == "running")
+                .values(lease_expires_at=utcnow() + lease)
+                .returning(Task.id)
+                .execution_options(synchronize_session=False)
+            )
+        }
+        await s.commit()
+    return set(tokens) - kept
 
 
 def _base_event(task: ClaimedTask) -> dict[str, Any]:
