@@ -35,6 +35,7 @@ services:
 	@bash scripts/ensure-services.sh
 
 bench: install services
+	$(BIN)/pip install --quiet -e ".[bench]"
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
