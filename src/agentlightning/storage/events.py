@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from agentlightning.storage.models import TaskEvent
 from agentlightning.storage.types import utcnow
@@ -221,20 +222,24 @@ class EventBus:
     ) -> Event:
         """Send ``event`` on ``topic`` to every subscriber in every process (stored first when its
         topic is one of :data:`STORED_TOPICS`); returns the event as sent."""
+        message: Event | None = None
         if self.db is not None and topic in STORED_TOPICS:
             payload = data or {}
-            async with self.db.session() as s:
-                message = await record_event(
-                    s,
-                    topic,
-                    event,
-                    payload,
-                    owner=owner,
-                    task_id=task_id,
-                    agent_id=agent_id if agent_id is not None else _int_or_none(payload.get("agent_id")),
-                )
-                await s.commit()
-        else:
+            try:
+                async with self.db.session() as s:
+                    message = await record_event(
+                        s,
+                        topic,
+                        event,
+                        payload,
+                        owner=owner,
+                        task_id=task_id,
+                        agent_id=agent_id if agent_id is not None else _int_or_none(payload.get("agent_id")),
+                    )
+                    await s.commit()
+            except (SQLAlchemyError, OSError) as exc:  # publishing never fails its caller
+                log.warning("event %s/%s not stored (database unavailable: %s); published only", topic, event, exc)
+        if message is None:
             message = self.make_event(topic, event, jsonable(data))
         await self.announce([message])
         return message
