@@ -12,6 +12,7 @@ import websockets
 
 from agentlightning.agents.scheduler import TaskScheduler
 from agentlightning.core.context import AppContext
+from agentlightning.storage.types import utcnow
 from tests.helpers import unique
 from tests.integration.agents.helpers import create_agent
 
@@ -123,3 +124,37 @@ async def test_training_updates_reach_subscribers_by_agent_name_or_type(
         (event,) = await _events(ws, 1)
         assert event["event"] == "training_update" and len(event["subscriptions"]) == 2
         assert event["data"]["experiment_id"] == 7 and isinstance(event["id"], int)
+
+
+async def test_an_event_committed_but_never_published_still_arrives(
+    app: Any, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """A worker killed between its commit and its publish (or a Redis outage): subscribers in other
+    processes still get the event, from the event log."""
+    ctx: AppContext = app.state.ctx
+    agent = await create_agent(client, admin, name=unique("unpublished"))
+    r = await client.post("/api/v2/agents/assign", json={"task": "t", "agent_id": agent["id"]}, headers=admin)
+    task_id = r.json()["task_id"]
+    scheduler = TaskScheduler(ctx)
+    claimed = []
+    while not claimed:
+        claimed = [c for c in await scheduler.claim("doomed", 1) if c.id == task_id]
+    async with ctx.events.subscribe(durable=True) as sub:
+        # The outcome and its event commit; the process "dies" before announcing it.
+        stored = await scheduler.queue.finish(
+            claimed[0],
+            [],
+            {"status": "completed", "result": {"answer": "ok"}},
+            "task_completed",
+            {"task_id": task_id},
+            utcnow(),
+        )
+        assert stored is not None
+        if ctx.events.backend == "memory":  # one process: nothing else could have missed it
+            assert stored["id"] in [e["id"] for e in await ctx.events.read_since(stored["id"] - 1)]
+            return
+        while True:
+            event = await sub.get(timeout=30)
+            if event.get("id") == stored["id"]:
+                assert event["event"] == "task_completed" and event["data"]["task_id"] == task_id
+                break
