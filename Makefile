@@ -41,6 +41,7 @@ services:
 
 bench: install services
 	@bash scripts/install-bench-tools.sh
+	$(BIN)/pip install --quiet -e ".[bench]"
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:

@@ -6,8 +6,16 @@ process), and 1 then 2
 ``agentlightning worker`` processes.  For each, N tasks are assigned over HTTP (16 in flight)
 and the clock stops when the last one is ``completed``.  In the same run a raw asyncpg loop
 (INSERT one row per task; claim with ``FOR UPDATE SKIP LOCKED``; UPDATE the result) on the same
-database gives the floor.  The last line is ``task_overhead_ratio=<raw tps / ours>``, where
-"ours" is the better of the 1- and 2-worker figures.
+database gives the floor, and the queues users would pick instead do the same per-task work (one
+HTTP call to the same scripted LLM): **Celery** (Redis broker and result backend, ``acks_late``,
+2 prefork worker processes) and **Procrastinate** (PostgreSQL, one worker, concurrency 16).
+
+It also prints where the time goes per task (HTTP assign, queue wait = wake-up + claim, the LLM
+call, the outcome write with its event) from the rows' timestamps and trace spans, and the
+scheduling latency (created -> started) p50/p95 at low load (one task at a time).
+
+The last line is ``task_overhead_ratio=<raw tps / ours>``, where "ours" is the better of the 1-
+and 2-worker figures.  Needs the ``bench`` extra (celery, procrastinate).
 
     python benchmarks/task_throughput.py [--tasks 300]
 
@@ -24,6 +32,7 @@ import asyncio
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -111,7 +120,7 @@ async def _drain(dsn: str, agent_id: int, n_tasks: int) -> float:
     return n_tasks / (time.perf_counter() - started)
 
 
-async def _ours(base_url: str, dsn: str, n_tasks: int, headers: dict[str, str]) -> float:
+async def _ours(base_url: str, dsn: str, n_tasks: int, headers: dict[str, str]) -> tuple[float, int]:
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
         name = f"bench_{uuid.uuid4().hex[:6]}"
         created = await http.post(
@@ -145,7 +154,7 @@ async def _ours(base_url: str, dsn: str, n_tasks: int, headers: dict[str, str]) 
         await conn.close()
         if failed:
             raise RuntimeError(f"{failed} benchmark tasks failed")
-        return n_tasks / elapsed
+        return n_tasks / elapsed, agent_id
 
 
 async def _raw_floor(dsn: str, n_tasks: int) -> float:
@@ -196,6 +205,166 @@ async def _raw_floor(dsn: str, n_tasks: int) -> float:
     return n_tasks / elapsed
 
 
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _breakdown(dsn: str, agent_id: int) -> dict[str, float]:
+    """Per task medians (ms) from the rows' timestamps and trace spans of one agent's tasks."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            """
+            SELECT extract(epoch FROM t.started_at - t.created_at) * 1000 AS wait_ms,
+                   extract(epoch FROM t.completed_at - t.started_at) * 1000 AS run_ms,
+                   (SELECT sum(s.latency_ms) FROM trace_spans s WHERE s.task_id = t.id AND s.kind = 'llm') AS llm_ms,
+                   (SELECT extract(epoch FROM e.created_at - t.completed_at) * 1000 FROM task_events e
+                    WHERE e.task_id = t.id AND e.event = 'task_completed') AS event_ms
+            FROM tasks t WHERE t.agent_id = $1 AND t.status = 'completed'
+            """,
+            agent_id,
+        )
+    finally:
+        await conn.close()
+    wait = [float(r["wait_ms"]) for r in rows]
+    run = [float(r["run_ms"]) for r in rows]
+    llm = [float(r["llm_ms"] or 0) for r in rows]
+    return {
+        "queue_wait_p50_ms": statistics.median(wait),
+        "run_p50_ms": statistics.median(run),
+        "llm_call_p50_ms": statistics.median(llm),
+        "outside_llm_p50_ms": statistics.median([r - m for r, m in zip(run, llm, strict=True)]),
+    }
+
+
+async def _low_load_latency(base_url: str, dsn: str, headers: dict[str, str], n: int = 40) -> tuple[float, float]:
+    """Scheduling latency (created -> started, ms) p50/p95 with one task at a time."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        created = await http.post(
+            "/api/v2/agents",
+            json={"name": f"lat_{uuid.uuid4().hex[:6]}", "type": "bench", "config": {"cache": False}},
+            headers=headers,
+        )
+        agent_id = created.json()["data"]["id"]
+        conn = await asyncpg.connect(dsn)
+        latencies: list[float] = []
+        try:
+            for i in range(n):
+                r = await http.post(
+                    "/api/v2/agents/assign", json={"task": f"latency {i}", "agent_id": agent_id}, headers=headers
+                )
+                task_id = r.json()["task_id"]
+                while True:
+                    row = await conn.fetchrow(
+                        "SELECT status, extract(epoch FROM started_at - created_at) * 1000 AS ms FROM tasks "
+                        "WHERE id = $1",
+                        task_id,
+                    )
+                    if row["status"] == "completed":
+                        latencies.append(float(row["ms"]))
+                        break
+                    await asyncio.sleep(0.005)
+        finally:
+            await conn.close()
+    return _pct(latencies, 0.5), _pct(latencies, 0.95)
+
+
+async def _assign_latency(base_url: str, headers: dict[str, str], agent_id: int, n: int = 100) -> float:
+    """p50 of one HTTP assign, one request at a time (ms)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        times = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            r = await http.post("/api/v2/agents/assign", json={"task": f"a {i}", "agent_id": agent_id}, headers=headers)
+            r.raise_for_status()
+            times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def _celery(llm_url: str, redis_url: str, n_tasks: int, log: Path) -> float:
+    """Celery: Redis broker + result backend, acks_late, 2 prefork worker processes."""
+    os.environ["BENCH_BROKER_URL"] = redis_url
+    os.environ["BENCH_LLM_URL"] = llm_url
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'src'}"}
+    cmd = [sys.executable, "-m", "celery", "-A", "benchmarks._celery_app", "worker", "--pool", "prefork"]
+    cmd += ["--concurrency", "2", "--loglevel", "warning", "--without-gossip", "--without-mingle"]
+    handle = log.open("wb")
+    proc = subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        from benchmarks._celery_app import run_agent_task
+
+        for r in [run_agent_task.delay(f"warm-up {i}") for i in range(n_tasks // 5)]:
+            r.get(timeout=120)
+        started = time.perf_counter()
+        results = [run_agent_task.delay(f"bench task {i}") for i in range(n_tasks)]
+        for r in results:
+            r.get(timeout=300)
+        return n_tasks / (time.perf_counter() - started)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def _procrastinate_run(dsn: str, n: int, label: str) -> float:
+    from benchmarks._procrastinate_app import app, run_agent_task
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        before = await conn.fetchval("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'")
+        gate = asyncio.Semaphore(IN_FLIGHT)
+        started = time.perf_counter()
+        async with app.open_async():
+
+            async def defer(i: int) -> None:
+                async with gate:
+                    await run_agent_task.defer_async(description=f"{label} {i}")
+
+            await asyncio.gather(*(defer(i) for i in range(n)))
+        while await conn.fetchval("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'") < before + n:
+            failed = await conn.fetchval("SELECT count(*) FROM procrastinate_jobs WHERE status = 'failed'")
+            if failed:
+                raise RuntimeError(f"{failed} procrastinate jobs failed")
+            await asyncio.sleep(0.02)
+        return n / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
+def _procrastinate(dsn: str, llm_url: str, n_tasks: int, log: Path) -> float:
+    """Procrastinate on PostgreSQL: one worker process, concurrency 16 (LISTEN/NOTIFY wake-ups)."""
+    os.environ["BENCH_PG_DSN"] = dsn
+    os.environ["BENCH_LLM_URL"] = llm_url
+    from benchmarks._procrastinate_app import app
+
+    async def schema() -> None:
+        async with app.open_async():
+            await app.schema_manager.apply_schema_async()
+
+    asyncio.run(schema())
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'src'}"}
+    cmd = [sys.executable, "-m", "procrastinate", "--app=benchmarks._procrastinate_app.app", "--log-level=warning"]
+    cmd += ["worker", "--concurrency", "16", "--queues", "bench"]
+    handle = log.open("wb")
+    proc = subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        asyncio.run(_procrastinate_run(dsn, n_tasks // 5, "warm-up"))
+        return asyncio.run(_procrastinate_run(dsn, n_tasks, "bench task"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=300)
@@ -205,6 +374,7 @@ def main() -> None:
     base, _, _ = PG_ADMIN_DSN.rpartition("/")
     dsn = f"{base}/{db_name}"
     results: dict[str, float] = {}
+    breakdown: dict[str, float] = {}
     redis_slot = RedisSlot()
     redis_url = redis_slot.acquire()
     try:
@@ -250,7 +420,13 @@ def main() -> None:
                             flush=True,
                         )
                         asyncio.run(_ours(base_url, dsn, args.tasks // 5, headers))  # warm-up
-                        tps = asyncio.run(_ours(base_url, dsn, args.tasks, headers))
+                        tps, bench_agent = asyncio.run(_ours(base_url, dsn, args.tasks, headers))
+                        if n_workers == 1:
+                            breakdown = asyncio.run(_breakdown(dsn, bench_agent))
+                            breakdown["http_assign_p50_ms"] = asyncio.run(_assign_latency(base_url, headers, agent_id))
+                            asyncio.run(_drain(dsn, agent_id, args.tasks + 100))
+                            p50, p95 = asyncio.run(_low_load_latency(base_url, dsn, headers))
+                            breakdown |= {"scheduling_latency_p50_ms": p50, "scheduling_latency_p95_ms": p95}
                     finally:
                         for w in workers:
                             w.send_signal(signal.SIGTERM)
@@ -258,6 +434,11 @@ def main() -> None:
                             w.wait(timeout=30)
                     results[f"{n_workers}_worker"] = tps
                     print(f"ours_{n_workers}_worker_tasks_per_second={tps:.1f}", flush=True)
+            llm_url = f"http://127.0.0.1:{llm_port}/v1"
+            celery_tps = _celery(llm_url, redis_url, args.tasks, Path(tmp) / "celery.log")
+            print(f"celery_2_processes_tasks_per_second={celery_tps:.1f}", flush=True)
+            procrastinate_tps = _procrastinate(dsn, llm_url, args.tasks, Path(tmp) / "procrastinate.log")
+            print(f"procrastinate_tasks_per_second={procrastinate_tps:.1f}", flush=True)
         raw = asyncio.run(_raw_floor(dsn, args.tasks))
         print(f"raw_asyncpg_tasks_per_second={raw:.1f}", flush=True)
     finally:
@@ -268,9 +449,12 @@ def main() -> None:
         f"tasks={args.tasks} in_flight_assigns={IN_FLIGHT} cpus={os.cpu_count()} "
         f"load_average_1m={os.getloadavg()[0]:.1f}"
     )
+    print("where the time goes per task (ms, medians; 1 worker, 16 assigns in flight):")
+    for key, value in breakdown.items():
+        print(f"  {key}={value:.1f}")
     print(
         f"summary: ours_1_worker={results['1_worker']:.1f} ours_2_worker={results['2_worker']:.1f} "
-        f"raw_floor={raw:.1f} (tasks/s)"
+        f"celery={celery_tps:.1f} procrastinate={procrastinate_tps:.1f} raw_floor={raw:.1f} (tasks/s)"
     )
     print(f"task_overhead_ratio={raw / ours:.2f}")
 

@@ -96,7 +96,10 @@ class FakeLLMServer:
         #: The ``Authorization`` header of every request (which key reached this server).
         self.authorizations: list[str | None] = []
         self._lock = threading.Lock()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets created with it, and
+        # without TCP_NODELAY a reply on a kept-alive connection waits ~44 ms for Nagle's timer.
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = self._sock.getsockname()[:2]

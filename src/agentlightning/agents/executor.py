@@ -1,5 +1,6 @@
 """Runs one claimed task end to end: cache lookup, agent runtime, single write of the outcome,
-events, metrics and the trace."""
+metrics and the trace.  Task events are stored and published by the scheduler with the state
+change they announce (the outbox), never here."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentlightning.agents.llm import ProviderFactory
 from agentlightning.agents.runtime import AgentRunError, AgentRuntime
-from agentlightning.agents.scheduler import ClaimedTask, TaskScheduler, task_event_data
+from agentlightning.agents.scheduler import ClaimedTask, TaskScheduler
 from agentlightning.agents.tools.registry import ToolRegistry, default_registry
 from agentlightning.agents.tracing import TraceRecorder
 from agentlightning.observability.metrics import AGENT_REQUESTS, AGENT_RESPONSE_TIME
@@ -57,16 +58,6 @@ class TaskExecutor:
     async def execute(self, task: ClaimedTask) -> str | None:
         """Run ``task``; returns its final status, or None when the lease was lost meanwhile."""
         agent_label = str(task.agent.id)
-        base = {
-            "task_id": task.id,
-            "agent_id": task.agent.id,
-            "agent_name": task.agent.name,
-            "agent_type": task.agent.type,
-            "priority": task.priority,
-            "attempts": task.attempts,
-            "session_id": task.session_id,
-        }
-        await self.ctx.events.publish("tasks", "task_started", base | {"status": "running"})
         started = time.perf_counter()
         recorder = TraceRecorder(task_id=task.id, agent_id=task.agent.id)
         cache_key = response_cache_key(task) if self._cacheable(task) else None
@@ -91,7 +82,7 @@ class TaskExecutor:
             # The trace is stored with the result (one transaction): a completed task has its trace.
             spans = recorder.rows()
             recorder.spans.clear()
-            if not await self.scheduler.complete(task, result, elapsed_ms, spans):
+            if not await self.scheduler.complete(task, result, elapsed_ms, spans, summary=_summary(result)):
                 log.info("task %s: lease lost before completion; result discarded", task.id)
                 return None
             AGENT_REQUESTS.labels(agent_id=agent_label, status="completed").inc()
@@ -99,21 +90,16 @@ class TaskExecutor:
             if cache_key and not result.get("cached"):
                 await self.ctx.cache.set_json(cache_key, result, cache_keys.AGENT_RESPONSE_TTL)
             await self.ctx.cache.delete(cache_keys.agent_status(task.agent.id))
-            await self.ctx.events.publish(
-                "tasks",
-                "task_completed",
-                base | {"status": "completed", "execution_time_ms": elapsed_ms, "result": _summary(result)},
-            )
             return "completed"
         except asyncio.CancelledError:
             raise
         except AgentRunError as exc:
             await self._flush(recorder)
-            return await self._failed(task, base, str(exc), retryable=True, started=started)
+            return await self._failed(task, str(exc), retryable=True, started=started)
         except Exception as exc:  # noqa: BLE001 - any bug fails the task with its reason, never the worker
             log.exception("task %s crashed", task.id)
             await self._flush(recorder)
-            return await self._failed(task, base, f"{type(exc).__name__}: {exc}", retryable=False, started=started)
+            return await self._failed(task, f"{type(exc).__name__}: {exc}", retryable=False, started=started)
         finally:
             await self._flush(recorder)  # a cancelled run still leaves its partial trace
 
@@ -128,29 +114,22 @@ class TaskExecutor:
         except Exception:  # noqa: BLE001 - tracing must not change the task's outcome
             log.exception("task %s: writing trace spans failed", recorder.task_id)
 
-    async def _failed(
-        self, task: ClaimedTask, base: dict[str, Any], error: str, *, retryable: bool, started: float
-    ) -> str | None:
+    async def _failed(self, task: ClaimedTask, error: str, *, retryable: bool, started: float) -> str | None:
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         status = await self.scheduler.fail(task, error, retryable=retryable, execution_ms=elapsed_ms)
         if status == "failed":
             AGENT_REQUESTS.labels(agent_id=str(task.agent.id), status="failed").inc()
             AGENT_RESPONSE_TIME.labels(agent_id=str(task.agent.id)).observe(elapsed_ms / 1000)
             await self.ctx.cache.delete(cache_keys.agent_status(task.agent.id))
-            await self.ctx.events.publish(
-                "tasks",
-                "task_failed",
-                base | {"status": "failed", "error_message": error, "execution_time_ms": elapsed_ms},
-            )
         elif status == "pending":
             AGENT_REQUESTS.labels(agent_id=str(task.agent.id), status="retried").inc()
         return status
 
-    async def publish_reaped(self, failed: list[dict[str, Any]]) -> None:
-        """Announce tasks the reaper failed after their last lease expired."""
+    def count_reaped(self, failed: list[dict[str, Any]]) -> None:
+        """Count tasks the reaper failed after their last lease expired (their events are stored
+        and published by the scheduler)."""
         for data in failed:
             AGENT_REQUESTS.labels(agent_id=str(data.get("agent_id")), status="failed").inc()
-            await self.ctx.events.publish("tasks", "task_failed", task_event_data(data))
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:

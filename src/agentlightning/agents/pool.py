@@ -7,8 +7,10 @@ each ``agentlightning worker`` process; any number of them on any hosts share th
   ``max_concurrency``, re-evaluated every few seconds and whenever work arrives.
 * **Wake-ups.** ``task_created`` events wake an idle worker at once; polling is the fallback.
 * **Leases.** A heartbeat extends the leases of in-flight tasks; a task the worker no longer
-  holds (cancelled, or reaped after a stall) is stopped locally.  Every worker also reaps
-  expired leases, so a task whose worker died is claimed again.
+  holds (cancelled, or reaped after a stall) is stopped locally.  On PostgreSQL the heartbeat
+  runs in its own thread, with its own event loop and database connection
+  (:class:`LeaseKeeper`), so a saturated event loop or a busy connection pool never delays a
+  renewal.  Every worker also reaps expired leases, so a task whose worker died is claimed again.
 * **Shutdown.** ``stop()`` stops claiming, lets in-flight tasks finish for the grace period,
   then cancels the rest and hands them back to the queue.
 """
@@ -20,16 +22,18 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from agentlightning.agents.executor import TaskExecutor
-from agentlightning.agents.scheduler import ClaimedTask, TaskScheduler
+from agentlightning.agents.scheduler import ClaimedTask, TaskScheduler, renew_leases
 from agentlightning.agents.service import AgentService
 from agentlightning.agents.tools.registry import load_tool_modules
 from agentlightning.observability.metrics import REDIS_CACHE_HIT_RATE
 from agentlightning.settings import Settings
+from agentlightning.storage.db import Database
 
 if TYPE_CHECKING:
     from agentlightning.core.context import AppContext
@@ -41,6 +45,77 @@ REAP_INTERVAL_S = 2.0
 MAX_CLAIM_BATCH = 16
 #: Events after which a slot may be free again (an agent at its concurrency limit).
 FREES_A_SLOT = frozenset({"task_completed", "task_failed", "task_cancelled"})
+
+
+class LeaseKeeper:
+    """Renews a worker's leases from a thread of its own (own event loop, own connection).
+
+    The worker's event loop can be saturated (many tasks, a CPU-starved machine) and its pool
+    busy with claims; neither delays a renewal here.  Lost leases (a cancelled task, or one
+    reaped and claimed again elsewhere) are reported to ``on_lost`` on the worker's loop as
+    ``(task_id, lease_token)`` pairs.
+    """
+
+    def __init__(self, settings: Settings, interval: float) -> None:
+        self.settings = settings
+        self.interval = interval
+        self.lease = settings.agent_task_lease_seconds
+        self._tokens: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.renewals = 0
+
+    def track(self, task_id: int, token: str) -> None:
+        """Keep renewing ``task_id``'s lease."""
+        with self._lock:
+            self._tokens[task_id] = token
+
+    def untrack(self, task_id: int, token: str) -> None:
+        """Stop renewing (the task finished or was handed back)."""
+        with self._lock:
+            if self._tokens.get(task_id) == token:
+                del self._tokens[task_id]
+
+    def start(self, loop: asyncio.AbstractEventLoop, on_lost: Any) -> None:
+        """Start the thread; ``on_lost`` is called on ``loop`` with the leases lost."""
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._main(loop, on_lost)), name="lease-keeper", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop renewing and wait for the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    async def _main(self, loop: asyncio.AbstractEventLoop, on_lost: Any) -> None:
+        from datetime import timedelta
+
+        db = Database(self.settings.database_url, pool_size=1, max_overflow=1)
+        try:
+            while not await asyncio.to_thread(self._stop.wait, self.interval):
+                with self._lock:
+                    tokens = dict(self._tokens)
+                if not tokens:
+                    continue
+                try:
+                    lost = await renew_leases(db, timedelta(seconds=self.lease), tokens)
+                    self.renewals += 1
+                    self.last_error = None
+                except Exception as exc:  # noqa: BLE001 - the database may be restarting: try next round
+                    self.last_error = f"heartbeat: {exc}"
+                    log.warning("renewing leases failed: %s", exc)
+                    continue
+                if lost:
+                    with contextlib.suppress(RuntimeError):  # the worker's loop is closing
+                        loop.call_soon_threadsafe(on_lost, [(tid, tokens[tid]) for tid in lost])
+        finally:
+            await db.dispose()
 
 
 def make_worker_id() -> str:
@@ -72,6 +147,7 @@ class WorkerPool:
         self.scheduler: TaskScheduler | None = None
         self.executor: TaskExecutor | None = None
         self.in_flight: dict[int, tuple[ClaimedTask, asyncio.Task[Any]]] = {}
+        self.keeper: LeaseKeeper | None = None
         self._wake = asyncio.Event()
         self._last_claim_full = False
         self._created_since_claim = 0
@@ -91,15 +167,20 @@ class WorkerPool:
         self.scheduler = TaskScheduler(ctx)
         self.executor = TaskExecutor(ctx, self.scheduler)
         self.started_at = time.time()
+        self.keeper = None
+        if ctx.db.dialect == "postgresql":
+            self.keeper = LeaseKeeper(self.settings, self._heartbeat_interval())
+            self.keeper.start(asyncio.get_running_loop(), self._leases_lost)
         self._stopping = False
         ready = asyncio.Event()
         self._loops = [
             asyncio.create_task(self._listen(ready), name="agent-pool-listen"),
             asyncio.create_task(self._claim_loop(), name="agent-pool-claim"),
-            asyncio.create_task(self._heartbeat_loop(), name="agent-pool-heartbeat"),
             asyncio.create_task(self._reap_loop(), name="agent-pool-reap"),
             asyncio.create_task(self._scale_loop(), name="agent-pool-scale"),
         ]
+        if self.keeper is None:
+            self._loops.append(asyncio.create_task(self._heartbeat_loop(), name="agent-pool-heartbeat"))
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(ready.wait(), timeout=3.0)
         log.info("worker %s started (concurrency %d..%d)", self.worker_id, self.min_concurrency, self.max_concurrency)
@@ -121,6 +202,8 @@ class WorkerPool:
                     with contextlib.suppress(Exception):
                         await self.scheduler.release(claimed)
                         log.info("task %s handed back to the queue", claimed.id)
+        if self.keeper is not None:
+            await asyncio.to_thread(self.keeper.stop)
         for loop in self._loops:
             loop.cancel()
         for loop in self._loops:
@@ -212,6 +295,8 @@ class WorkerPool:
     def _launch(self, task: ClaimedTask) -> None:
         runner = asyncio.create_task(self._run(task), name=f"agent-task-{task.id}")
         self.in_flight[task.id] = (task, runner)
+        if self.keeper is not None:
+            self.keeper.track(task.id, task.lease_token)
 
     async def _run(self, task: ClaimedTask) -> None:
         assert self.executor is not None
@@ -231,7 +316,12 @@ class WorkerPool:
             elif status is None:
                 self.lost += 1
         finally:
-            self.in_flight.pop(task.id, None)
+            # Only this run's entry: the task may have been reaped and claimed again by this worker.
+            entry = self.in_flight.get(task.id)
+            if entry is not None and entry[0] is task:
+                del self.in_flight[task.id]
+            if self.keeper is not None:
+                self.keeper.untrack(task.id, task.lease_token)
             if self._more_work_likely():
                 self._wake.set()
 
@@ -240,11 +330,22 @@ class WorkerPool:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
+    def _heartbeat_interval(self) -> float:
+        return max(0.2, self.settings.agent_task_lease_seconds / 4)
+
+    def _leases_lost(self, lost: list[tuple[int, str]]) -> None:
+        """Stop the local runs of tasks whose lease this worker no longer holds."""
+        for task_id, token in lost:
+            entry = self.in_flight.get(task_id)
+            if entry is not None and entry[0].lease_token == token:
+                log.info("task %s no longer held by this worker (cancelled or reaped); stopping it", task_id)
+                entry[1].cancel()
+
     async def _heartbeat_loop(self) -> None:
+        """In-loop heartbeat, used where there is no :class:`LeaseKeeper` (SQLite, one host)."""
         assert self.scheduler is not None
-        interval = max(0.2, self.settings.agent_task_lease_seconds / 3)
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self._heartbeat_interval())
             tokens = {tid: claimed.lease_token for tid, (claimed, _) in self.in_flight.items()}
             try:
                 lost = await self.scheduler.heartbeat(tokens)
@@ -252,11 +353,7 @@ class WorkerPool:
                 self.last_error = f"heartbeat: {exc}"
                 log.warning("heartbeat failed: %s", exc)
                 continue
-            for task_id in lost:
-                entry = self.in_flight.get(task_id)
-                if entry is not None:
-                    log.info("task %s no longer held by this worker (cancelled or reaped); stopping it", task_id)
-                    entry[1].cancel()
+            self._leases_lost([(tid, tokens[tid]) for tid in lost])
 
     async def _reap_loop(self) -> None:
         assert self.scheduler is not None and self.executor is not None
@@ -273,7 +370,7 @@ class WorkerPool:
                 log.info("requeued %d task(s) whose worker stopped responding: %s", len(requeued), requeued)
                 self._wake.set()
             if failed:
-                await self.executor.publish_reaped(failed)
+                self.executor.count_reaped(failed)
 
     async def _scale_loop(self) -> None:
         assert self.scheduler is not None and self.ctx is not None

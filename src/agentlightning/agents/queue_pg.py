@@ -14,6 +14,11 @@
 * :data:`FINISH` writes the trace spans and the outcome together (one statement, so the task's
   trace and result commit atomically even in autocommit mode).
 
+Each statement that changes a task's state also inserts its event into ``task_events`` (the
+outbox): ``task_created``, ``task_started``, ``task_completed``/``task_failed`` commit with the
+change they announce.  These statements are used only by
+:class:`agentlightning.agents.queue_sql.PostgresQueue`.
+
 All are constant ``text()`` statements: compiled once per process, prepared once per connection.
 """
 
@@ -61,8 +66,18 @@ WITH agent AS (
     WHERE agent.status <> 'disabled' AND (CAST(:agent_type AS varchar) IS NULL OR agent.type = :agent_type)
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id
+), event AS (
+    INSERT INTO task_events (topic, event, task_id, agent_id, owner, data, created_at)
+    SELECT 'tasks', 'task_created', inserted.id, agent.id, CAST(:created_by AS varchar),
+           CAST(:event_data AS jsonb) || jsonb_build_object('task_id', inserted.id, 'agent_id', agent.id,
+                                                           'agent_name', agent.name, 'agent_type', agent.type),
+           CAST(:created_at AS timestamptz)
+    FROM inserted CROSS JOIN agent
+    RETURNING id
 )
-SELECT agent.id, agent.name, agent.type, agent.status, (SELECT id FROM inserted) AS task_id FROM agent
+SELECT agent.id, agent.name, agent.type, agent.status, (SELECT id FROM inserted) AS task_id,
+       (SELECT id FROM event) AS event_id
+FROM agent
 """
 
 
@@ -72,11 +87,12 @@ def _assign_text(match: str, ref_param: Any) -> Any:
         .bindparams(
             ref_param,
             bindparam("context", type_=JSONB),
+            bindparam("event_data", type_=JSONB),
             bindparam("created_at", type_=Timestamp),
             bindparam("priority_rank", type_=Integer),
             bindparam("max_attempts", type_=Integer),
         )
-        .columns(id=Integer, name=String, type=String, status=String, task_id=Integer)
+        .columns(id=Integer, name=String, type=String, status=String, task_id=Integer, event_id=Integer)
     )
 
 
@@ -85,17 +101,23 @@ _ASSIGN_BY_NAME = _assign_text("name = :agent_ref", bindparam("agent_ref", type_
 
 
 def assign_statement(
-    agent_ref: int | str, agent_type: str | None, values: dict[str, Any]
+    agent_ref: int | str, agent_type: str | None, values: dict[str, Any], event_data: dict[str, Any]
 ) -> tuple[Any, dict[str, Any]]:
     """Resolve ``agent_ref`` (id or name) and insert the task for it, in one statement.
 
     Returns ``(statement, parameters)``.  The statement yields one row ``(id, name, type, status,
     task_id)`` when the agent exists (``task_id`` is NULL when the agent is disabled, of another
     type than ``agent_type``, or the idempotency key was already used) and no row when it does not.
+    The ``task_created`` event (``event_data`` plus the ids and names) is stored in the same
+    statement; ``event_id`` is its row.
     """
     by_id = isinstance(agent_ref, int) or (isinstance(agent_ref, str) and agent_ref.isdigit())
     params = {k: v for k, v in values.items() if k not in ("agent_id", "status", "attempts")}
-    params |= {"agent_ref": int(agent_ref) if by_id else str(agent_ref), "agent_type": agent_type}
+    params |= {
+        "agent_ref": int(agent_ref) if by_id else str(agent_ref),
+        "agent_type": agent_type,
+        "event_data": event_data,
+    }
     return (_ASSIGN_BY_ID if by_id else _ASSIGN_BY_NAME), params
 
 
@@ -134,15 +156,27 @@ CLAIM_BATCH = (
             ) c
             ORDER BY c.priority_rank DESC, c.id
             LIMIT :limit
+        ), leased AS (
+            UPDATE tasks
+            SET status = 'running', started_at = :now, attempts = tasks.attempts + 1, lease_owner = :owner,
+                lease_token = :claim || ':' || tasks.id, lease_expires_at = :expires, error_message = NULL
+            FROM picked
+            WHERE tasks.id = picked.id
+            RETURNING tasks.id, tasks.agent_id, tasks.task_description, tasks.context, tasks.session_id,
+                      tasks.priority, tasks.priority_rank, tasks.attempts, tasks.max_attempts, tasks.lease_token,
+                      tasks.created_by
+        ), started AS (
+            INSERT INTO task_events (topic, event, task_id, agent_id, owner, data, created_at)
+            SELECT 'tasks', 'task_started', l.id, l.agent_id, l.created_by,
+                   jsonb_build_object('task_id', l.id, 'agent_id', l.agent_id, 'agent_name', a.name,
+                                      'agent_type', a.type, 'status', 'running', 'priority', l.priority,
+                                      'attempts', l.attempts, 'session_id', l.session_id),
+                   :now
+            FROM leased l JOIN agents a ON a.id = l.agent_id
+            RETURNING id, task_id, data
         )
-        UPDATE tasks
-        SET status = 'running', started_at = :now, attempts = tasks.attempts + 1, lease_owner = :owner,
-            lease_token = :claim || ':' || tasks.id, lease_expires_at = :expires, error_message = NULL
-        FROM picked
-        WHERE tasks.id = picked.id
-        RETURNING tasks.id, tasks.agent_id, tasks.task_description, tasks.context, tasks.session_id,
-                  tasks.priority, tasks.priority_rank, tasks.attempts, tasks.max_attempts, tasks.lease_token,
-                  tasks.created_by
+        SELECT l.*, started.id AS event_id, started.data AS event_data
+        FROM leased l JOIN started ON started.task_id = l.id
         """
     )
     .bindparams(
@@ -165,6 +199,9 @@ CLAIM_BATCH = (
         attempts=Integer,
         max_attempts=Integer,
         lease_token=String,
+        created_by=String,
+        event_id=Integer,
+        event_data=JSONB,
     )
 )
 
@@ -184,16 +221,24 @@ FINISH = (
                 name text, status text, input jsonb, output jsonb, error text, model text, prompt_tokens integer,
                 completion_tokens integer, latency_ms double precision, attributes jsonb,
                 started_at timestamptz, ended_at timestamptz)
+        ), finished AS (
+            UPDATE tasks
+            SET status = :status, result = :result, execution_time_ms = :execution_time_ms,
+                error_message = :error_message, completed_at = :now, lease_expires_at = NULL
+            WHERE id = :task_id AND lease_token = :lease_token AND status = 'running'
+            RETURNING id, agent_id, created_by
+        ), event AS (
+            INSERT INTO task_events (topic, event, task_id, agent_id, owner, data, created_at)
+            SELECT 'tasks', :event, id, agent_id, created_by, CAST(:event_data AS jsonb), :now FROM finished
+            RETURNING id
         )
-        UPDATE tasks
-        SET status = :status, result = :result, execution_time_ms = :execution_time_ms,
-            error_message = :error_message, completed_at = :now, lease_expires_at = NULL
-        WHERE id = :task_id AND lease_token = :lease_token AND status = 'running'
-        RETURNING id
+        SELECT finished.id, finished.created_by, (SELECT id FROM event) AS event_id FROM finished
         """
     )
     .bindparams(
         bindparam("spans", type_=JSONB),
+        bindparam("event_data", type_=JSONB),
+        bindparam("event", type_=String),
         bindparam("result", type_=JSONB(none_as_null=True)),
         bindparam("execution_time_ms", type_=Integer),
         bindparam("error_message", type_=Text),
@@ -202,17 +247,25 @@ FINISH = (
         bindparam("lease_token", type_=String),
         bindparam("status", type_=String),
     )
-    .columns(id=Integer)
+    .columns(id=Integer, created_by=String, event_id=Integer)
 )
 
 
 def finish_parameters(
-    task_id: int, lease_token: str, spans: list[dict[str, Any]], values: dict[str, Any], now: datetime
+    task_id: int,
+    lease_token: str,
+    spans: list[dict[str, Any]],
+    values: dict[str, Any],
+    now: datetime,
+    event: str,
+    event_data: dict[str, Any],
 ) -> dict[str, Any]:
     """Parameters of :data:`FINISH`: the outcome under the lease token, plus the spans to insert.
 
     The statement returns the task id when the lease was still held (no row: the result was
-    discarded; the spans are kept anyway, as on the two-statement path).
+    discarded; the spans are kept anyway, as on the two-statement path).  The terminal event
+    (``event``: ``task_completed`` or ``task_failed``) is stored in the same statement, only when
+    the outcome was written, so a terminal state has exactly one terminal event.
     """
     rows = [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in span.items()} for span in spans]
     return {
@@ -224,4 +277,6 @@ def finish_parameters(
         "now": now,
         "task_id": task_id,
         "lease_token": lease_token,
+        "event": event,
+        "event_data": event_data,
     }

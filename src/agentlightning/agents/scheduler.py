@@ -1,47 +1,44 @@
 """The task assignment engine: the ``tasks`` table as a durable priority queue with leases.
 
-* **assign** inserts a ``pending`` row (idempotent per ``Idempotency-Key``) and publishes
-  ``task_created``.
+It is the one writer of ``tasks`` (routes, the WebSocket and other services call it), and it
+stores each task event in the same transaction as the state change it announces (the outbox,
+``task_events``), then publishes it: a terminal state always has exactly one terminal event, which
+a subscriber gets even when Redis was down or the worker died right after its commit.
+
+* **assign** inserts a ``pending`` row (idempotent per ``Idempotency-Key``) with ``task_created``.
 * **claim** moves pending rows to ``running`` in priority order then FIFO, under a lease
-  (owner, unique token, expiry).  On PostgreSQL candidates are locked ``FOR UPDATE SKIP
-  LOCKED`` and the agents' rows are locked while their running count is checked, so
-  per-agent concurrency limits hold across processes and hosts.  On SQLite (single host)
-  one atomic ``UPDATE ... RETURNING`` claims one task at a time.
+  (owner, unique token, expiry), with ``task_started``.  Per-agent concurrency limits hold across
+  processes and hosts.
 * **heartbeat** extends the leases a worker still holds and reports the ones it lost.
-* **complete / fail** write the outcome once: only while the row is ``running`` under the
-  caller's lease token.  A late result from a worker that lost its lease is discarded.
+* **complete / fail** write the outcome and its event once: only while the row is ``running``
+  under the caller's lease token.  A late result from a worker that lost its lease is discarded.
 * **reap** returns tasks whose lease expired to ``pending`` (their worker died), or fails
-  them with the reason once ``max_attempts`` is used up.
+  them with the reason (and ``task_failed``) once ``max_attempts`` is used up.
+
+What differs between PostgreSQL and SQLite is in :mod:`agentlightning.agents.queue_sql`, chosen
+once here.
 """
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, and_, cast, func, insert, literal, or_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy import String, and_, cast, func, literal, or_, select, update
 
-from agentlightning.agents import queue_pg
-from agentlightning.agents.profile import (
-    DEFAULT_MAX_CONCURRENCY,
-    AgentProfile,
-    ProfileCache,
-)
-from agentlightning.agents.queue_pg import autocommit
+from agentlightning.agents.queue_sql import ClaimedTask, Inserted, QueueDialect, queue_dialect_for
 from agentlightning.agents.service import AgentService
-from agentlightning.errors import Conflict, NotFound, ValidationFailed
+from agentlightning.errors import Conflict, NotFound
 from agentlightning.storage import cache_keys
-from agentlightning.storage.models import Agent, Task, TraceSpan
+from agentlightning.storage.events import Event, record_event
+from agentlightning.storage.models import Agent, Task
 from agentlightning.storage.types import as_utc, utcnow
 from agentlightning.vocabulary import PRIORITY_RANKS, TASK_STATUSES, TASK_TERMINAL
 
 if TYPE_CHECKING:
     from agentlightning.core.context import AppContext
+    from agentlightning.storage.db import Database
+
 
 #: Re-exported names of the one vocabulary (``agentlightning.vocabulary``).
 __all__ = [
@@ -50,27 +47,11 @@ __all__ = [
     "TERMINAL_STATUSES",
     "ClaimedTask",
     "TaskScheduler",
+    "renew_leases",
     "task_event_data",
     "task_to_dict",
 ]
 TERMINAL_STATUSES = TASK_TERMINAL
-
-
-@dataclass(slots=True)
-class ClaimedTask:
-    """A task this worker holds a lease on, with the agent it runs for."""
-
-    id: int
-    description: str
-    context: dict[str, Any]
-    session_id: str | None
-    priority: str
-    attempts: int
-    max_attempts: int
-    lease_token: str
-    agent: AgentProfile
-    #: Who submitted the task (their memory is the one the run reads and writes).
-    created_by: str | None = None
 
 
 def task_to_dict(row: Task, agent: Agent | None = None) -> dict[str, Any]:
@@ -98,11 +79,6 @@ def task_to_dict(row: Task, agent: Agent | None = None) -> dict[str, Any]:
     }
 
 
-def _limit_expr() -> Any:
-    """An agent's concurrency limit from its JSON config, in SQL, for both dialects."""
-    return func.coalesce(Agent.config["max_concurrency"].as_integer(), DEFAULT_MAX_CONCURRENCY)
-
-
 class TaskScheduler:
     """Queue operations on ``tasks`` for the API (assign, read, cancel) and workers (claim, ...)."""
 
@@ -110,11 +86,15 @@ class TaskScheduler:
         self.ctx = ctx
         self.agents = AgentService(ctx)
         self.lease = timedelta(seconds=ctx.settings.agent_task_lease_seconds)
-        self._sqlite_claim_lock = asyncio.Lock()
-        self.profiles = ProfileCache()
-        #: After a claim: True when an agent with pending work was at its concurrency limit, so a
-        #: finished task elsewhere may free a slot this worker could fill.
-        self.blocked_by_limits = False
+        #: The dialect's SQL, chosen once.
+        self.queue: QueueDialect = queue_dialect_for(ctx.db, self.lease)
+        self.profiles = self.queue.profiles
+
+    @property
+    def blocked_by_limits(self) -> bool:
+        """After a claim: True when an agent with pending work was at its concurrency limit, so a
+        finished task elsewhere may free a slot this worker could fill."""
+        return self.queue.blocked_by_limits
 
     # --- API side --------------------------------------------------------------------------
     async def assign(
@@ -156,61 +136,28 @@ class TaskScheduler:
             "created_by": created_by,
             "created_at": utcnow(),
         }
-        if self.ctx.db.dialect == "postgresql":
-            return await self._assign_postgres(agent_id, agent_type, values, scoped_key, request_hash)
-        if scoped_key:
+        if scoped_key and self.queue.replay_first:  # a replay wins over later changes to the agent
             existing = await self._replay(scoped_key, request_hash)
             if existing is not None:
                 return existing, False
-        agent = await self.agents.resolve_for_assign(agent_id, agent_type)
-        row = Task(agent_id=agent.id, **values)
-        async with self.ctx.db.session() as s:
-            s.add(row)
-            try:
-                await s.commit()
-            except IntegrityError:
-                await s.rollback()
-                if scoped_key:
-                    existing = await self._replay(scoped_key, request_hash)
-                    if existing is not None:
-                        return existing, False
-                raise
-        return await self._created(row, agent.name, agent.type), True
-
-    async def _assign_postgres(
-        self,
-        agent_id: int | str | None,
-        agent_type: str | None,
-        values: dict[str, Any],
-        scoped_key: str | None,
-        request_hash: str,
-    ) -> tuple[dict[str, Any], bool]:
-        """One statement resolves the agent and inserts (idempotently); errors and replays cost more."""
-        ref: int | str = agent_id if agent_id is not None else (await self.agents.pick_for_type(str(agent_type))).id
-        async with autocommit(self.ctx.db) as conn:
-            stmt, params = queue_pg.assign_statement(ref, agent_type if agent_id is not None else None, values)
-            found = (await conn.execute(stmt, params)).first()
-        if found is None or found.task_id is None:
-            if scoped_key:  # a replay wins over later changes to the agent
-                existing = await self._replay(scoped_key, request_hash)
-                if existing is not None:
-                    return existing, False
-            if found is None:
-                raise await self.agents.not_found(ref)
-            if agent_type is not None and found.type != agent_type:
-                raise ValidationFailed(
-                    "VALIDATION_ERROR", f"Agent '{found.name}' is of type '{found.type}', not '{agent_type}'"
-                )
-            if found.status == "disabled":
-                raise Conflict("AGENT_DISABLED", f"Agent '{found.name}' is disabled", details={"agent_id": found.id})
+        event_data = {
+            "status": "pending",
+            "priority": priority,
+            "attempts": 0,
+            "session_id": session_id,
+            "created_at": values["created_at"],
+        }
+        inserted = await self.queue.insert(self.agents, agent_id, agent_type, values, event_data)
+        if not isinstance(inserted, Inserted):  # the key is taken, or the agent refused the task
+            existing = await self._replay(scoped_key, request_hash) if scoped_key else None
+            if existing is not None:
+                return existing, False
+            if inserted is not None:
+                raise inserted
             raise Conflict("IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was used for a different request")
-        row = Task(id=found.task_id, agent_id=found.id, **values)
-        return await self._created(row, found.name, found.type), True
-
-    async def _created(self, row: Task, agent_name: str, agent_type: str) -> dict[str, Any]:
-        data = task_to_dict(row) | {"agent_name": agent_name, "agent_type": agent_type}
-        await self.ctx.events.publish("tasks", "task_created", task_event_data(data))
-        return data
+        await self.ctx.events.announce([inserted.event])
+        row = Task(id=inserted.task_id, agent_id=inserted.agent_id, **values)
+        return task_to_dict(row) | {"agent_name": inserted.agent_name, "agent_type": inserted.agent_type}, True
 
     async def _task_with_agent(self, condition: Any) -> Any:
         """The one task matching ``condition`` with its agent (None for either when absent)."""
@@ -275,25 +222,43 @@ class TaskScheduler:
     async def cancel(self, task_id: int) -> dict[str, Any]:
         """Cancel a pending or running task (a running one is stopped at its worker's next heartbeat)."""
         now = utcnow()
+        event: Event | None = None
         async with self.ctx.db.session() as s:
-            result = await s.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.status.in_(("pending", "running")))
-                .values(
-                    status="cancelled", completed_at=now, error_message="cancelled by request", lease_expires_at=None
+            row = (
+                await s.execute(
+                    update(Task)
+                    .where(Task.id == task_id, Task.status.in_(("pending", "running")))
+                    .values(
+                        status="cancelled",
+                        completed_at=now,
+                        error_message="cancelled by request",
+                        lease_expires_at=None,
+                    )
+                    .returning(Task)
+                    .execution_options(synchronize_session=False)
                 )
-                .returning(Task.id)
-            )
-            changed = result.first() is not None
+            ).scalar_one_or_none()
+            if row is not None:
+                agent = await s.get(Agent, row.agent_id) if row.agent_id is not None else None
+                data = task_to_dict(row, agent)
+                event = await record_event(
+                    s,
+                    "tasks",
+                    "task_cancelled",
+                    task_event_data(data),
+                    task_id=row.id,
+                    agent_id=row.agent_id,
+                    owner=row.created_by,
+                )
             await s.commit()
-        data = await self.get(task_id)
-        if not changed:
+        if event is None:
+            current = await self.get(task_id)
             raise Conflict(
                 "TASK_ALREADY_FINISHED",
-                f"Task '{task_id}' is already {data['status']}",
-                details={"task_id": task_id, "status": data["status"]},
+                f"Task '{task_id}' is already {current['status']}",
+                details={"task_id": task_id, "status": current["status"]},
             )
-        await self.ctx.events.publish("tasks", "task_cancelled", task_event_data(data))
+        await self.ctx.events.announce([event])
         return data
 
     async def queue_depth(self) -> int:
@@ -311,147 +276,16 @@ class TaskScheduler:
 
     # --- worker side -----------------------------------------------------------------------
     async def claim(self, worker_id: str, limit: int = 1) -> list[ClaimedTask]:
-        """Lease up to ``limit`` runnable tasks to ``worker_id``."""
+        """Lease up to ``limit`` runnable tasks to ``worker_id`` (and announce ``task_started``)."""
         if limit <= 0:
             return []
-        if self.ctx.db.dialect == "postgresql":
-            return await self._claim_postgres(worker_id, limit)
-        claimed: list[ClaimedTask] = []
-        self.blocked_by_limits = True  # not tracked on SQLite: a finished task may always free a slot
-        async with self._sqlite_claim_lock:
-            for _ in range(limit):
-                one = await self._claim_sqlite_one(worker_id)
-                if one is None:
-                    break
-                claimed.append(one)
+        claimed, events = await self.queue.claim(worker_id, limit, utcnow())
+        await self.ctx.events.announce(events)
         return claimed
-
-    async def _claim_postgres(self, worker_id: str, limit: int) -> list[ClaimedTask]:
-        """Two statements in one transaction: lock the agents with work, then lease a batch."""
-        now = utcnow()
-        async with self.ctx.db.session() as s:
-            locked = (await s.execute(queue_pg.LOCK_AGENTS)).all()
-            if not locked:
-                await s.rollback()
-                self.blocked_by_limits = False
-                return []
-            profiles = await self.profiles.get_many(s, {a.id: a.config_version for a in locked})
-            self.blocked_by_limits = any(
-                a.running >= profiles[a.id].max_concurrency for a in locked if a.id in profiles
-            )
-            agent_ids = [a.id for a in locked if a.id in profiles]
-            rows = (
-                await s.execute(
-                    queue_pg.CLAIM_BATCH,
-                    {
-                        "agent_ids": agent_ids,
-                        "limits": [profiles[a].max_concurrency for a in agent_ids],
-                        "limit": limit,
-                        "now": now,
-                        "expires": now + self.lease,
-                        "owner": worker_id,
-                        "claim": uuid.uuid4().hex,
-                    },
-                )
-            ).all()
-            await AgentService.touch_activity(s, {r.agent_id for r in rows}, now)
-            await s.commit()
-        return [
-            ClaimedTask(
-                id=r.id,
-                description=r.task_description,
-                context=r.context or {},
-                session_id=r.session_id,
-                priority=r.priority,
-                attempts=r.attempts,
-                max_attempts=r.max_attempts,
-                lease_token=r.lease_token,
-                agent=profiles[r.agent_id],
-                created_by=r.created_by,
-            )
-            for r in sorted(rows, key=lambda r: (-r.priority_rank, r.id))
-        ]
-
-    def _lease_update(self, worker_id: str, now: datetime) -> Any:
-        claim = uuid.uuid4().hex
-        return (
-            update(Task)
-            .values(
-                status="running",
-                started_at=now,
-                attempts=Task.attempts + 1,
-                lease_owner=worker_id,
-                lease_token=literal(claim) + literal(":") + cast(Task.id, String),
-                lease_expires_at=now + self.lease,
-                error_message=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
-
-    async def _claim_sqlite_one(self, worker_id: str) -> ClaimedTask | None:
-        now = utcnow()
-        cand, other = aliased(Task), aliased(Task)
-        running_for_agent = (
-            select(func.count())
-            .select_from(other)
-            .where(other.agent_id == cand.agent_id, other.status == "running")
-            .scalar_subquery()
-        )
-        pick = (
-            select(cand.id)
-            .join(Agent, Agent.id == cand.agent_id)
-            .where(cand.status == "pending", Agent.status == "active", running_for_agent < _limit_expr())
-            .order_by(cand.priority_rank.desc(), cand.id)
-            .limit(1)
-            .scalar_subquery()
-        )
-        async with self.ctx.db.session() as s:
-            row = (
-                await s.execute(
-                    self._lease_update(worker_id, now).where(Task.id == pick, Task.status == "pending").returning(Task)
-                )
-            ).scalar_one_or_none()
-            if row is None:
-                await s.rollback()
-                return None
-            agent = await s.get(Agent, row.agent_id)
-            await AgentService.touch_activity(s, [row.agent_id], now)
-            await s.commit()
-        assert agent is not None
-        return self._claimed(row, agent)
-
-    @staticmethod
-    def _claimed(row: Task, agent: Agent) -> ClaimedTask:
-        return ClaimedTask(
-            id=row.id,
-            description=row.task_description,
-            context=row.context or {},
-            session_id=row.session_id,
-            priority=row.priority,
-            attempts=row.attempts,
-            max_attempts=row.max_attempts,
-            lease_token=str(row.lease_token),
-            agent=AgentProfile.from_row(agent),
-            created_by=row.created_by,
-        )
 
     async def heartbeat(self, tokens: dict[int, str]) -> set[int]:
         """Extend the leases held under ``tokens`` (task id -> token); return ids no longer held."""
-        if not tokens:
-            return set()
-        async with self.ctx.db.session() as s:
-            kept = {
-                r[0]
-                for r in await s.execute(
-                    update(Task)
-                    .where(Task.lease_token.in_(list(tokens.values())), Task.status == "running")
-                    .values(lease_expires_at=utcnow() + self.lease)
-                    .returning(Task.id)
-                    .execution_options(synchronize_session=False)
-                )
-            }
-            await s.commit()
-        return set(tokens) - kept
+        return await renew_leases(self.ctx.db, self.lease, tokens)
 
     async def complete(
         self,
@@ -459,20 +293,36 @@ class TaskScheduler:
         result: dict[str, Any],
         execution_ms: int,
         spans: list[dict[str, Any]] | None = None,
+        *,
+        summary: dict[str, Any] | None = None,
     ) -> bool:
-        """Record the result once; False when the lease was lost (the result is discarded).
+        """Record the result once, with its ``task_completed`` event; False when the lease was lost
+        (the result is discarded).
 
         ``spans`` (trace rows of the attempt) are written in the same transaction, so a completed
-        task always has its trace, at the cost of one commit.
+        task always has its trace.  ``summary`` is the event's ``result`` (the answer, shortened).
         """
+        data = _base_event(task) | {
+            "status": "completed",
+            "execution_time_ms": execution_ms,
+            "result": summary if summary is not None else result,
+        }
         return await self._finish(
-            task, spans, status="completed", result=result, execution_time_ms=execution_ms, error_message=None
+            task,
+            spans,
+            "task_completed",
+            data,
+            status="completed",
+            result=result,
+            execution_time_ms=execution_ms,
+            error_message=None,
         )
 
     async def fail(
         self, task: ClaimedTask, error: str, *, retryable: bool, execution_ms: int | None = None
     ) -> str | None:
-        """Fail the attempt: back to ``pending`` when retryable and attempts remain, else ``failed``.
+        """Fail the attempt: back to ``pending`` when retryable and attempts remain, else ``failed``
+        (with ``task_failed``).
 
         Returns the new status, or None when the lease was already lost.
         """
@@ -486,32 +336,28 @@ class TaskScheduler:
                 )
                 await s.commit()
             return "pending" if res.rowcount else None
+        message = f"{error} (attempt {task.attempts} of {task.max_attempts})"[:4000]
+        data = _base_event(task) | {"status": "failed", "error_message": message, "execution_time_ms": execution_ms}
         ok = await self._finish(
             task,
             None,
+            "task_failed",
+            data,
             status="failed",
             result=None,
             execution_time_ms=execution_ms,
-            error_message=f"{error} (attempt {task.attempts} of {task.max_attempts})"[:4000],
+            error_message=message,
         )
         return "failed" if ok else None
 
-    async def _finish(self, task: ClaimedTask, spans: list[dict[str, Any]] | None, **values: Any) -> bool:
-        if self.ctx.db.dialect == "postgresql":
-            params = queue_pg.finish_parameters(task.id, task.lease_token, spans or [], values, utcnow())
-            async with autocommit(self.ctx.db) as conn:
-                return (await conn.execute(queue_pg.FINISH, params)).first() is not None
-        async with self.ctx.db.session() as s:
-            if spans:
-                await s.execute(insert(TraceSpan), spans)
-            res = await s.execute(
-                update(Task)
-                .where(Task.id == task.id, Task.lease_token == task.lease_token, Task.status == "running")
-                .values(completed_at=utcnow(), lease_expires_at=None, **values)
-                .execution_options(synchronize_session=False)
-            )
-            await s.commit()
-        return bool(res.rowcount)
+    async def _finish(
+        self, task: ClaimedTask, spans: list[dict[str, Any]] | None, event: str, data: dict[str, Any], **values: Any
+    ) -> bool:
+        stored = await self.queue.finish(task, spans or [], values, event, data, utcnow())
+        if stored is None:
+            return False
+        await self.ctx.events.announce([stored])
+        return True
 
     async def release(self, task: ClaimedTask) -> bool:
         """Hand an unfinished task back to the queue (graceful shutdown); the attempt is not counted."""
@@ -523,9 +369,7 @@ class TaskScheduler:
                     status="pending",
                     lease_owner=None,
                     lease_expires_at=None,
-                    attempts=func.max(Task.attempts - 1, 0)
-                    if self.ctx.db.dialect == "sqlite"
-                    else func.greatest(Task.attempts - 1, 0),
+                    attempts=self.queue.greatest(Task.attempts - 1, 0),
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -575,12 +419,19 @@ class TaskScheduler:
                 .scalars()
                 .all()
             )
-            await s.commit()
             agents: dict[int, Agent] = {}
             if failed_rows:
                 ids = {r.agent_id for r in failed_rows if r.agent_id is not None}
                 agents = {a.id: a for a in (await s.execute(select(Agent).where(Agent.id.in_(ids)))).scalars()}
-        failed = [task_event_data(task_to_dict(r, agents.get(r.agent_id))) for r in failed_rows]
+            failed = [task_event_data(task_to_dict(r, agents.get(r.agent_id))) for r in failed_rows]
+            events = [
+                await record_event(
+                    s, "tasks", "task_failed", data, task_id=row.id, agent_id=row.agent_id, owner=row.created_by
+                )
+                for row, data in zip(failed_rows, failed, strict=True)
+            ]
+            await s.commit()
+        await self.ctx.events.announce(events)
         return requeued, failed
 
     async def active_leases(self) -> int:
@@ -597,6 +448,39 @@ class TaskScheduler:
                 )
                 or 0
             )
+
+
+async def renew_leases(db: Database, lease: timedelta, tokens: dict[int, str]) -> set[int]:
+    """Extend the leases held under ``tokens`` (task id -> token) by ``lease``; return the ids no
+    longer held (cancelled, or reaped and claimed again).  A function of ``db`` alone, so that a
+    worker can renew from its own thread and connection, away from its busy event loop."""
+    if not tokens:
+        return set()
+    async with db.session() as s:
+        kept = {
+            r[0]
+            for r in await s.execute(
+                update(Task)
+                .where(Task.lease_token.in_(list(tokens.values())), Task.status == "running")
+                .values(lease_expires_at=utcnow() + lease)
+                .returning(Task.id)
+                .execution_options(synchronize_session=False)
+            )
+        }
+        await s.commit()
+    return set(tokens) - kept
+
+
+def _base_event(task: ClaimedTask) -> dict[str, Any]:
+    return {
+        "task_id": task.id,
+        "agent_id": task.agent.id,
+        "agent_name": task.agent.name,
+        "agent_type": task.agent.type,
+        "priority": task.priority,
+        "attempts": task.attempts,
+        "session_id": task.session_id,
+    }
 
 
 def task_event_data(task: dict[str, Any]) -> dict[str, Any]:

@@ -63,15 +63,30 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
-    if not (exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))):
+    # SQLSTATE class 08 (connection exception) and 57P (shutdown, "the database system is starting
+    # up"): the server is restarting, which asyncpg reports as a plain DBAPIError.
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    restarting = sqlstate.startswith(("08", "57P"))
+    if not (exc.connection_invalidated or restarting or isinstance(exc, (OperationalError, InterfaceError))):
         raise exc  # a real bug (a constraint, a bad statement): the gateway's 500 handles it
     log.warning("database unavailable: %s", exc.orig)
+    return _unavailable()
+
+
+def _unavailable() -> JSONResponse:
     return error_response(
         "DATABASE_UNAVAILABLE",
         "The database is unavailable; retry shortly",
         status_code=503,
         headers={"Retry-After": "1"},
     )
+
+
+async def _connection_lost(_: Request, exc: Exception) -> JSONResponse:
+    """A connection refused or reset before the driver could wrap it (asyncpg connecting while
+    PostgreSQL restarts): the database is unavailable, not a bug."""
+    log.warning("database unavailable: %s", exc)
+    return _unavailable()
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -165,6 +180,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DBAPIError, _database_unavailable)
+    app.add_exception_handler(ConnectionError, _connection_lost)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]

@@ -37,6 +37,7 @@ class AppContext:
         instrument_engine(db.engine.sync_engine)
         cache = create_cache(settings.redis_url)
         events = create_event_bus(settings.redis_url, settings.agl_events_prefix)
+        events.attach_store(db)  # task and training events are stored with ids before publishing
         await events.start()
         return cls(settings=settings, db=db, cache=cache, events=events)
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
 from agentlightning.agents.pool import WorkerPool
 from tests.helpers import unique
@@ -33,9 +33,11 @@ async def _recv_until(ws: Any, predicate: Any, timeout: float = 15.0) -> dict[st
 
 
 async def test_refuses_connections_without_a_valid_token(live_url: str) -> None:
-    with pytest.raises(InvalidStatus):
-        async with websockets.connect(f"ws://{live_url}/ws/agents?token=not-a-token"):
-            pass
+    # The docs promise close code 4401 for a bad token, whether it came in the handshake or later.
+    async with websockets.connect(f"ws://{live_url}/ws/agents?token=not-a-token") as ws:
+        with pytest.raises(ConnectionClosed) as refused:
+            await ws.recv()
+        assert refused.value.rcvd is not None and refused.value.rcvd.code == 4401
     async with websockets.connect(f"ws://{live_url}/ws/agents") as ws:
         await ws.send(json.dumps({"action": "subscribe", "agent_id": "data_agent"}))  # not an auth message
         message = await _recv(ws)

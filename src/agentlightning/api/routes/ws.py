@@ -7,16 +7,24 @@ clients), or a first message ``{"action": "auth", "token": ...}`` sent within 10
 ``token`` query parameter still works but puts the token in URLs (it is redacted from our logs,
 not from a proxy's). A connection without a valid token holding ``agent:read`` is refused.
 
+A refused connection is accepted and then closed with code 4401 (no valid token) or 4403 (no
+``agent:read``), so every client sees the code, whichever way it authenticated.
+
 Client messages::
 
     {"action": "subscribe", "agent_id": "data_agent", "events": ["task_completed", "training_update"]}
+    {"action": "subscribe", "agent_id": "data_agent", "last_event_id": 41}   # resume after event 41
     {"action": "unsubscribe", "subscription_id": "sub_1"}     # or the same selector, or nothing: all
     {"action": "ping"}
 
 Server messages: ``connected``, ``subscribed``, ``unsubscribed``, ``pong``, ``error`` and
 ``{"type": "event", "event": ..., "data": {...}, "timestamp": ..., "subscriptions": [...]}``.
 Events come from the process's event bus, which carries every API/worker process's events
-(Redis pub/sub in production).
+(Redis pub/sub in production) and reads the stored event log for any that Redis missed.  Each
+event has an ``id``; a client that reconnects passes the last id it saw (``last_event_id`` in the
+subscribe message, or ``?last_event_id=`` for the first subscription) and first gets the stored
+events it missed, each event at most once per connection.  A subscriber receives only the events
+it may read over REST (see :func:`agentlightning.agents.subscriptions.visible`).
 """
 
 from __future__ import annotations
@@ -29,7 +37,15 @@ from typing import Any
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from sqlalchemy import or_, select
 
-from agentlightning.agents.subscriptions import Subscription, SubscriptionError, parse_subscribe
+from agentlightning.agents.service import AgentService
+from agentlightning.agents.subscriptions import (
+    Subscription,
+    SubscriptionError,
+    needs_labels,
+    parse_last_event_id,
+    parse_subscribe,
+    visible,
+)
 from agentlightning.api.deps import PermissionCheck
 from agentlightning.api.envelope import utc_timestamp
 from agentlightning.auth.service import Principal, authenticate_token
@@ -43,6 +59,8 @@ AUTH_TIMEOUT_S = 10.0
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 PERMISSION = "agent:read"
+#: Ids remembered per connection to send each event once (replay and live overlap).
+SENT_IDS_KEPT = 50_000
 
 
 class WebSocketPermission(PermissionCheck):
@@ -106,6 +124,10 @@ class _Connection:
         self.principal = principal
         self.subscriptions: dict[str, Subscription] = {}
         self.send_lock = asyncio.Lock()
+        self.sent_ids: set[int] = set()
+        self.labels: dict[int, tuple[str | None, str | None]] = {}
+        #: ``?last_event_id=``: the resume cursor of the first subscription.
+        self.resume_from: int | None = None
 
     async def send(self, message: dict[str, Any]) -> None:
         async with self.send_lock:
@@ -119,6 +141,7 @@ class _Connection:
         if action == "subscribe":
             try:
                 selector, events = parse_subscribe(message)
+                since = parse_last_event_id(message.get("last_event_id"))
             except SubscriptionError as exc:
                 await self.error(exc.code, str(exc), exc.details)
                 return
@@ -131,7 +154,11 @@ class _Connection:
                 return
             sub = Subscription(selector, events)
             self.subscriptions[sub.id] = sub
-            await self.send({"type": "subscribed", **sub.describe()})
+            if since is None:
+                since, self.resume_from = self.resume_from, None
+            await self.send({"type": "subscribed", **sub.describe(), "last_event_id": since})
+            if since is not None:
+                await self.replay(since, sub)
         elif action == "unsubscribe":
             removed = self._unsubscribe(message)
             await self.send({"type": "unsubscribed", "subscription_ids": removed})
@@ -167,20 +194,62 @@ class _Connection:
                 continue
             await self.handle(message)
 
+    async def replay(self, since: int, sub: Subscription) -> None:
+        """Send the stored events after ``since`` that ``sub`` wants (a client catching up)."""
+        cursor = since
+        while True:
+            batch = await self.ctx.events.read_since(cursor)
+            for event in batch:
+                cursor = max(cursor, int(event["id"]))
+                await self.deliver(event, {sub.id: sub})
+            if not batch:
+                return
+
+    async def _labels(self, event: dict[str, Any]) -> tuple[str | None, str | None] | None:
+        """The agent name and type of an event that names its agent only by id."""
+        if not needs_labels(event):
+            return None
+        agent_id = int(event["data"]["agent_id"])
+        if agent_id not in self.labels:
+            try:
+                agent = await AgentService(self.ctx).get(agent_id)
+                self.labels[agent_id] = (agent.name, agent.type)
+            except AppError:
+                self.labels[agent_id] = (None, None)
+        return self.labels[agent_id]
+
+    async def deliver(self, event: dict[str, Any], subscriptions: dict[str, Subscription] | None = None) -> None:
+        """Send ``event`` if a subscription wants it, the principal may see it and it was not sent yet."""
+        subs = self.subscriptions if subscriptions is None else subscriptions
+        event_id = event.get("id")
+        if not subs or (event_id is not None and event_id in self.sent_ids):
+            return
+        if not visible(event, self.principal.username, self.principal.can):
+            return
+        by_label = any(sub.selector is not None and not sub.selector.isdigit() for sub in subs.values())
+        labels = await self._labels(event) if by_label else None
+        matched = [sid for sid, sub in subs.items() if sub.matches(event, labels)]
+        if not matched or (event_id is not None and event_id in self.sent_ids):  # re-checked: we awaited
+            return
+        if event_id is not None:
+            if len(self.sent_ids) >= SENT_IDS_KEPT:
+                self.sent_ids = set(sorted(self.sent_ids)[SENT_IDS_KEPT // 2 :])
+            self.sent_ids.add(int(event_id))
+        await self.send(
+            {
+                "type": "event",
+                "id": event_id,
+                "event": event.get("event"),
+                "topic": event.get("topic"),
+                "data": event.get("data"),
+                "timestamp": event.get("timestamp"),
+                "subscriptions": matched,
+            }
+        )
+
     async def pump_events(self, bus: Any) -> None:
         async for event in bus:
-            matched = [sid for sid, sub in self.subscriptions.items() if sub.matches(event)]
-            if matched:
-                await self.send(
-                    {
-                        "type": "event",
-                        "event": event.get("event"),
-                        "topic": event.get("topic"),
-                        "data": event.get("data"),
-                        "timestamp": event.get("timestamp"),
-                        "subscriptions": matched,
-                    }
-                )
+            await self.deliver(event)
 
 
 @router.websocket("/ws/agents")
@@ -188,6 +257,14 @@ async def agents_socket(websocket: WebSocket, token: str | None = Depends(WebSoc
     """Stream agent events to an authenticated subscriber."""
     ctx: AppContext = websocket.app.state.ctx
     principal: Principal | None = None
+    try:
+        resume_from = parse_last_event_id(websocket.query_params.get("last_event_id"))
+    except SubscriptionError:
+        resume_from = None
+    # Accept first: a close before the handshake completes reaches the client as a bare HTTP 403,
+    # without the 4401/4403 code that tells it why. A client that offered the bearer subprotocol
+    # gets it back, as the WebSocket handshake requires.
+    await websocket.accept(subprotocol=BEARER_SUBPROTOCOL if bearer_subprotocol(websocket) else None)
     if token:
         principal = await _authenticate(ctx, token)
         if principal is None:
@@ -196,7 +273,6 @@ async def agents_socket(websocket: WebSocket, token: str | None = Depends(WebSoc
         if not principal.can(PERMISSION):
             await websocket.close(code=CLOSE_FORBIDDEN, reason=f"permission '{PERMISSION}' required")
             return
-    await websocket.accept(subprotocol=BEARER_SUBPROTOCOL if bearer_subprotocol(websocket) else None)
     if principal is None:
         try:
             first = json.loads(await asyncio.wait_for(websocket.receive_text(), timeout=AUTH_TIMEOUT_S))
@@ -221,8 +297,9 @@ async def agents_socket(websocket: WebSocket, token: str | None = Depends(WebSoc
                 await websocket.close(code=code)
             return
     conn = _Connection(ctx, websocket, principal)
+    conn.resume_from = resume_from
     # Listen to the bus before telling the client it is connected, so no event is missed.
-    async with ctx.events.subscribe() as bus:
+    async with ctx.events.subscribe(durable=True) as bus:
         await conn.send({"type": "connected", "user": principal.username, "timestamp": utc_timestamp()})
         tasks = [asyncio.create_task(conn.pump_client()), asyncio.create_task(conn.pump_events(bus))]
         try:

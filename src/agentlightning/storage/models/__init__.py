@@ -5,7 +5,7 @@ from agentlightning.storage.models.base import Base
 from agentlightning.storage.models.knowledge import KnowledgeItem
 from agentlightning.storage.models.rl import RLEnvironment, RLExperiment, RLMetricPoint
 from agentlightning.storage.models.system import SystemConfigRow
-from agentlightning.storage.models.tasks import Task, TraceSpan
+from agentlightning.storage.models.tasks import Task, TaskEvent, TraceSpan
 from agentlightning.storage.models.users import ApiKey, RefreshToken, RevokedToken, User
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "RevokedToken",
     "SystemConfigRow",
     "Task",
+    "TaskEvent",
     "TraceSpan",
     "User",
 ]

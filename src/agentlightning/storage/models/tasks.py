@@ -6,12 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agentlightning.storage.models.base import Base
 from agentlightning.storage.types import JSONType, Timestamp, utcnow
 from agentlightning.vocabulary import TASK_PRIORITIES, TASK_STATUSES, check_sql
+
+#: BIGINT on PostgreSQL; INTEGER on SQLite, where only an INTEGER PRIMARY KEY is the rowid.
+BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Task(Base):
@@ -53,6 +56,31 @@ class Task(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     request_hash: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class TaskEvent(Base):
+    """The event log (an outbox): every published event, stored with an increasing id first.
+
+    Task events are inserted in the same transaction as the task's state change, so a terminal
+    state always has exactly one terminal event; publishing (Redis) happens after the commit, and
+    a subscriber that missed some (an outage, a reconnect) reads them back by id.  ``owner`` is
+    the task's ``created_by``, so delivery can apply the same visibility as REST.
+    """
+
+    __tablename__ = "task_events"
+    __table_args__ = (
+        Index("idx_task_events_task", "task_id"),
+        Index("idx_task_events_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(32), nullable=False)
+    event: Mapped[str] = mapped_column(String(64), nullable=False)
+    task_id: Mapped[int | None] = mapped_column(Integer)
+    agent_id: Mapped[int | None] = mapped_column(Integer)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, nullable=False)
 
 
 class TraceSpan(Base):

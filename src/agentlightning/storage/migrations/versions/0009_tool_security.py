@@ -5,7 +5,7 @@ memory tool's notes are now looked up by (agent, owner, session). Existing rows 
 the task that wrote them; rows without one stay owner-less and no user's lookup returns them.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-29
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
