@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agentlightning.validation import DB_INT_MAX, DbId, JsonObject, Text, check_json, parse_db_id
 
 Priority = Literal["low", "medium", "high", "critical"]
 
@@ -14,16 +16,21 @@ class AgentConfigIn(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    system_prompt: str | None = Field(default=None, max_length=20_000)
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        return check_json(data) if isinstance(data, dict) else data
+
+    system_prompt: Text | None = Field(default=None, max_length=20_000)
     provider: Literal["auto", "openai", "local"] | None = None
-    model: str | None = Field(default=None, max_length=255)
-    base_url: str | None = Field(default=None, max_length=1000)
+    model: Text | None = Field(default=None, max_length=255)
+    base_url: Text | None = Field(default=None, max_length=1000)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1, le=32_768)
     max_steps: int | None = Field(default=None, ge=1, le=50)
     max_concurrency: int | None = Field(default=None, ge=1, le=1000)
     memory_window: int | None = Field(default=None, ge=0, le=200)
-    tools: list[str] | None = None
+    tools: list[Text] | None = Field(default=None, max_length=100)
     cache: bool | None = None
 
 
@@ -33,9 +40,9 @@ class AgentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.\-]+$")
-    type: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=10_000)
-    template: str | None = None
+    type: Text | None = Field(default=None, min_length=1, max_length=100)
+    description: Text | None = Field(default=None, max_length=10_000)
+    template: Text | None = Field(default=None, max_length=100)
     config: AgentConfigIn = Field(default_factory=AgentConfigIn)
     status: Literal["active", "paused"] = "active"
 
@@ -54,9 +61,9 @@ class AgentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.\-]+$")
-    type: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=10_000)
-    config: dict[str, Any] | None = None
+    type: Text | None = Field(default=None, min_length=1, max_length=100)
+    description: Text | None = Field(default=None, max_length=10_000)
+    config: JsonObject | None = None
     status: Literal["active", "paused", "disabled"] | None = None
 
     @model_validator(mode="after")
@@ -71,15 +78,20 @@ class AssignRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    task: str = Field(min_length=1, max_length=100_000)
-    agent_type: str | None = Field(default=None, max_length=100)
-    agent_id: int | str | None = None
+    task: Text = Field(min_length=1, max_length=100_000)
+    agent_type: Text | None = Field(default=None, max_length=100)
+    agent_id: DbId | Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.\-]+$")] | None = None
     priority: Priority = "medium"
-    context: dict[str, Any] = Field(default_factory=dict)
-    session_id: str | None = Field(default=None, min_length=1, max_length=128)
+    context: JsonObject = Field(default_factory=dict)
+    session_id: Text | None = Field(default=None, min_length=1, max_length=128)
 
     @model_validator(mode="after")
     def _target(self) -> AssignRequest:
+        if isinstance(self.agent_id, str) and self.agent_id.isdigit():
+            number = parse_db_id(self.agent_id)
+            if not number:
+                raise ValueError(f"agent_id must be between 1 and {DB_INT_MAX}")
+            self.agent_id = number
         if self.agent_type is None and self.agent_id is None:
             raise ValueError("give 'agent_type' or 'agent_id'")
         return self

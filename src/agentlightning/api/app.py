@@ -12,7 +12,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentlightning import __version__
@@ -27,6 +26,8 @@ from agentlightning.core.context import AppContext
 from agentlightning.core.services import start_services, stop_services
 from agentlightning.errors import AppError
 from agentlightning.settings import Settings, get_settings
+from agentlightning.storage.faults import RETRY_AFTER_SECONDS, UNAVAILABLE_TYPES, is_bad_data, is_unavailable
+from agentlightning.validation import JSON_TOO_LARGE, JsonLimits, configure_limits
 
 log = logging.getLogger(__name__)
 
@@ -68,19 +69,34 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
-async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
-    if not (exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))):
-        raise exc  # a real bug (a constraint, a bad statement): the gateway's 500 handles it
-    log.warning("database unavailable: %s", exc.orig)
+def database_unavailable_response() -> JSONResponse:
+    """The 503 a request gets when the database cannot be reached (retry after a second)."""
     body = error_body("DATABASE_UNAVAILABLE", "The database is unavailable; retry shortly")
-    return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """Connection-level database failures (see :mod:`agentlightning.storage.faults`) are a 503;
+    a value the database refused is a 422; anything else is a bug for the gateway's 500."""
+    if is_bad_data(exc):
+        log.warning("bad input reached the database on %s %s: %s", request.method, request.url.path, exc)
+        body = error_body("VALIDATION_ERROR", "Invalid request: a value cannot be stored", {"errors": []})
+        return JSONResponse(body, status_code=422)
+    if not is_unavailable(exc):
+        raise exc  # a real bug (a constraint, a bad statement): the gateway's 500 handles it
+    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    return database_unavailable_response()
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = _field_errors(exc)
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    too_large = [e for e in errors if e["type"] == JSON_TOO_LARGE]
+    if too_large:
+        return JSONResponse(
+            error_body("PAYLOAD_TOO_LARGE", f"Request too large: {summary}", {"errors": too_large}), status_code=413
+        )
     return JSONResponse(
         error_body("VALIDATION_ERROR", f"Invalid request: {summary}", {"errors": errors}), status_code=422
     )
@@ -90,6 +106,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
     """Build the API for ``settings``; the lifespan opens the context and starts background services."""
     settings = settings or get_settings()
     run_services = settings.agl_run_services if start_background is None else start_background
+    configure_limits(JsonLimits(max_bytes=settings.input_json_max_bytes, max_depth=settings.input_json_max_depth))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -127,7 +144,8 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(DBAPIError, _database_unavailable)
+    for fault in UNAVAILABLE_TYPES:
+        app.add_exception_handler(fault, _database_unavailable)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]

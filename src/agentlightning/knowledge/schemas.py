@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agentlightning.validation import DbInt, JsonObject, Text
+
 MAX_CONTENT_CHARS = 1_000_000
 MAX_TAGS = 50
 MAX_BULK_ITEMS = 1000
@@ -39,11 +41,11 @@ class KnowledgeItemCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=500)
-    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
-    category: str | None = Field(default=None, max_length=100)
-    tags: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    title: Text = Field(min_length=1, max_length=500)
+    content: Text = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
+    category: Text | None = Field(default=None, max_length=100)
+    tags: list[Text] = Field(default_factory=list, max_length=1000)
+    metadata: JsonObject = Field(default_factory=dict)
 
     @field_validator("title", "content")
     @classmethod
@@ -63,12 +65,12 @@ class KnowledgeItemUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=500)
-    content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_CHARS)
-    category: str | None = Field(default=None, max_length=100)
-    tags: list[str] | None = None
-    metadata: dict[str, Any] | None = None
-    expected_version: int | None = Field(default=None, ge=1)
+    title: Text | None = Field(default=None, min_length=1, max_length=500)
+    content: Text | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_CHARS)
+    category: Text | None = Field(default=None, max_length=100)
+    tags: list[Text] | None = Field(default=None, max_length=1000)
+    metadata: JsonObject | None = None
+    expected_version: DbInt | None = Field(default=None, ge=1)
 
     @field_validator("tags")
     @classmethod

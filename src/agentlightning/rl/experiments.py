@@ -21,11 +21,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentlightning.core.context import AppContext
-from agentlightning.errors import Conflict, NotFound, OperationFailed, ServiceUnavailable, ValidationFailed
+from agentlightning.errors import (
+    Conflict,
+    NotFound,
+    OperationFailed,
+    RateLimited,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from agentlightning.rl.classic.envs import CustomEnvSpec, EnvError, check_entry_point, validate_env_id
-from agentlightning.rl.config import ConfigError, ExperimentConfig, validate_config
+from agentlightning.rl.config import ConfigError, ExperimentConfig, ResourceLimits
+from agentlightning.rl.validator import validate_off_loop
 from agentlightning.storage.models import RLEnvironment, RLExperiment, RLMetricPoint
 from agentlightning.storage.types import utcnow
+from agentlightning.validation import DbId, JsonObject, Text
 
 __all__ = [
     "ACTIVE",
@@ -60,7 +69,7 @@ class ExperimentCreate(ExperimentConfig):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(..., min_length=1, max_length=255, pattern=r"^[\w.\- ]+$")
-    agent_id: int | None = Field(None, description="the agent this experiment improves, if any")
+    agent_id: DbId | None = Field(None, description="the agent this experiment improves, if any")
 
     def experiment_config(self) -> ExperimentConfig:
         """The config part (what is stored in the ``config`` column)."""
@@ -72,10 +81,10 @@ class EvaluationParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    checkpoint: str = Field("latest", description="'latest', 'final' or a checkpoint's timesteps")
+    checkpoint: Text = Field("latest", max_length=64, description="'latest', 'final' or a checkpoint's timesteps")
     n_episodes: int = Field(10, ge=1, le=200)
     deterministic: bool = True
-    seed: int | None = Field(None, ge=0)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
 
 
 class EnvironmentCreate(BaseModel):
@@ -83,11 +92,11 @@ class EnvironmentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    env_id: str = Field(..., min_length=1, max_length=255)
-    entry_point: str = Field(..., min_length=3, max_length=500, description="'package.module:ClassName'")
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    max_episode_steps: int | None = Field(None, ge=1)
-    description: str | None = Field(None, max_length=2000)
+    env_id: Text = Field(..., min_length=1, max_length=255)
+    entry_point: Text = Field(..., min_length=3, max_length=500, description="'package.module:ClassName'")
+    kwargs: JsonObject = Field(default_factory=dict)
+    max_episode_steps: int | None = Field(None, ge=1, le=10_000_000)
+    description: Text | None = Field(None, max_length=2000)
 
 
 def _public_checkpoint(entry: dict[str, Any]) -> dict[str, Any]:
@@ -213,13 +222,37 @@ class ExperimentService:
         return str(entry["path"])
 
     # ----------------------------------------------------------------- commands
+    async def _check_quota(self, created_by: str | None) -> None:
+        """Refuse a user's experiment beyond ``rl_max_active_experiments_per_user`` unfinished ones."""
+        if created_by is None:
+            return
+        cap = self.ctx.settings.rl_max_active_experiments_per_user
+        async with self.ctx.db.session() as session:
+            active = await session.scalar(
+                select(func.count())
+                .select_from(RLExperiment)
+                .where(RLExperiment.created_by == created_by, RLExperiment.status.in_(tuple(ACTIVE)))
+            )
+        if int(active or 0) >= cap:
+            raise RateLimited(
+                "TOO_MANY_ACTIVE_EXPERIMENTS",
+                f"You have {active} unfinished experiment(s); at most {cap} may be created, queued or running at "
+                "once. Stop one or wait for one to finish.",
+                details={"active": int(active or 0), "limit": cap},
+                retry_after=30,
+            )
+
     async def create(self, request: ExperimentCreate, created_by: str | None = None) -> dict[str, Any]:
-        """Validate, insert as ``created``, then queue it for the manager."""
+        """Check the caller's quota, validate (in a worker process), insert as ``created``, then queue it."""
         config = request.experiment_config()
+        await self._check_quota(created_by)
         custom = await self._custom_envs()
+        settings = self.ctx.settings
         try:
-            # Validation imports torch and builds the model once: keep it off the event loop.
-            checked = await asyncio.to_thread(validate_config, config, custom)
+            # Validation builds the environment and the model once: in a child process, with a timeout.
+            checked = await validate_off_loop(
+                config, custom, ResourceLimits.from_settings(settings), settings.rl_validation_timeout_seconds
+            )
         except ConfigError as exc:
             raise ValidationFailed(
                 "VALIDATION_ERROR",

@@ -14,6 +14,7 @@ from agentlightning.agents.templates import TEMPLATES
 from agentlightning.agents.tools.registry import default_registry
 from agentlightning.api.deps import Ctx, require
 from agentlightning.api.envelope import ok
+from agentlightning.api.params import OptText, PageQuery, PageSizeQuery, RefPath
 from agentlightning.auth.service import Principal
 
 router = APIRouter(prefix="/api/v2/agents", tags=["agents"])
@@ -23,10 +24,10 @@ router = APIRouter(prefix="/api/v2/agents", tags=["agents"])
 async def list_agents(
     ctx: Ctx,
     _: Principal = Depends(require("agent:read")),
-    type: str | None = Query(default=None, max_length=100, description="Only agents of this type"),
+    type: OptText = Query(default=None, max_length=100, description="Only agents of this type"),
     status: str | None = Query(default=None, pattern="^(" + "|".join(AGENT_STATUSES) + ")$"),
-    page: int = Query(default=1, ge=1),
-    page_size: int = Query(default=50, ge=1, le=500),
+    page: PageQuery = 1,
+    page_size: PageSizeQuery = 50,
 ) -> dict[str, Any]:
     """List agents, filtered by type and status, a page at a time."""
     items, total = await AgentService(ctx).list(type=type, status=status, page=page, page_size=page_size)
@@ -64,7 +65,7 @@ async def assign_task(
     ctx: Ctx,
     response: Response,
     principal: Principal = Depends(require("agent:assign")),
-    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key", max_length=200),
+    idempotency_key: OptText = Header(default=None, alias="Idempotency-Key", max_length=200),
 ) -> dict[str, Any]:
     """Queue a task for an agent (by id/name) or for the best agent of a type."""
     task, created = await TaskScheduler(ctx).assign(
@@ -83,7 +84,7 @@ async def assign_task(
 
 
 @router.get("/{agent_ref}")
-async def get_agent(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+async def get_agent(agent_ref: RefPath, ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
     """One agent with its live status."""
     from agentlightning.agents.service import agent_to_dict
 
@@ -94,26 +95,26 @@ async def get_agent(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("ag
 
 
 @router.get("/{agent_ref}/status")
-async def agent_status(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+async def agent_status(agent_ref: RefPath, ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
     """One agent's live status (cached for up to 5 minutes)."""
     return ok(await AgentService(ctx).status(agent_ref))
 
 
 @router.put("/{agent_ref}")
 async def update_agent(
-    agent_ref: str, body: AgentUpdate, ctx: Ctx, _: Principal = Depends(require("agent:write"))
+    agent_ref: RefPath, body: AgentUpdate, ctx: Ctx, _: Principal = Depends(require("agent:write"))
 ) -> dict[str, Any]:
     """Change an agent's configuration; its config version increments when behaviour changes."""
     return ok(await AgentService(ctx).update(agent_ref, body), "Agent updated")
 
 
 @router.delete("/{agent_ref}")
-async def delete_agent(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:write"))) -> dict[str, Any]:
+async def delete_agent(agent_ref: RefPath, ctx: Ctx, _: Principal = Depends(require("agent:write"))) -> dict[str, Any]:
     """Delete an agent; its unfinished tasks are cancelled."""
     return ok(await AgentService(ctx).delete(agent_ref), "Agent deleted")
 
 
 @router.post("/{agent_ref}/restart")
-async def restart_agent(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:write"))) -> dict[str, Any]:
+async def restart_agent(agent_ref: RefPath, ctx: Ctx, _: Principal = Depends(require("agent:write"))) -> dict[str, Any]:
     """Return an agent to ``active`` with fresh state."""
     return ok(await AgentService(ctx).restart(agent_ref), "Agent restarted")

@@ -9,8 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentlightning.api.deps import Ctx, authenticated, client_ip, public
 from agentlightning.api.envelope import ok
+from agentlightning.api.params import IdPath
 from agentlightning.auth import service
 from agentlightning.auth.service import Principal
+from agentlightning.validation import Text
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -19,29 +21,29 @@ class LoginRequest(BaseModel):
     """Username and password."""
 
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=255)
-    password: str = Field(min_length=1, max_length=1024)
+    username: Text = Field(min_length=1, max_length=255)
+    password: Text = Field(min_length=1, max_length=1024)
 
 
 class RefreshRequest(BaseModel):
     """A refresh token to exchange for a new pair."""
 
     model_config = ConfigDict(extra="forbid")
-    refresh_token: str = Field(min_length=16, max_length=512)
+    refresh_token: Text = Field(min_length=16, max_length=512)
 
 
 class LogoutRequest(BaseModel):
     """Optionally the session's refresh token, so the whole session ends."""
 
     model_config = ConfigDict(extra="forbid")
-    refresh_token: str | None = Field(default=None, max_length=512)
+    refresh_token: Text | None = Field(default=None, max_length=512)
 
 
 class ApiKeyRequest(BaseModel):
     """A name for the key and an optional lifetime."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=255)
+    name: Text = Field(min_length=1, max_length=255)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
 
@@ -125,7 +127,7 @@ async def list_api_keys(ctx: Ctx, principal: Principal = Depends(authenticated))
 
 
 @router.delete("/api-keys/{key_id}")
-async def revoke_api_key(key_id: int, ctx: Ctx, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
+async def revoke_api_key(key_id: IdPath, ctx: Ctx, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
     """Revoke one of the caller's API keys."""
     await service.revoke_api_key(ctx, principal.user_id, key_id)
     return ok(None, "API key revoked")

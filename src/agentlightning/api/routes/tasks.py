@@ -10,6 +10,7 @@ from agentlightning.agents.scheduler import TASK_STATUSES, TaskScheduler
 from agentlightning.agents.tracing import spans_for_task
 from agentlightning.api.deps import Ctx, require
 from agentlightning.api.envelope import ok
+from agentlightning.api.params import IdPath, OptText, PageQuery, PageSizeQuery
 from agentlightning.auth.service import Principal
 from agentlightning.errors import NotFound
 
@@ -33,11 +34,11 @@ async def list_tasks(
     ctx: Ctx,
     principal: Principal = Depends(require("agent:read")),
     status: str | None = Query(default=None, pattern="^(" + "|".join(TASK_STATUSES) + ")$"),
-    agent: str | None = Query(default=None, description="Agent id or name"),
+    agent: OptText = Query(default=None, max_length=255, description="Agent id or name"),
     priority: str | None = Query(default=None, pattern="^(low|medium|high|critical)$"),
-    session_id: str | None = Query(default=None, max_length=128),
-    page: int = Query(default=1, ge=1),
-    page_size: int = Query(default=50, ge=1, le=500),
+    session_id: OptText = Query(default=None, max_length=128),
+    page: PageQuery = 1,
+    page_size: PageSizeQuery = 50,
 ) -> dict[str, Any]:
     """Tasks, newest first, filtered by status, agent, priority or session."""
     items, total = await TaskScheduler(ctx).list(
@@ -53,7 +54,7 @@ async def list_tasks(
 
 
 @router.get("/{task_id}")
-async def get_task(task_id: int, ctx: Ctx, principal: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+async def get_task(task_id: IdPath, ctx: Ctx, principal: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
     """One task: status, result, timing, attempts and error."""
     task = await _visible_task(TaskScheduler(ctx), task_id, principal)
     return ok(task, f"Task is {task['status']}", task_id=task["id"], status=task["status"])
@@ -61,7 +62,7 @@ async def get_task(task_id: int, ctx: Ctx, principal: Principal = Depends(requir
 
 @router.post("/{task_id}/cancel")
 async def cancel_task(
-    task_id: int, ctx: Ctx, principal: Principal = Depends(require("agent:assign"))
+    task_id: IdPath, ctx: Ctx, principal: Principal = Depends(require("agent:assign"))
 ) -> dict[str, Any]:
     """Cancel a pending or running task."""
     scheduler = TaskScheduler(ctx)
@@ -70,7 +71,9 @@ async def cancel_task(
 
 
 @router.get("/{task_id}/trace")
-async def task_trace(task_id: int, ctx: Ctx, principal: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+async def task_trace(
+    task_id: IdPath, ctx: Ctx, principal: Principal = Depends(require("agent:read"))
+) -> dict[str, Any]:
     """The trace spans of a task's runs (agent run, LLM calls, tool calls)."""
     await _visible_task(TaskScheduler(ctx), task_id, principal)
     spans = await spans_for_task(ctx.db, task_id)
