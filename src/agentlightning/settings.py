@@ -121,11 +121,11 @@ class Settings(BaseSettings):
     rl_max_batch_size: int = Field(default=8192, ge=1)
     rl_max_buffer_size: int = Field(default=2_000_000, ge=1)
     #: Checkpoints one run may write (``total_timesteps / checkpoint_freq``).
-    rl_max_checkpoints: int = Field(default=1000, ge=1)
+    rl_max_checkpoints: int = Field(default=10_000, ge=1)
     #: Seconds the validation dry run (building the env and model, in a child process) may take.
     rl_validation_timeout_seconds: float = Field(default=60.0, gt=0)
     #: Unfinished (created, queued or running) experiments one user may have at once.
-    rl_max_active_experiments_per_user: int = Field(default=5, ge=1)
+    rl_max_active_experiments_per_user: int = Field(default=10, ge=1)
 
     # Input limits (agentlightning.validation)
     #: Encoded size (bytes) and nesting depth of one free-form JSON value: task ``context``, agent

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentlightning.validation import DbInt, JsonObject, Text
 
@@ -76,6 +76,17 @@ class KnowledgeItemUpdate(BaseModel):
     @classmethod
     def _tags(cls, value: list[str] | None) -> list[str] | None:
         return _clean_tags(value)
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> KnowledgeItemUpdate:
+        nulled = [
+            f
+            for f in ("title", "content", "tags", "metadata")
+            if f in self.model_fields_set and getattr(self, f) is None
+        ]
+        if nulled:
+            raise ValueError(f"{', '.join(nulled)} may be omitted but not null")
+        return self
 
 
 class KnowledgeItemOut(BaseModel):

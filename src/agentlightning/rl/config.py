@@ -123,7 +123,7 @@ class ResourceLimits:
     max_rollout_size: int = 65_536
     max_batch_size: int = 8192
     max_buffer_size: int = 2_000_000
-    max_checkpoints: int = 1000
+    max_checkpoints: int = 10_000
 
     @classmethod
     def from_settings(cls, settings: Any) -> ResourceLimits:

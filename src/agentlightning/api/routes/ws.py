@@ -187,6 +187,8 @@ async def agents_socket(websocket: WebSocket, token: str | None = Depends(WebSoc
         # The database went away (a restart, a failover): tell the client to come back, cleanly.
         log.warning("websocket closed: database unavailable: %s: %s", type(exc).__name__, exc)
         with contextlib.suppress(Exception):
+            if websocket.client_state == WebSocketState.CONNECTING:
+                await websocket.accept()  # so the client sees the close code, not a refused handshake
             if websocket.client_state == WebSocketState.CONNECTED:
                 await websocket.send_text(
                     json.dumps(
