@@ -3,7 +3,7 @@ tools and per-agent status.  ``{agent_ref}`` is the numeric id or the unique nam
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api/v2/agents", tags=["agents"])
 async def list_agents(
     ctx: Ctx,
     _: Principal = Depends(require("agent:read")),
-    type: OptText = Query(default=None, max_length=100, description="Only agents of this type"),
+    type: Annotated[OptText, Query(max_length=100, description="Only agents of this type")] = None,
     status: str | None = Query(default=None, pattern="^(" + "|".join(AGENT_STATUSES) + ")$"),
     page: PageQuery = 1,
     page_size: PageSizeQuery = 50,
@@ -65,7 +65,7 @@ async def assign_task(
     ctx: Ctx,
     response: Response,
     principal: Principal = Depends(require("agent:assign")),
-    idempotency_key: OptText = Header(default=None, alias="Idempotency-Key", max_length=200),
+    idempotency_key: Annotated[OptText, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> dict[str, Any]:
     """Queue a task for an agent (by id/name) or for the best agent of a type."""
     task, created = await TaskScheduler(ctx).assign(

@@ -6,7 +6,7 @@ they are never taken for an item id.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
@@ -38,13 +38,14 @@ def _tags(tags: list[str] | None) -> list[str]:
 @router.get("/search")
 async def search(
     ctx: Ctx,
+    q: Annotated[
+        ReqText,
+        Query(min_length=1, max_length=1000, description='Web-search syntax: words, "phrases", -exclusions, or'),
+    ],
     principal: Principal = Depends(require("knowledge:read")),
-    q: ReqText = Query(
-        min_length=1, max_length=1000, description='Web-search syntax: words, "phrases", -exclusions, or'
-    ),
     mode: SearchMode = Query(default=SearchMode.hybrid),
-    category: OptText = Query(default=None, max_length=100),
-    tags: OptTextList = Query(default=None, max_length=50, description="Items must carry all of these tags"),
+    category: Annotated[OptText, Query(max_length=100)] = None,
+    tags: Annotated[OptTextList, Query(max_length=50, description="Items must carry all of these tags")] = None,
     limit: int = Query(default=10, ge=1, le=MAX_SEARCH_LIMIT),
     offset: int = Query(default=0, ge=0, le=MAX_SEARCH_OFFSET),
 ) -> dict[str, Any]:
@@ -67,8 +68,8 @@ async def bulk_create(
 async def list_items(
     ctx: Ctx,
     principal: Principal = Depends(require("knowledge:read")),
-    category: OptText = Query(default=None, max_length=100),
-    tags: OptTextList = Query(default=None, max_length=50),
+    category: Annotated[OptText, Query(max_length=100)] = None,
+    tags: Annotated[OptTextList, Query(max_length=50)] = None,
     limit: int = Query(default=20, ge=1, le=100),
     offset: OffsetQuery = 0,
 ) -> dict[str, Any]:

@@ -27,8 +27,10 @@ router = APIRouter(prefix="/api/v2/rl", tags=["rl"])
 async def list_experiments(
     ctx: Ctx,
     principal: Principal = Depends(require("rl:read")),
-    status: OptText = Query(None, max_length=50, description="created, queued, running, completed, stopped or failed"),
-    algorithm: OptText = Query(None, max_length=50),
+    status: Annotated[
+        OptText, Query(max_length=50, description="created, queued, running, completed, stopped or failed")
+    ] = None,
+    algorithm: Annotated[OptText, Query(max_length=50)] = None,
     limit: int = Query(50, ge=1, le=500),
     offset: OffsetQuery = 0,
 ) -> dict[str, Any]:

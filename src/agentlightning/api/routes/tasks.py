@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
@@ -34,9 +34,9 @@ async def list_tasks(
     ctx: Ctx,
     principal: Principal = Depends(require("agent:read")),
     status: str | None = Query(default=None, pattern="^(" + "|".join(TASK_STATUSES) + ")$"),
-    agent: OptText = Query(default=None, max_length=255, description="Agent id or name"),
+    agent: Annotated[OptText, Query(max_length=255, description="Agent id or name")] = None,
     priority: str | None = Query(default=None, pattern="^(low|medium|high|critical)$"),
-    session_id: OptText = Query(default=None, max_length=128),
+    session_id: Annotated[OptText, Query(max_length=128)] = None,
     page: PageQuery = 1,
     page_size: PageSizeQuery = 50,
 ) -> dict[str, Any]:
