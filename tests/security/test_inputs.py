@@ -87,6 +87,15 @@ async def test_lone_surrogates_and_nan_are_422(client: httpx.AsyncClient, login:
     _field_named(await client.post("/api/v2/knowledge", content=raw, headers=headers), "title")
     raw = '{"task": "t", "agent_id": AID, "context": {"x": NaN}}'.replace("AID", str(agent["id"]))
     _field_named(await client.post("/api/v2/agents/assign", content=raw, headers=headers), "context")
+    # Nesting deeper than the JSON parser's recursion: a 400 in the envelope, not a crash.
+    raw = (
+        '{"task": "t", "agent_id": AID, "context": {"x": '.replace("AID", str(agent["id"]))
+        + "[" * 5000
+        + "]" * 5000
+        + "}}"
+    )
+    response = await client.post("/api/v2/agents/assign", content=raw, headers=headers)
+    assert response.status_code in (400, 422) and response.json()["success"] is False, response.text
 
 
 async def test_integers_outside_the_database_range_are_422(
