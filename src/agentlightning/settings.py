@@ -170,6 +170,31 @@ class Settings(BaseSettings):
     rl_torch_threads: int = Field(default=1, ge=1)
     #: CPUs each Ray training task reserves.
     rl_ray_num_cpus: float = Field(default=1.0, gt=0)
+    #: Resource guards on what one experiment may ask for (a 422 names the field beyond its cap).
+    rl_max_total_timesteps: int = Field(default=50_000_000, ge=1)
+    rl_max_n_envs: int = Field(default=32, ge=1)
+    #: Hidden layers of ``policy_kwargs.net_arch`` (per network), and units per layer.
+    rl_max_net_layers: int = Field(default=8, ge=1)
+    rl_max_layer_width: int = Field(default=1024, ge=1)
+    #: Total hidden units x units of a policy's networks (a proxy of its weight count).
+    rl_max_net_params: int = Field(default=4_000_000, ge=1)
+    #: Rollout length per environment (``n_steps``) and ``n_steps * n_envs`` for on-policy algorithms.
+    rl_max_n_steps: int = Field(default=8192, ge=1)
+    rl_max_rollout_size: int = Field(default=65_536, ge=1)
+    rl_max_batch_size: int = Field(default=8192, ge=1)
+    rl_max_buffer_size: int = Field(default=2_000_000, ge=1)
+    #: Checkpoints one run may write (``total_timesteps / checkpoint_freq``).
+    rl_max_checkpoints: int = Field(default=10_000, ge=1)
+    #: Seconds the validation dry run (building the env and model, in a child process) may take.
+    rl_validation_timeout_seconds: float = Field(default=60.0, gt=0)
+    #: Unfinished (created, queued or running) experiments one user may have at once.
+    rl_max_active_experiments_per_user: int = Field(default=10, ge=1)
+
+    # Input limits (agentlightning.validation)
+    #: Encoded size (bytes) and nesting depth of one free-form JSON value: task ``context``, agent
+    #: ``config``, knowledge ``metadata``, RL ``env_kwargs`` / ``hyperparameters``.
+    input_json_max_bytes: int = Field(default=65_536, ge=64)
+    input_json_max_depth: int = Field(default=16, ge=2, le=1000)
 
     # Tracing (OpenTelemetry; also on when OTEL_EXPORTER_OTLP_ENDPOINT is set)
     agl_otel_enabled: bool = False

@@ -8,10 +8,11 @@ priorities come from :mod:`agentlightning.vocabulary`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agentlightning.validation import DB_INT_MAX, DbId, JsonObject, Text, check_json, parse_db_id
 from agentlightning.vocabulary import AgentStatus, TaskPriority, TaskStatus
 
 #: Kept for callers that imported it from here; the vocabulary owns the values.
@@ -23,20 +24,25 @@ class AgentConfigIn(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    system_prompt: str | None = Field(default=None, max_length=20_000)
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, data: Any) -> Any:
+        return check_json(data) if isinstance(data, dict) else data
+
+    system_prompt: Text | None = Field(default=None, max_length=20_000)
     #: ``auto``, ``default``, ``local`` or a name from ``LLM_PROVIDERS`` (checked by the service).
     provider: str | None = Field(default=None, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
-    model: str | None = Field(default=None, max_length=255)
+    model: Text | None = Field(default=None, max_length=255)
     #: The agent's own OpenAI-compatible upstream; needs ``api_key`` and passes the egress rules.
-    base_url: str | None = Field(default=None, max_length=1000)
+    base_url: Text | None = Field(default=None, max_length=1000)
     #: The key for ``base_url`` (write-only: the API shows it masked).
-    api_key: str | None = Field(default=None, max_length=1000)
+    api_key: Text | None = Field(default=None, max_length=1000)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1, le=32_768)
     max_steps: int | None = Field(default=None, ge=1, le=50)
     max_concurrency: int | None = Field(default=None, ge=1, le=1000)
     memory_window: int | None = Field(default=None, ge=0, le=200)
-    tools: list[str] | None = None
+    tools: list[Text] | None = Field(default=None, max_length=100)
     cache: bool | None = None
 
 
@@ -46,9 +52,9 @@ class AgentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.\-]+$")
-    type: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=10_000)
-    template: str | None = None
+    type: Text | None = Field(default=None, min_length=1, max_length=100)
+    description: Text | None = Field(default=None, max_length=10_000)
+    template: Text | None = Field(default=None, max_length=100)
     config: AgentConfigIn = Field(default_factory=AgentConfigIn)
     status: Literal["active", "paused"] = Field(default="active", description="a new agent cannot start disabled")
 
@@ -67,9 +73,9 @@ class AgentUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.\-]+$")
-    type: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=10_000)
-    config: dict[str, Any] | None = None
+    type: Text | None = Field(default=None, min_length=1, max_length=100)
+    description: Text | None = Field(default=None, max_length=10_000)
+    config: JsonObject | None = None
     status: AgentStatus | None = None
 
     @model_validator(mode="after")
@@ -84,15 +90,20 @@ class AssignRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    task: str = Field(min_length=1, max_length=100_000)
-    agent_type: str | None = Field(default=None, max_length=100)
-    agent_id: int | str | None = None
+    task: Text = Field(min_length=1, max_length=100_000)
+    agent_type: Text | None = Field(default=None, max_length=100)
+    agent_id: DbId | Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.\-]+$")] | None = None
     priority: TaskPriority = "medium"
-    context: dict[str, Any] = Field(default_factory=dict)
-    session_id: str | None = Field(default=None, min_length=1, max_length=128)
+    context: JsonObject = Field(default_factory=dict)
+    session_id: Text | None = Field(default=None, min_length=1, max_length=128)
 
     @model_validator(mode="after")
     def _target(self) -> AssignRequest:
+        if isinstance(self.agent_id, str) and self.agent_id.isdigit():
+            number = parse_db_id(self.agent_id)
+            if not number:
+                raise ValueError(f"agent_id must be between 1 and {DB_INT_MAX}")
+            self.agent_id = number
         if self.agent_type is None and self.agent_id is None:
             raise ValueError("give 'agent_type' or 'agent_id'")
         return self

@@ -25,6 +25,7 @@ from agentlightning.observability.metrics import AGENT_ACTIVE_COUNT
 from agentlightning.storage import cache_keys
 from agentlightning.storage.models import Agent, Task
 from agentlightning.storage.types import as_utc, utcnow
+from agentlightning.validation import parse_db_id
 from agentlightning.vocabulary import AGENT_STATUSES, TASK_STATUSES
 
 if TYPE_CHECKING:
@@ -113,8 +114,9 @@ class AgentService:
 
     @staticmethod
     def _where_ref(stmt: Any, ref: int | str) -> Any:
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            return stmt.where(Agent.id == int(ref))
+        number = parse_db_id(ref)
+        if number is not None:  # an id (0 when out of range: matches nothing)
+            return stmt.where(Agent.id == number)
         return stmt.where(Agent.name == str(ref))
 
     async def profile(self, ref: int | str) -> AgentProfile:

@@ -14,7 +14,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentlightning import __version__
@@ -30,6 +29,8 @@ from agentlightning.core.context import AppContext
 from agentlightning.core.services import start_services, stop_services
 from agentlightning.errors import AppError
 from agentlightning.settings import Settings, get_settings
+from agentlightning.storage.faults import RETRY_AFTER_SECONDS, UNAVAILABLE_TYPES, is_bad_data, is_unavailable
+from agentlightning.validation import JsonLimits, configure_limits
 
 log = logging.getLogger(__name__)
 
@@ -61,32 +62,28 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(code, message, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
-async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
-    # SQLSTATE class 08 (connection exception) and 57P (shutdown, "the database system is starting
-    # up"): the server is restarting, which asyncpg reports as a plain DBAPIError.
-    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
-    restarting = sqlstate.startswith(("08", "57P"))
-    if not (exc.connection_invalidated or restarting or isinstance(exc, (OperationalError, InterfaceError))):
-        raise exc  # a real bug (a constraint, a bad statement): the gateway's 500 handles it
-    log.warning("database unavailable: %s", exc.orig)
-    return _unavailable()
-
-
-def _unavailable() -> JSONResponse:
+def database_unavailable_response() -> JSONResponse:
+    """The 503 a request gets when the database cannot be reached (retry after a second)."""
     return error_response(
         "DATABASE_UNAVAILABLE",
         "The database is unavailable; retry shortly",
         status_code=503,
-        headers={"Retry-After": "1"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 
-async def _connection_lost(_: Request, exc: Exception) -> JSONResponse:
-    """A connection refused or reset before the driver could wrap it (asyncpg connecting while
-    PostgreSQL restarts): the database is unavailable, not a bug."""
-    log.warning("database unavailable: %s", exc)
-    return _unavailable()
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """Connection-level database failures (see :mod:`agentlightning.storage.faults`) are a 503;
+    a value the database refused is a 422; anything else is a bug for the gateway's 500."""
+    if is_bad_data(exc):
+        log.warning("bad input reached the database on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(
+            "VALIDATION_ERROR", "Invalid request: a value cannot be stored", {"errors": []}, status_code=422
+        )
+    if not is_unavailable(exc):
+        raise exc  # a real bug (a constraint, a bad statement): the gateway's 500 handles it
+    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    return database_unavailable_response()
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -128,6 +125,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
     """Build the API for ``settings``; the lifespan opens the context and starts background services."""
     settings = settings or get_settings()
     run_services = settings.agl_run_services if start_background is None else start_background
+    configure_limits(JsonLimits(max_bytes=settings.input_json_max_bytes, max_depth=settings.input_json_max_depth))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -179,8 +177,8 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(DBAPIError, _database_unavailable)
-    app.add_exception_handler(ConnectionError, _connection_lost)
+    for fault in UNAVAILABLE_TYPES:
+        app.add_exception_handler(fault, _database_unavailable)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]

@@ -16,6 +16,8 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
+from agentlightning.validation import JSON_TOO_LARGE
+
 T = TypeVar("T")
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
@@ -175,4 +177,7 @@ def validation_error_body(errors: list[dict[str, Any]], body: Any = None) -> tup
         for err in errors
     ]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in fields[:5])
+    too_large = [e for e in fields if e["type"] == JSON_TOO_LARGE]
+    if too_large:
+        return 413, error_body("PAYLOAD_TOO_LARGE", f"Request too large: {summary}", {"errors": too_large})
     return 422, error_body("VALIDATION_ERROR", f"Invalid request: {summary}", {"errors": fields})

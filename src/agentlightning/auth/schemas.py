@@ -6,42 +6,44 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentlightning.validation import Text
+
 
 class LoginRequest(BaseModel):
     """Username and password."""
 
     model_config = ConfigDict(extra="forbid")
-    username: str = Field(min_length=1, max_length=255)
-    password: str = Field(min_length=1, max_length=1024)
+    username: Text = Field(min_length=1, max_length=255)
+    password: Text = Field(min_length=1, max_length=1024)
 
 
 class RefreshRequest(BaseModel):
     """A refresh token to exchange for a new pair."""
 
     model_config = ConfigDict(extra="forbid")
-    refresh_token: str = Field(min_length=16, max_length=512)
+    refresh_token: Text = Field(min_length=16, max_length=512)
 
 
 class LogoutRequest(BaseModel):
     """Optionally the session's refresh token, so the whole session ends."""
 
     model_config = ConfigDict(extra="forbid")
-    refresh_token: str | None = Field(default=None, max_length=512)
+    refresh_token: Text | None = Field(default=None, max_length=512)
 
 
 class PasswordChangeRequest(BaseModel):
     """The current password and the new one."""
 
     model_config = ConfigDict(extra="forbid")
-    current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=1, max_length=1024)
+    current_password: Text = Field(min_length=1, max_length=1024)
+    new_password: Text = Field(min_length=1, max_length=1024)
 
 
 class ApiKeyCreate(BaseModel):
     """A name for the key and an optional lifetime."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=255)
+    name: Text = Field(min_length=1, max_length=255)
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
 

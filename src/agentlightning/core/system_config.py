@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -12,6 +12,7 @@ from agentlightning.errors import ValidationFailed
 from agentlightning.storage import cache_keys
 from agentlightning.storage.models import SystemConfigRow
 from agentlightning.storage.types import utcnow
+from agentlightning.validation import JsonObject, Text
 
 
 class AutoRLSettings(BaseModel):
@@ -49,14 +50,14 @@ class SystemConfigUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     maintenance_mode: bool | None = None
-    default_llm_model: str | None = Field(default=None, max_length=255)
+    default_llm_model: Text | None = Field(default=None, max_length=255)
     max_task_attempts: int | None = Field(default=None, ge=1, le=20)
     task_lease_seconds: int | None = Field(default=None, ge=5, le=3600)
     agent_response_cache: bool | None = None
     knowledge_search_cache: bool | None = None
     http_tool_enabled: bool | None = None
-    http_tool_allowed_hosts: list[str] | None = Field(default=None, max_length=100)
-    auto_rl: dict[str, Any] | None = None
+    http_tool_allowed_hosts: list[Annotated[Text, Field(max_length=255)]] | None = Field(default=None, max_length=100)
+    auto_rl: JsonObject | None = None
 
 
 #: Fields where an explicit null is a value (for the http tool's: follow the deployment's settings).

@@ -13,14 +13,43 @@ from agentlightning.core.context import AppContext
 from agentlightning.observability.system import host_usage
 from agentlightning.storage.models import Agent, KnowledgeItem, RLExperiment, Task, User
 
+#: The one vocabulary of component states, and the roll-up's.
+OK, STARTING, DEGRADED, DOWN = "ok", "starting", "degraded", "down"
+COMPONENT_STATES = (OK, STARTING, DEGRADED, DOWN)
+HEALTHY, OVERALL_DEGRADED = "healthy", "degraded"
+_SYNONYMS = {
+    "up": OK,
+    "running": OK,
+    "idle": OK,
+    "healthy": OK,
+    "ready": OK,
+    "warming": STARTING,
+    "stopped": DOWN,
+    "error": DOWN,
+    "failed": DOWN,
+}
+
+
+def component_state(report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` with its ``status`` in the one vocabulary (``ok``, ``starting``, ``degraded``,
+    ``down``); a service's own word, when different, is kept as ``state``."""
+    raw = str(report.get("status", DEGRADED))
+    state = raw if raw in COMPONENT_STATES else _SYNONYMS.get(raw, DEGRADED)
+    return {**report, "status": state} if state == raw else {**report, "status": state, "state": raw}
+
+
+def roll_up(parts: list[dict[str, Any]]) -> str:
+    """``healthy`` when every component is ``ok`` (or still ``starting``), else ``degraded``."""
+    return HEALTHY if all(p.get("status") in (OK, STARTING) for p in parts) else OVERALL_DEGRADED
+
 
 async def _timed(check: Any) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         await asyncio.wait_for(check(), timeout=2.0)
     except Exception as exc:  # any failure means "down"; the reason is reported
-        return {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
-    return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+        return {"status": DOWN, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"status": OK, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
 async def readiness(ctx: AppContext) -> dict[str, dict[str, Any]]:
@@ -36,16 +65,15 @@ async def components(ctx: AppContext) -> dict[str, Any]:
     ready = await readiness(ctx)
     database = {**ready["database"], "dialect": ctx.db.dialect, "pool": ctx.db.pool_status()}
     cache: dict[str, Any] = {"backend": ctx.cache.backend}
-    cache.update(ready.get("redis", {"status": "up"}))
-    events = {"backend": ctx.events.backend, "status": "up" if ctx.events.healthy else "down"}
+    cache.update(ready.get("redis", {"status": OK}))
+    events = {"backend": ctx.events.backend, "status": OK if ctx.events.healthy else DOWN}
     services: dict[str, Any] = {}
     for name, service in ctx.services.items():
         try:
-            services[name] = await asyncio.wait_for(service.health(), timeout=2.0)
+            services[name] = component_state(await asyncio.wait_for(service.health(), timeout=2.0))
         except Exception as exc:
-            services[name] = {"status": "down", "error": str(exc)[:300]}
-    parts = [database, cache, events, *services.values()]
-    overall = "healthy" if all(p.get("status") in ("up", "running", "idle") for p in parts) else "degraded"
+            services[name] = {"status": DOWN, "error": str(exc)[:300]}
+    overall = roll_up([database, cache, events, *services.values()])
     return {
         "status": overall,
         "version": __version__,

@@ -6,7 +6,9 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agentlightning.validation import DbInt, JsonObject, Text
 
 MAX_CONTENT_CHARS = 1_000_000
 MAX_TAGS = 50
@@ -39,11 +41,11 @@ class KnowledgeItemCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(min_length=1, max_length=500)
-    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
-    category: str | None = Field(default=None, max_length=100)
-    tags: list[str] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    title: Text = Field(min_length=1, max_length=500)
+    content: Text = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
+    category: Text | None = Field(default=None, max_length=100)
+    tags: list[Text] = Field(default_factory=list, max_length=1000)
+    metadata: JsonObject = Field(default_factory=dict)
 
     @field_validator("title", "content")
     @classmethod
@@ -63,17 +65,28 @@ class KnowledgeItemUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1, max_length=500)
-    content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_CHARS)
-    category: str | None = Field(default=None, max_length=100)
-    tags: list[str] | None = None
-    metadata: dict[str, Any] | None = None
-    expected_version: int | None = Field(default=None, ge=1)
+    title: Text | None = Field(default=None, min_length=1, max_length=500)
+    content: Text | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_CHARS)
+    category: Text | None = Field(default=None, max_length=100)
+    tags: list[Text] | None = Field(default=None, max_length=1000)
+    metadata: JsonObject | None = None
+    expected_version: DbInt | None = Field(default=None, ge=1)
 
     @field_validator("tags")
     @classmethod
     def _tags(cls, value: list[str] | None) -> list[str] | None:
         return _clean_tags(value)
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> KnowledgeItemUpdate:
+        nulled = [
+            f
+            for f in ("title", "content", "tags", "metadata")
+            if f in self.model_fields_set and getattr(self, f) is None
+        ]
+        if nulled:
+            raise ValueError(f"{', '.join(nulled)} may be omitted but not null")
+        return self
 
 
 class KnowledgeItemOut(BaseModel):

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentlightning.rl.classic import algorithms, envs
+from agentlightning.validation import JsonObject, Text
 
 __all__ = [
     "ALGORITHM_NAMES",
@@ -30,7 +31,9 @@ __all__ = [
     "EvaluationSettings",
     "ExperimentConfig",
     "Problem",
+    "ResourceLimits",
     "ValidatedConfig",
+    "check_resources",
     "validate_config",
 ]
 
@@ -45,7 +48,9 @@ class EvaluationSettings(BaseModel):
 
     n_episodes: int = Field(10, ge=1, le=1000, description="episodes per evaluation")
     deterministic: bool = Field(True, description="use the policy's deterministic action")
-    freq: int = Field(0, ge=0, description="evaluate every N timesteps during training; 0 = only at the end")
+    freq: int = Field(
+        0, ge=0, le=1_000_000_000, description="evaluate every N timesteps during training; 0 = only at the end"
+    )
 
 
 class ExperimentConfig(BaseModel):
@@ -56,19 +61,23 @@ class ExperimentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    algorithm: str = Field(..., description=f"one of {', '.join(ALGORITHM_NAMES)}")
-    environment: str = Field(..., min_length=1, max_length=255, description="a Gymnasium environment id")
-    env_kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for gymnasium.make")
-    policy: str = Field("MlpPolicy", description="SB3 policy alias: MlpPolicy, CnnPolicy or MultiInputPolicy")
-    hyperparameters: dict[str, Any] = Field(default_factory=dict, description="SB3 constructor arguments")
+    algorithm: Text = Field(..., max_length=50, description=f"one of {', '.join(ALGORITHM_NAMES)}")
+    environment: Text = Field(..., min_length=1, max_length=255, description="a Gymnasium environment id")
+    env_kwargs: JsonObject = Field(default_factory=dict, description="keyword arguments for gymnasium.make")
+    policy: Text = Field(
+        "MlpPolicy", max_length=100, description="SB3 policy alias: MlpPolicy, CnnPolicy or MultiInputPolicy"
+    )
+    hyperparameters: JsonObject = Field(default_factory=dict, description="SB3 constructor arguments")
     total_timesteps: int = Field(..., ge=1, le=1_000_000_000)
     n_envs: int = Field(1, ge=1, le=256, description="parallel environments (a DummyVecEnv)")
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
-    checkpoint_freq: int = Field(10_000, ge=0, description="save a checkpoint every N timesteps; 0 = final only")
+    checkpoint_freq: int = Field(
+        10_000, ge=0, le=1_000_000_000, description="save a checkpoint every N timesteps; 0 = final only"
+    )
     backend: Backend = Field("auto", description="'auto' uses Ray when RAY_ADDRESS is set, else a child process")
     max_resumes: int = Field(3, ge=0, le=100, description="resumes from checkpoint allowed after a server restart")
-    custom_env: dict[str, Any] | None = Field(
+    custom_env: JsonObject | None = Field(
         None, description="set by the platform: the custom environment's registration, for workers"
     )
 
@@ -99,6 +108,111 @@ class ValidatedConfig:
 
     config: ExperimentConfig
     spaces: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    """Caps on what one experiment may ask of the server (from the ``rl_max_*`` settings)."""
+
+    max_total_timesteps: int = 50_000_000
+    max_n_envs: int = 32
+    max_net_layers: int = 8
+    max_layer_width: int = 1024
+    max_net_params: int = 4_000_000
+    max_n_steps: int = 8192
+    max_rollout_size: int = 65_536
+    max_batch_size: int = 8192
+    max_buffer_size: int = 2_000_000
+    max_checkpoints: int = 10_000
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ResourceLimits:
+        """The limits configured in :class:`~agentlightning.settings.Settings`."""
+        return cls(**{name: getattr(settings, f"rl_{name}") for name in cls.__dataclass_fields__})
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _networks(net_arch: Any) -> dict[str, Any]:
+    """SB3's ``net_arch`` forms: a list (shared / every network) or ``{"pi": [...], "vf"|"qf": [...]}``."""
+    if isinstance(net_arch, dict):
+        return {f"net_arch.{k}": v for k, v in net_arch.items()}
+    return {"net_arch": net_arch}
+
+
+def _check_network(policy_kwargs: Any, limits: ResourceLimits, problems: list[Problem]) -> None:
+    if not isinstance(policy_kwargs, dict) or "net_arch" not in policy_kwargs:
+        return
+    prefix = "hyperparameters.policy_kwargs"
+    total = 0
+    for name, layers in _networks(policy_kwargs["net_arch"]).items():
+        field_name = f"{prefix}.{name}"
+        if not isinstance(layers, list) or any(_int(w) is None or w < 1 for w in layers):
+            problems.append(Problem(field_name, "must be a list of positive layer widths"))
+            return
+        if len(layers) > limits.max_net_layers:
+            problems.append(
+                Problem(field_name, f"{len(layers)} layers; at most {limits.max_net_layers} are allowed per network")
+            )
+        widest = max(layers, default=0)
+        if widest > limits.max_layer_width:
+            problems.append(
+                Problem(field_name, f"a layer of {widest} units; at most {limits.max_layer_width} are allowed")
+            )
+        # Weights between hidden layers (inputs and outputs are small next to them).
+        total += sum(a * b for a, b in zip(layers, layers[1:])) + sum(layers)
+    n_critics = _int(policy_kwargs.get("n_critics")) or 1
+    if total * max(1, min(n_critics, 100)) > limits.max_net_params:
+        problems.append(
+            Problem(
+                f"{prefix}.net_arch",
+                f"the networks hold about {total * n_critics:,} weights; at most {limits.max_net_params:,} are allowed",
+            )
+        )
+    if n_critics > 10:
+        problems.append(Problem(f"{prefix}.n_critics", "at most 10 critics are allowed"))
+
+
+def check_resources(cfg: ExperimentConfig, limits: ResourceLimits) -> list[Problem]:
+    """Every field of ``cfg`` that asks for more than ``limits`` allow (cheap: builds nothing)."""
+    problems: list[Problem] = []
+    hp = cfg.hyperparameters
+    if cfg.total_timesteps > limits.max_total_timesteps:
+        problems.append(Problem("total_timesteps", f"at most {limits.max_total_timesteps:,} are allowed"))
+    if cfg.n_envs > limits.max_n_envs:
+        problems.append(Problem("n_envs", f"at most {limits.max_n_envs} parallel environments are allowed"))
+    n_steps = _int(hp.get("n_steps"))
+    if n_steps is not None:
+        if n_steps > limits.max_n_steps:
+            problems.append(Problem("hyperparameters.n_steps", f"at most {limits.max_n_steps} steps per rollout"))
+        elif n_steps * cfg.n_envs > limits.max_rollout_size:
+            problems.append(
+                Problem(
+                    "hyperparameters.n_steps",
+                    f"n_steps x n_envs = {n_steps * cfg.n_envs:,}; at most {limits.max_rollout_size:,} are allowed",
+                )
+            )
+    for name, cap in (("batch_size", limits.max_batch_size), ("buffer_size", limits.max_buffer_size)):
+        value = _int(hp.get(name))
+        if value is not None and value > cap:
+            problems.append(Problem(f"hyperparameters.{name}", f"at most {cap:,} are allowed"))
+    for name in ("n_epochs", "gradient_steps"):
+        value = _int(hp.get(name))
+        if value is not None and value > 1000:
+            problems.append(Problem(f"hyperparameters.{name}", "at most 1,000 are allowed"))
+    _check_network(hp.get("policy_kwargs"), limits, problems)
+    for field_name, freq in (("checkpoint_freq", cfg.checkpoint_freq), ("evaluation.freq", cfg.evaluation.freq)):
+        if freq > 0 and cfg.total_timesteps // freq > limits.max_checkpoints:
+            problems.append(
+                Problem(
+                    field_name,
+                    f"every {freq:,} timesteps is {cfg.total_timesteps // freq:,} times in this run; "
+                    f"at most {limits.max_checkpoints:,} are allowed (raise {field_name})",
+                )
+            )
+    return problems
 
 
 def _check_algorithm(cfg: ExperimentConfig, problems: list[Problem]) -> algorithms.AlgorithmInfo | None:
@@ -143,6 +257,7 @@ def validate_config(
     custom_envs: Mapping[str, envs.CustomEnvSpec] | None = None,
     *,
     dry_run: bool = True,
+    limits: ResourceLimits | None = None,
 ) -> ValidatedConfig:
     """Check that ``cfg`` can be trained; raise :class:`ConfigError` listing every problem found.
 
@@ -151,6 +266,9 @@ def validate_config(
     workers can register it. The algorithm name is normalised to lower case.
     """
     custom_envs = custom_envs or {}
+    resource_problems = check_resources(cfg, limits or ResourceLimits())
+    if resource_problems:  # before anything is built: an oversized request costs nothing
+        raise ConfigError(resource_problems)
     problems: list[Problem] = []
     cfg = cfg.model_copy(update={"algorithm": cfg.algorithm.lower()})
     info = _check_algorithm(cfg, problems)

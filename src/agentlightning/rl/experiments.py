@@ -20,10 +20,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentlightning.core.context import AppContext
-from agentlightning.errors import Conflict, NotFound, OperationFailed, ServiceUnavailable, ValidationFailed
+from agentlightning.errors import (
+    Conflict,
+    NotFound,
+    OperationFailed,
+    RateLimited,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from agentlightning.rl.classic.envs import CustomEnvSpec, EnvError, check_entry_point, validate_env_id
-from agentlightning.rl.config import ConfigError, validate_config
+from agentlightning.rl.config import ConfigError, ResourceLimits
 from agentlightning.rl.schemas import EnvironmentCreate, EvaluationParams, ExperimentCreate
+from agentlightning.rl.validator import validate_off_loop
 from agentlightning.storage.models import RLEnvironment, RLExperiment, RLMetricPoint
 from agentlightning.storage.types import as_utc, utcnow
 from agentlightning.vocabulary import EXPERIMENT_ACTIVE, EXPERIMENT_STATUSES, EXPERIMENT_TERMINAL, ExperimentStatus
@@ -178,13 +186,37 @@ class ExperimentService:
         return str(entry["path"])
 
     # ----------------------------------------------------------------- commands
+    async def _check_quota(self, created_by: str | None) -> None:
+        """Refuse a user's experiment beyond ``rl_max_active_experiments_per_user`` unfinished ones."""
+        if created_by is None:
+            return
+        cap = self.ctx.settings.rl_max_active_experiments_per_user
+        async with self.ctx.db.session() as session:
+            active = await session.scalar(
+                select(func.count())
+                .select_from(RLExperiment)
+                .where(RLExperiment.created_by == created_by, RLExperiment.status.in_(tuple(ACTIVE)))
+            )
+        if int(active or 0) >= cap:
+            raise RateLimited(
+                "TOO_MANY_ACTIVE_EXPERIMENTS",
+                f"You have {active} unfinished experiment(s); at most {cap} may be created, queued or running at "
+                "once. Stop one or wait for one to finish.",
+                details={"active": int(active or 0), "limit": cap},
+                retry_after=30,
+            )
+
     async def create(self, request: ExperimentCreate, created_by: str | None = None) -> dict[str, Any]:
-        """Validate, insert as ``created``, then queue it for the manager."""
+        """Check the caller's quota, validate (in a worker process), insert as ``created``, then queue it."""
         config = request.experiment_config()
+        await self._check_quota(created_by)
         custom = await self._custom_envs()
+        settings = self.ctx.settings
         try:
-            # Validation imports torch and builds the model once: keep it off the event loop.
-            checked = await asyncio.to_thread(validate_config, config, custom)
+            # Validation builds the environment and the model once: in a child process, with a timeout.
+            checked = await validate_off_loop(
+                config, custom, ResourceLimits.from_settings(settings), settings.rl_validation_timeout_seconds
+            )
         except ConfigError as exc:
             raise ValidationFailed(
                 "VALIDATION_ERROR",

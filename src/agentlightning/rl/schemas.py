@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from agentlightning.rl.config import ExperimentConfig
+from agentlightning.validation import DbId, JsonObject, Text
 from agentlightning.vocabulary import ExperimentStatus
 
 __all__ = [
@@ -54,9 +55,9 @@ class ExperimentRowCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = _NAME
-    algorithm: str = Field(..., min_length=1, max_length=50)
+    algorithm: Text = Field(..., min_length=1, max_length=50)
     config: ExperimentRowConfig
-    agent_id: int | None = _AGENT_ID
+    agent_id: DbId | None = _AGENT_ID
 
 
 class ExperimentCreate(ExperimentConfig):
@@ -78,7 +79,7 @@ class ExperimentCreate(ExperimentConfig):
     )
 
     name: str = _NAME
-    agent_id: int | None = _AGENT_ID
+    agent_id: DbId | None = _AGENT_ID
 
     @model_validator(mode="wrap")
     @classmethod
@@ -115,10 +116,10 @@ class EvaluationParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    checkpoint: str = Field("latest", description="'latest', 'final' or a checkpoint's timesteps")
+    checkpoint: Text = Field("latest", max_length=64, description="'latest', 'final' or a checkpoint's timesteps")
     n_episodes: int = Field(10, ge=1, le=200)
     deterministic: bool = True
-    seed: int | None = Field(None, ge=0)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
 
 
 class EnvironmentCreate(BaseModel):
@@ -126,11 +127,11 @@ class EnvironmentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    env_id: str = Field(..., min_length=1, max_length=255)
-    entry_point: str = Field(..., min_length=3, max_length=500, description="'package.module:ClassName'")
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    max_episode_steps: int | None = Field(None, ge=1)
-    description: str | None = Field(None, max_length=2000)
+    env_id: Text = Field(..., min_length=1, max_length=255)
+    entry_point: Text = Field(..., min_length=3, max_length=500, description="'package.module:ClassName'")
+    kwargs: JsonObject = Field(default_factory=dict)
+    max_episode_steps: int | None = Field(None, ge=1, le=10_000_000)
+    description: Text | None = Field(None, max_length=2000)
 
 
 # --- responses -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ async def test_readiness_checks_database_and_redis(client: httpx.AsyncClient, ba
     response = await client.get("/api/v2/health", params={"ready": 1})
     assert response.status_code == 200
     checks = response.json()["data"]["checks"]
-    assert checks["database"]["status"] == "up"
+    assert checks["database"]["status"] == "ok"
     assert ("redis" in checks) is (backend == "postgres")
     assert (await client.get("/api/v2/health/ready")).status_code == 200
 
@@ -25,7 +25,7 @@ async def test_status_lists_components(client: httpx.AsyncClient, login, backend
     components = data["components"]
     assert components["database"]["dialect"] == ("postgresql" if backend == "postgres" else "sqlite")
     assert components["cache"]["backend"] == ("redis" if backend == "postgres" else "memory")
-    assert components["event_bus"]["status"] == "up"
+    assert components["event_bus"]["status"] == "ok"
     assert data["status"] == "healthy"
 
 

@@ -3,7 +3,7 @@ tools and per-agent status.  ``{agent_ref}`` is the numeric id or the unique nam
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 
@@ -27,6 +27,7 @@ from agentlightning.agents.templates import TEMPLATES
 from agentlightning.agents.tools.registry import default_registry
 from agentlightning.api.deps import Ctx, require
 from agentlightning.api.envelope import ERROR_RESPONSES, Envelope, ok
+from agentlightning.api.params import OptText, PageQuery, PageSizeQuery, RefPath
 from agentlightning.api.routes.tasks import TaskEnvelope
 from agentlightning.auth.service import Principal
 from agentlightning.vocabulary import AgentStatus
@@ -38,10 +39,10 @@ router = APIRouter(prefix="/api/v2/agents", tags=["agents"], responses=ERROR_RES
 async def list_agents(
     ctx: Ctx,
     _: Principal = Depends(require("agent:read")),
-    type: str | None = Query(default=None, max_length=100, description="Only agents of this type"),
+    type: Annotated[OptText, Query(max_length=100, description="Only agents of this type")] = None,
     status: AgentStatus | None = Query(default=None),
-    page: int = Query(default=1, ge=1),
-    page_size: int = Query(default=50, ge=1, le=500),
+    page: PageQuery = 1,
+    page_size: PageSizeQuery = 50,
 ) -> dict[str, Any]:
     """List agents, filtered by type and status, a page at a time."""
     items, total = await AgentService(ctx).list(type=type, status=status, page=page, page_size=page_size)
@@ -84,7 +85,7 @@ async def assign_task(
     ctx: Ctx,
     response: Response,
     principal: Principal = Depends(require("agent:assign")),
-    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key", max_length=200),
+    idempotency_key: Annotated[OptText, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> dict[str, Any]:
     """Queue a task for an agent (by id/name) or for the best agent of a type."""
     task, created = await TaskScheduler(ctx).assign(
@@ -103,32 +104,32 @@ async def assign_task(
 
 
 @router.get("/{agent_ref}", response_model=Envelope[AgentDetail])
-async def get_agent(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+async def get_agent(agent_ref: RefPath, ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
     """One agent with its live status."""
     return ok(await AgentService(ctx).detail(agent_ref))
 
 
 @router.get("/{agent_ref}/status", response_model=Envelope[AgentRuntimeStatus])
-async def agent_status(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+async def agent_status(agent_ref: RefPath, ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
     """One agent's live status (cached for up to 5 minutes)."""
     return ok(await AgentService(ctx).status(agent_ref))
 
 
 @router.put("/{agent_ref}", response_model=Envelope[AgentPublic])
 async def update_agent(
-    agent_ref: str, body: AgentUpdate, ctx: Ctx, _: Principal = Depends(require("agent:write"))
+    agent_ref: RefPath, body: AgentUpdate, ctx: Ctx, _: Principal = Depends(require("agent:write"))
 ) -> dict[str, Any]:
     """Change an agent's configuration; its config version increments when behaviour changes."""
     return ok(await AgentService(ctx).update(agent_ref, body), "Agent updated")
 
 
 @router.delete("/{agent_ref}", response_model=Envelope[AgentDeleted])
-async def delete_agent(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:write"))) -> dict[str, Any]:
+async def delete_agent(agent_ref: RefPath, ctx: Ctx, _: Principal = Depends(require("agent:write"))) -> dict[str, Any]:
     """Delete an agent; its unfinished tasks are cancelled."""
     return ok(await AgentService(ctx).delete(agent_ref), "Agent deleted")
 
 
 @router.post("/{agent_ref}/restart", response_model=Envelope[AgentRestarted])
-async def restart_agent(agent_ref: str, ctx: Ctx, _: Principal = Depends(require("agent:write"))) -> dict[str, Any]:
+async def restart_agent(agent_ref: RefPath, ctx: Ctx, _: Principal = Depends(require("agent:write"))) -> dict[str, Any]:
     """Return an agent to ``active`` with fresh state."""
     return ok(await AgentService(ctx).restart(agent_ref), "Agent restarted")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from agentlightning.api.deps import Ctx, authenticated, client_ip, context_of, public
 from agentlightning.api.envelope import ERROR_RESPONSES, Envelope, ok
+from agentlightning.api.params import IdPath
 from agentlightning.api.ratelimit import check_login
 from agentlightning.auth import service
 from agentlightning.auth.schemas import (
@@ -115,7 +116,7 @@ async def list_api_keys(ctx: Ctx, principal: Principal = Depends(authenticated))
 
 
 @router.delete("/api-keys/{key_id}", response_model=Envelope[None])
-async def revoke_api_key(key_id: int, ctx: Ctx, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
+async def revoke_api_key(key_id: IdPath, ctx: Ctx, principal: Principal = Depends(authenticated)) -> dict[str, Any]:
     """Revoke one of the caller's API keys."""
     await service.revoke_api_key(ctx, principal.user_id, key_id)
     return ok(None, "API key revoked")

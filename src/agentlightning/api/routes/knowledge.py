@@ -6,12 +6,13 @@ they are never taken for an item id.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
 from agentlightning.api.deps import Ctx, require
 from agentlightning.api.envelope import ERROR_RESPONSES, Envelope, ok
+from agentlightning.api.params import OffsetQuery, OptText, OptTextList, ReqText
 from agentlightning.auth.service import Principal
 from agentlightning.knowledge import service
 from agentlightning.knowledge.schemas import (
@@ -43,11 +44,14 @@ def _tags(tags: list[str] | None) -> list[str]:
 @router.get("/search", response_model=Envelope[SearchResult])
 async def search(
     ctx: Ctx,
+    q: Annotated[
+        ReqText,
+        Query(min_length=1, max_length=1000, description='Web-search syntax: words, "phrases", -exclusions, or'),
+    ],
     principal: Principal = Depends(require("knowledge:read")),
-    q: str = Query(min_length=1, max_length=1000, description='Web-search syntax: words, "phrases", -exclusions, or'),
     mode: SearchMode = Query(default=SearchMode.hybrid),
-    category: str | None = Query(default=None, max_length=100),
-    tags: list[str] | None = Query(default=None, description="Items must carry all of these tags"),
+    category: Annotated[OptText, Query(max_length=100)] = None,
+    tags: Annotated[OptTextList, Query(max_length=50, description="Items must carry all of these tags")] = None,
     limit: int = Query(default=10, ge=1, le=MAX_SEARCH_LIMIT),
     offset: int = Query(default=0, ge=0, le=MAX_SEARCH_OFFSET),
 ) -> dict[str, Any]:
@@ -70,10 +74,10 @@ async def bulk_create(
 async def list_items(
     ctx: Ctx,
     principal: Principal = Depends(require("knowledge:read")),
-    category: str | None = Query(default=None, max_length=100),
-    tags: list[str] | None = Query(default=None),
+    category: Annotated[OptText, Query(max_length=100)] = None,
+    tags: Annotated[OptTextList, Query(max_length=50)] = None,
     limit: int = Query(default=20, ge=1, le=100),
-    offset: int = Query(default=0, ge=0),
+    offset: OffsetQuery = 0,
 ) -> dict[str, Any]:
     """List items, newest first."""
     page = await service.list_items(ctx, category=category, tags=_tags(tags), limit=limit, offset=offset)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Path, Query
 from fastapi.responses import FileResponse
 
 from agentlightning.api.deps import Ctx, require
 from agentlightning.api.envelope import ERROR_RESPONSES, Envelope, ok
+from agentlightning.api.params import AfterIdQuery, IdPath, OffsetQuery, OptText, ReqText
 from agentlightning.auth.service import Principal
 from agentlightning.rl.experiments import ExperimentService
 from agentlightning.rl.schemas import (
@@ -58,9 +59,9 @@ async def list_experiments(
     ctx: Ctx,
     principal: Principal = Depends(require("rl:read")),
     status: ExperimentStatus | None = Query(None),
-    algorithm: str | None = Query(None),
+    algorithm: Annotated[OptText, Query(max_length=50)] = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: OffsetQuery = 0,
 ) -> dict[str, Any]:
     """List RL experiments, newest first."""
     page = await ExperimentService(ctx).list_experiments(status=status, algorithm=algorithm, limit=limit, offset=offset)
@@ -80,7 +81,7 @@ async def create_experiment(
 
 @router.get("/experiments/{experiment_id}", response_model=Envelope[ExperimentPublic])
 async def get_experiment(
-    experiment_id: int, ctx: Ctx, principal: Principal = Depends(require("rl:read"))
+    experiment_id: IdPath, ctx: Ctx, principal: Principal = Depends(require("rl:read"))
 ) -> dict[str, Any]:
     """One experiment with its latest metrics and checkpoints."""
     return ok(await ExperimentService(ctx).get(experiment_id))
@@ -88,7 +89,7 @@ async def get_experiment(
 
 @router.post("/experiments/{experiment_id}/stop", status_code=202, response_model=Envelope[ExperimentPublic])
 async def stop_experiment(
-    experiment_id: int, ctx: Ctx, principal: Principal = Depends(require("rl:execute"))
+    experiment_id: IdPath, ctx: Ctx, principal: Principal = Depends(require("rl:execute"))
 ) -> dict[str, Any]:
     """Stop an experiment (a running one stops at its next check, within one rollout)."""
     data = await ExperimentService(ctx).stop(experiment_id)
@@ -98,11 +99,11 @@ async def stop_experiment(
 
 @router.get("/experiments/{experiment_id}/metrics", response_model=Envelope[MetricHistory])
 async def experiment_metrics(
-    experiment_id: int,
+    experiment_id: IdPath,
     ctx: Ctx,
     principal: Principal = Depends(require("rl:read")),
     kind: str | None = Query(None, pattern="^(progress|evaluation)$"),
-    after_id: int = Query(0, ge=0, description="return points after this id (paging / polling)"),
+    after_id: AfterIdQuery = 0,
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> dict[str, Any]:
     """The streamed metric history (progress and evaluations)."""
@@ -111,7 +112,7 @@ async def experiment_metrics(
 
 @router.get("/experiments/{experiment_id}/checkpoints", response_model=Envelope[list[CheckpointPublic]])
 async def experiment_checkpoints(
-    experiment_id: int, ctx: Ctx, principal: Principal = Depends(require("rl:read"))
+    experiment_id: IdPath, ctx: Ctx, principal: Principal = Depends(require("rl:read"))
 ) -> dict[str, Any]:
     """The saved checkpoints, oldest first."""
     return ok(await ExperimentService(ctx).checkpoints(experiment_id))
@@ -121,7 +122,10 @@ async def experiment_checkpoints(
     "/experiments/{experiment_id}/checkpoints/{checkpoint}/download", response_class=FileResponse, responses=_ZIP
 )
 async def download_checkpoint(
-    experiment_id: int, checkpoint: str, ctx: Ctx, principal: Principal = Depends(require("rl:read"))
+    experiment_id: IdPath,
+    checkpoint: Annotated[ReqText, Path(max_length=64)],
+    ctx: Ctx,
+    principal: Principal = Depends(require("rl:read")),
 ) -> FileResponse:
     """Download a checkpoint ('latest', 'final' or its timesteps) as an SB3 zip."""
     path = await ExperimentService(ctx).checkpoint_path(experiment_id, checkpoint)
@@ -130,7 +134,7 @@ async def download_checkpoint(
 
 @router.post("/experiments/{experiment_id}/evaluate", response_model=Envelope[EvaluationResult])
 async def evaluate_experiment(
-    experiment_id: int,
+    experiment_id: IdPath,
     ctx: Ctx,
     principal: Principal = Depends(require("rl:execute")),
     body: EvaluationParams | None = None,

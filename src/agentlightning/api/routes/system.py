@@ -33,7 +33,7 @@ async def health(
     if not ready:
         return ok({"status": "healthy", "uptime_seconds": round(ctx.uptime_seconds, 1)}, "Service is alive")
     checks = await system_status.readiness(ctx)
-    if all(c["status"] == "up" for c in checks.values()):
+    if all(c["status"] == system_status.OK for c in checks.values()):
         return ok({"status": "ready", "checks": checks}, "Service is ready")
     body = error_body("SERVICE_UNAVAILABLE", "A dependency is not ready", {"checks": checks})
     return JSONResponse(body, status_code=503)

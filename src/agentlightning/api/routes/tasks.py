@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
@@ -11,6 +11,7 @@ from agentlightning.agents.schemas import TaskPage, TaskPublic, TaskTrace
 from agentlightning.agents.tracing import spans_for_task
 from agentlightning.api.deps import Ctx, require
 from agentlightning.api.envelope import ERROR_RESPONSES, Envelope, ok
+from agentlightning.api.params import IdPath, OptText, PageQuery, PageSizeQuery
 from agentlightning.auth.service import Principal
 from agentlightning.errors import NotFound
 from agentlightning.vocabulary import TaskPriority, TaskStatus
@@ -42,11 +43,11 @@ async def list_tasks(
     ctx: Ctx,
     principal: Principal = Depends(require("agent:read")),
     status: TaskStatus | None = Query(default=None),
-    agent: str | None = Query(default=None, description="Agent id or name"),
+    agent: Annotated[OptText, Query(max_length=255, description="Agent id or name")] = None,
     priority: TaskPriority | None = Query(default=None),
-    session_id: str | None = Query(default=None, max_length=128),
-    page: int = Query(default=1, ge=1),
-    page_size: int = Query(default=50, ge=1, le=500),
+    session_id: Annotated[OptText, Query(max_length=128)] = None,
+    page: PageQuery = 1,
+    page_size: PageSizeQuery = 50,
 ) -> dict[str, Any]:
     """Tasks, newest first, filtered by status, agent, priority or session."""
     items, total = await TaskScheduler(ctx).list(
@@ -62,7 +63,7 @@ async def list_tasks(
 
 
 @router.get("/{task_id}", response_model=TaskEnvelope)
-async def get_task(task_id: int, ctx: Ctx, principal: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+async def get_task(task_id: IdPath, ctx: Ctx, principal: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
     """One task: status, result, timing, attempts and error."""
     task = await _visible_task(TaskScheduler(ctx), task_id, principal)
     return ok(task, f"Task is {task['status']}", task_id=task["id"], status=task["status"])
@@ -70,7 +71,7 @@ async def get_task(task_id: int, ctx: Ctx, principal: Principal = Depends(requir
 
 @router.post("/{task_id}/cancel", response_model=Envelope[TaskPublic])
 async def cancel_task(
-    task_id: int, ctx: Ctx, principal: Principal = Depends(require("agent:assign"))
+    task_id: IdPath, ctx: Ctx, principal: Principal = Depends(require("agent:assign"))
 ) -> dict[str, Any]:
     """Cancel a pending or running task."""
     scheduler = TaskScheduler(ctx)
@@ -79,7 +80,9 @@ async def cancel_task(
 
 
 @router.get("/{task_id}/trace", response_model=Envelope[TaskTrace])
-async def task_trace(task_id: int, ctx: Ctx, principal: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+async def task_trace(
+    task_id: IdPath, ctx: Ctx, principal: Principal = Depends(require("agent:read"))
+) -> dict[str, Any]:
     """The trace spans of a task's runs (agent run, LLM calls, tool calls)."""
     await _visible_task(TaskScheduler(ctx), task_id, principal)
     spans = await spans_for_task(ctx.db, task_id)

@@ -32,10 +32,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from sqlalchemy import or_, select
+from starlette.websockets import WebSocketState
 
 from agentlightning.agents.service import AgentService
 from agentlightning.agents.subscriptions import (
@@ -51,13 +53,18 @@ from agentlightning.api.envelope import utc_timestamp
 from agentlightning.auth.service import Principal, authenticate_token
 from agentlightning.core.context import AppContext
 from agentlightning.errors import AppError
+from agentlightning.storage.faults import RETRY_AFTER_SECONDS, is_unavailable
 from agentlightning.storage.models import Agent
+from agentlightning.validation import parse_db_id
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["websocket"])
 
 AUTH_TIMEOUT_S = 10.0
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
+#: RFC 6455 "Try Again Later": the server cannot serve now (its database is unavailable).
+CLOSE_TRY_AGAIN_LATER = 1013
 PERMISSION = "agent:read"
 #: Ids remembered per connection to send each event once (replay and live overlap).
 SENT_IDS_KEPT = 50_000
@@ -103,9 +110,12 @@ async def _authenticate(ctx: AppContext, token: str) -> Principal | None:
 
 
 async def _known_selector(ctx: AppContext, selector: str) -> bool:
+    if len(selector) > 255 or "\x00" in selector:
+        return False  # no agent has such a name (and the database cannot compare it)
     conditions = [Agent.name == selector, Agent.type == selector]
-    if selector.isdigit():
-        conditions.append(Agent.id == int(selector))
+    number = parse_db_id(selector)
+    if number:
+        conditions.append(Agent.id == number)
     async with ctx.db.session() as s:
         return (await s.scalar(select(Agent.id).where(or_(*conditions)).limit(1))) is not None
 
@@ -255,6 +265,33 @@ class _Connection:
 @router.websocket("/ws/agents")
 async def agents_socket(websocket: WebSocket, token: str | None = Depends(WebSocketPermission(PERMISSION))) -> None:
     """Stream agent events to an authenticated subscriber."""
+    try:
+        await _serve(websocket, token)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        # The database went away (a restart, a failover): tell the client to come back, cleanly.
+        log.warning("websocket closed: database unavailable: %s: %s", type(exc).__name__, exc)
+        with contextlib.suppress(Exception):
+            if websocket.client_state == WebSocketState.CONNECTING:
+                await websocket.accept()  # so the client sees the close code, not a refused handshake
+            if websocket.client_state == WebSocketState.CONNECTED:
+                await websocket.send_text(
+                    json.dumps(
+                        {
+                            "type": "error",
+                            "error": {
+                                "code": "DATABASE_UNAVAILABLE",
+                                "message": "The database is unavailable; reconnect shortly",
+                                "details": {"retry_after": RETRY_AFTER_SECONDS},
+                            },
+                        }
+                    )
+                )
+            await websocket.close(code=CLOSE_TRY_AGAIN_LATER, reason="DATABASE_UNAVAILABLE")
+
+
+async def _serve(websocket: WebSocket, token: str | None) -> None:
     ctx: AppContext = websocket.app.state.ctx
     principal: Principal | None = None
     try:
