@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     #: Hosts an agent's own ``base_url`` (with its own key) may point at; empty: none.
     llm_custom_allowed_hosts: list[str] = Field(default_factory=list)
     #: Ports (or ``"low-high"`` ranges) of those upstreams.
-    llm_custom_allowed_ports: list[int | str] = Field(default_factory=lambda: [443])
+    llm_custom_allowed_ports: list[int | str] = Field(default_factory=lambda: list[int | str]([443]))
     llm_model: str = "smollm2-135m-instruct"
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)
@@ -133,7 +133,7 @@ class Settings(BaseSettings):
     http_tool_enabled: bool = False
     http_tool_allowed_hosts: list[str] = Field(default_factory=list)
     #: Ports (or ``"low-high"`` ranges) the http_request tool may reach.
-    http_tool_allowed_ports: list[int | str] = Field(default_factory=lambda: [80, 443])
+    http_tool_allowed_ports: list[int | str] = Field(default_factory=lambda: list[int | str]([80, 443]))
     #: Networks (CIDR) outbound calls may reach although they are not public (e.g. an internal
     #: vLLM at ``10.0.0.0/8``). Empty: only public unicast addresses.
     egress_allowed_networks: list[str] = Field(default_factory=list)

@@ -10,12 +10,12 @@ a user (``owner`` None) sees only owner-less rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, or_, select
 
-from agentlightning.agents.llm.base import ChatMessage
-from agentlightning.storage.db import Database
+from agentlightning.agents.llm.base import ChatMessage, Role
+from agentlightning.storage.db import Database, affected_rows
 from agentlightning.storage.models import AgentMessage, AgentNote
 
 MAX_NOTE_CHARS = 4000
@@ -63,7 +63,7 @@ class ConversationMemory:
                     .limit(size)
                 )
             ).all()
-        return [ChatMessage(role=role, content=content) for role, content in reversed(rows)]
+        return [ChatMessage(role=cast(Role, role), content=content) for role, content in reversed(rows)]
 
     async def append(
         self,
@@ -96,7 +96,7 @@ class ConversationMemory:
                 )
             )
             await s.commit()
-            return int(result.rowcount or 0)
+            return affected_rows(result)
 
 
 class NoteStore:
@@ -153,7 +153,7 @@ class NoteStore:
                 )
             )
             await s.commit()
-            return bool(result.rowcount)
+            return bool(affected_rows(result))
 
 
 def _note(row: AgentNote) -> Note:

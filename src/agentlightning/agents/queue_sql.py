@@ -335,7 +335,7 @@ class SqliteQueue(QueueDialect):
                 return None
             agent = await s.get(Agent, row.agent_id)
             assert agent is not None
-            await AgentService.touch_activity(s, [row.agent_id], now)
+            await AgentService.touch_activity(s, [agent.id], now)
             event = await record_event(
                 s,
                 "tasks",

@@ -21,6 +21,7 @@ once here.
 
 from __future__ import annotations
 
+import builtins
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +31,11 @@ from agentlightning.agents.queue_sql import ClaimedTask, Inserted, QueueDialect,
 from agentlightning.agents.service import AgentService
 from agentlightning.errors import Conflict, NotFound
 from agentlightning.storage import cache_keys
+from agentlightning.storage.db import affected_rows
 from agentlightning.storage.events import Event, record_event
 from agentlightning.storage.models import Agent, Task
 from agentlightning.storage.types import as_utc, utcnow
-from agentlightning.vocabulary import PRIORITY_RANKS, TASK_STATUSES, TASK_TERMINAL
+from agentlightning.vocabulary import PRIORITY_RANKS, TASK_STATUSES, TASK_TERMINAL, TaskPriority
 
 if TYPE_CHECKING:
     from agentlightning.core.context import AppContext
@@ -103,7 +105,7 @@ class TaskScheduler:
         task: str,
         agent_id: int | str | None = None,
         agent_type: str | None = None,
-        priority: str = "medium",
+        priority: TaskPriority = "medium",
         context: dict[str, Any] | None = None,
         session_id: str | None = None,
         idempotency_key: str | None = None,
@@ -196,7 +198,7 @@ class TaskScheduler:
         created_by: str | None = None,
         page: int = 1,
         page_size: int = 50,
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[builtins.list[dict[str, Any]], int]:
         """A page of tasks, newest first, and the total count."""
         stmt = select(Task, Agent).outerjoin(Agent, Agent.id == Task.agent_id)
         if status:
@@ -275,7 +277,7 @@ class TaskScheduler:
             )
 
     # --- worker side -----------------------------------------------------------------------
-    async def claim(self, worker_id: str, limit: int = 1) -> list[ClaimedTask]:
+    async def claim(self, worker_id: str, limit: int = 1) -> builtins.list[ClaimedTask]:
         """Lease up to ``limit`` runnable tasks to ``worker_id`` (and announce ``task_started``)."""
         if limit <= 0:
             return []
@@ -292,7 +294,7 @@ class TaskScheduler:
         task: ClaimedTask,
         result: dict[str, Any],
         execution_ms: int,
-        spans: list[dict[str, Any]] | None = None,
+        spans: builtins.list[dict[str, Any]] | None = None,
         *,
         summary: dict[str, Any] | None = None,
     ) -> bool:
@@ -335,7 +337,7 @@ class TaskScheduler:
                     .execution_options(synchronize_session=False)
                 )
                 await s.commit()
-            return "pending" if res.rowcount else None
+            return "pending" if affected_rows(res) else None
         message = f"{error} (attempt {task.attempts} of {task.max_attempts})"[:4000]
         data = _base_event(task) | {"status": "failed", "error_message": message, "execution_time_ms": execution_ms}
         ok = await self._finish(
@@ -351,7 +353,12 @@ class TaskScheduler:
         return "failed" if ok else None
 
     async def _finish(
-        self, task: ClaimedTask, spans: list[dict[str, Any]] | None, event: str, data: dict[str, Any], **values: Any
+        self,
+        task: ClaimedTask,
+        spans: builtins.list[dict[str, Any]] | None,
+        event: str,
+        data: dict[str, Any],
+        **values: Any,
     ) -> bool:
         stored = await self.queue.finish(task, spans or [], values, event, data, utcnow())
         if stored is None:
@@ -374,9 +381,9 @@ class TaskScheduler:
                 .execution_options(synchronize_session=False)
             )
             await s.commit()
-        return bool(res.rowcount)
+        return bool(affected_rows(res))
 
-    async def reap_expired(self) -> tuple[list[int], list[dict[str, Any]]]:
+    async def reap_expired(self) -> tuple[builtins.list[int], builtins.list[dict[str, Any]]]:
         """Requeue tasks whose lease expired; fail those out of attempts.
 
         Returns (requeued ids, failed tasks as event payloads).
@@ -423,7 +430,10 @@ class TaskScheduler:
             if failed_rows:
                 ids = {r.agent_id for r in failed_rows if r.agent_id is not None}
                 agents = {a.id: a for a in (await s.execute(select(Agent).where(Agent.id.in_(ids)))).scalars()}
-            failed = [task_event_data(task_to_dict(r, agents.get(r.agent_id))) for r in failed_rows]
+            failed = [
+                task_event_data(task_to_dict(r, agents.get(r.agent_id) if r.agent_id is not None else None))
+                for r in failed_rows
+            ]
             events = [
                 await record_event(
                     s, "tasks", "task_failed", data, task_id=row.id, agent_id=row.agent_id, owner=row.created_by

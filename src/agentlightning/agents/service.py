@@ -7,6 +7,7 @@ cache key, so a changed agent never serves answers cached for its old configurat
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -125,7 +126,7 @@ class AgentService:
 
     async def list(
         self, *, type: str | None = None, status: str | None = None, page: int = 1, page_size: int = 50
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[builtins.list[dict[str, Any]], int]:
         """A page of agents (filtered by type/status) and the total count."""
         stmt = select(Agent)
         if type:
@@ -298,9 +299,7 @@ class AgentService:
         """Every agent's state plus queue and worker totals (``GET /api/v2/agents/status``)."""
         async with self.ctx.db.session() as s:
             agents = (await s.execute(select(Agent).order_by(Agent.id))).scalars().all()
-            queue = dict(
-                (await s.execute(select(Task.status, func.count()).group_by(Task.status))).all()  # type: ignore[arg-type]
-            )
+            queue = dict((await s.execute(select(Task.status, func.count()).group_by(Task.status))).all())
             workers = int(
                 await s.scalar(select(func.count(func.distinct(Task.lease_owner))).where(Task.status == "running")) or 0
             )
@@ -324,7 +323,7 @@ class AgentService:
             "agents": items,
         }
 
-    async def _task_stats(self, agent_ids: list[int]) -> dict[int, dict[str, Any]]:
+    async def _task_stats(self, agent_ids: builtins.list[int]) -> dict[int, dict[str, Any]]:
         """Per agent: running/pending counts, success rate and mean time over recent finished tasks."""
         if not agent_ids:
             return {}

@@ -24,7 +24,6 @@ from typing import Any
 from cachetools import TLRUCache
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage as LimitsRedisStorage
-from limits.aio.storage import Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import MemoryStorage as SyncMemoryStorage
 from limits.storage import storage_from_string
@@ -62,7 +61,7 @@ class AuthGate:
         )
         self.cache_claims = settings.auth_claims_cache_size > 0
         self.namespace = settings.agl_events_prefix
-        self.storage: Storage | None = None
+        self.storage: Any = None  # limits' async storage (Redis), typed loosely by the library
         self._redis: Any = None
         # In-process mode: limits' synchronous memory storage. On one event loop a call runs to
         # completion anyway, and it skips the async storage's lock and awaits on every request.
@@ -74,7 +73,7 @@ class AuthGate:
                 url,
                 implementation="redispy",
                 key_prefix=f"{settings.agl_events_prefix}:limits",
-                connection_pool=ctx.cache.client.connection_pool,
+                connection_pool=ctx.cache.client.connection_pool,  # type: ignore[arg-type]  # passed to redis-py
             )
             self._redis = ctx.cache.client
         else:

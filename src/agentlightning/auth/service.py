@@ -18,6 +18,7 @@ from agentlightning.auth.rbac import ROLES, grants, permissions_for
 from agentlightning.core.context import AppContext
 from agentlightning.errors import Conflict, NotFound, RateLimited, Unauthorized, ValidationFailed
 from agentlightning.storage import cache_keys
+from agentlightning.storage.db import affected_rows
 from agentlightning.storage.models import ApiKey, RefreshToken, RevokedToken, User
 from agentlightning.storage.types import as_utc, utcnow
 
@@ -307,7 +308,7 @@ async def refresh(ctx: AppContext, refresh_token: str) -> TokenPair:
             .where(RefreshToken.token_hash == digest, RefreshToken.used_at.is_(None))
             .values(used_at=utcnow())
         )
-        if spent.rowcount != 1:
+        if affected_rows(spent) != 1:
             await session.rollback()
             raise Unauthorized("TOKEN_REUSED", "The refresh token was already used")
         user = await session.get(User, record.user_id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +32,7 @@ from agentlightning.rl.classic.envs import CustomEnvSpec, EnvError, check_entry_
 from agentlightning.rl.config import ConfigError, ResourceLimits
 from agentlightning.rl.schemas import EnvironmentCreate, EvaluationParams, ExperimentCreate
 from agentlightning.rl.validator import validate_off_loop
+from agentlightning.storage.db import affected_rows
 from agentlightning.storage.models import RLEnvironment, RLExperiment, RLMetricPoint
 from agentlightning.storage.types import as_utc, utcnow
 from agentlightning.vocabulary import EXPERIMENT_ACTIVE, EXPERIMENT_STATUSES, EXPERIMENT_TERMINAL, ExperimentStatus
@@ -102,7 +103,7 @@ async def transition(
     ``only_from`` narrows the allowed predecessors; ``values`` sets other columns in the same
     statement. The caller commits.
     """
-    allowed = tuple(only_from) if only_from is not None else _FROM[status]
+    allowed = tuple(only_from) if only_from is not None else _FROM[cast(ExperimentStatus, status)]
     stmt = (
         update(RLExperiment)
         .where(RLExperiment.id == experiment_id, RLExperiment.status.in_(allowed))
@@ -110,7 +111,7 @@ async def transition(
         .execution_options(synchronize_session=False)
     )
     result = await session.execute(stmt)
-    return result.rowcount == 1
+    return affected_rows(result) == 1
 
 
 class ExperimentService:

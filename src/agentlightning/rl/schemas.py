@@ -227,7 +227,7 @@ class AlgorithmPublic(BaseModel):
     off_policy: bool
 
 
-class EnvironmentPublic(BaseModel):
+class EnvironmentPublic(BaseModel):  # type: ignore[no-redef]  # pydantic plugin: extra="allow" adds **kwargs
     """A registered custom environment."""
 
     model_config = ConfigDict(extra="allow")

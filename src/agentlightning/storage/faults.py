@@ -34,7 +34,7 @@ _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
 try:  # asyncpg is a server dependency; the SDK may run without it
     import asyncpg
 
-    _ASYNCPG_TYPES: tuple[type[BaseException], ...] = (
+    _ASYNCPG_TYPES: tuple[type[Exception], ...] = (
         asyncpg.PostgresConnectionError,
         asyncpg.InsufficientResourcesError,
         asyncpg.OperatorInterventionError,
@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - server installs always have it
     _ASYNCPG_CLIENT_DATA_ERROR = ()
 
 #: Exception classes worth routing to the "unavailable" check (a handler per class).
-UNAVAILABLE_TYPES: tuple[type[BaseException], ...] = (
+UNAVAILABLE_TYPES: tuple[type[Exception], ...] = (
     sa_exc.DBAPIError,
     sa_exc.TimeoutError,
     sa_exc.DisconnectionError,

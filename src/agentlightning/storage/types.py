@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import JSON, DateTime, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -42,6 +42,10 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """Treat naive datetimes (as SQLite returns them) as UTC."""
     if value is None or value.tzinfo is not None:

@@ -56,7 +56,7 @@ class OpenAICompatProvider(LLMProvider):
             api_key=api_key or "not-needed",
             timeout=timeout_s,
             max_retries=max_retries,
-            http_client=http_client,
+            http_client=http_client,  # type: ignore[arg-type]  # an httpx.AsyncClient, as the SDK expects
         )
 
     async def complete(self, request: LLMRequest) -> LLMResponse:

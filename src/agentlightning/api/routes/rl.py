@@ -51,7 +51,9 @@ _CREATE_EXAMPLES: dict[str, Any] = {
         },
     },
 }
-_ZIP = {200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}}
+_ZIP: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}
+}
 
 
 @router.get("/experiments", response_model=Envelope[ExperimentPage])

@@ -19,7 +19,9 @@ from agentlightning.observability.system import refresh_gauges
 
 router = APIRouter(tags=["system"], responses=ERROR_RESPONSES)
 
-_NOT_READY = {503: {"model": ErrorEnvelope, "description": "A dependency is not ready (details.checks)"}}
+_NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorEnvelope, "description": "A dependency is not ready (details.checks)"}
+}
 
 
 @router.get("/api/v2/health", response_model=Envelope[HealthStatus], responses=_NOT_READY)

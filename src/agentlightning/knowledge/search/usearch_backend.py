@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from agentlightning.knowledge.embeddings import DIMENSION, from_blob
 from agentlightning.knowledge.search.vectors import VectorBackend
+from agentlightning.storage.db import affected_rows
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ async def prune_tombstones(session: AsyncSession, older_than_seconds: float = TO
         ),
         {"cutoff": utcnow() - timedelta(seconds=older_than_seconds)},
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return affected_rows(result)
 
 
 @dataclass
