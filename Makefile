@@ -22,7 +22,7 @@ install: system-deps $(STAMP)
 
 ## Debian packages of the python tool's sandbox (bubblewrap, libseccomp).
 system-deps:
-	@bash scripts/install-system-deps.sh
+	@bash scripts/install-system-deps.sh runtime
 
 ## Set up and run the server on the embedded default (SQLite, in-process cache, local model).
 serve: install
@@ -37,10 +37,10 @@ test: install services
 ## Start PostgreSQL and Redis when they are down (as on a fresh machine of this kind).
 services:
 	@bash scripts/ensure-services.sh
-	@bash scripts/install-tools.sh
+	@bash scripts/install-system-deps.sh test
 
 bench: install services
-	@bash scripts/install-bench-tools.sh
+	@bash scripts/install-system-deps.sh bench
 	$(BIN)/pip install --quiet -e ".[bench]"
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 

@@ -401,10 +401,10 @@ def test_probe_check_refuses_unknown_paths_and_parameters(app_routes: dict[str, 
             assert_real_probe(wrong, app_routes)
 
 
-# --- promtool (Prometheus's own checker), installed by scripts/install-tools.sh -------------------
+# --- promtool (Prometheus's own checker), installed by scripts/install-system-deps.sh test -------------------
 
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing (scripts/install-tools.sh)")
+needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing (scripts/install-system-deps.sh test)")
 
 
 def _promtool(*args: str) -> str:
