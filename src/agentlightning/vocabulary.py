@@ -44,6 +44,15 @@ TASK_STATUSES: tuple[TaskStatus, ...] = get_args(TaskStatus)
 TASK_PRIORITIES: tuple[TaskPriority, ...] = get_args(TaskPriority)
 EXPERIMENT_STATUSES: tuple[ExperimentStatus, ...] = get_args(ExperimentStatus)
 
+#: The state of one platform component (database, cache, event bus, worker pool, ...).
+ComponentState = Literal[
+    "ok",  # answering normally
+    "starting",  # coming up (warming an index, connecting); not a fault
+    "degraded",  # answering with reduced service
+    "down",  # not answering
+]
+COMPONENT_STATES: tuple[ComponentState, ...] = get_args(ComponentState)
+
 #: Task states a task never leaves.
 TASK_TERMINAL: frozenset[TaskStatus] = frozenset({"completed", "failed", "cancelled"})
 #: Task states of the live queue (what workers and concurrency limits count).

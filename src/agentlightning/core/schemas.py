@@ -9,11 +9,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentlightning.vocabulary import ComponentState
+
 
 class DependencyCheck(BaseModel):
     """Whether one dependency (database, Redis) answered, and how fast."""
 
-    status: Literal["up", "down"]
+    status: ComponentState
     latency_ms: float | None = None
     error: str | None = None
 
@@ -31,7 +33,8 @@ class ComponentStatus(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    status: str = Field(description="up, down, running, idle, ...")
+    status: ComponentState
+    state: str | None = Field(default=None, description="the service's own word when it differs (running, idle, ...)")
 
 
 class HostResources(BaseModel):

@@ -12,10 +12,10 @@ from agentlightning import __version__
 from agentlightning.core.context import AppContext
 from agentlightning.observability.system import host_usage
 from agentlightning.storage.models import Agent, KnowledgeItem, RLExperiment, Task, User
+from agentlightning.vocabulary import COMPONENT_STATES
 
 #: The one vocabulary of component states, and the roll-up's.
-OK, STARTING, DEGRADED, DOWN = "ok", "starting", "degraded", "down"
-COMPONENT_STATES = (OK, STARTING, DEGRADED, DOWN)
+OK, STARTING, DEGRADED, DOWN = COMPONENT_STATES
 HEALTHY, OVERALL_DEGRADED = "healthy", "degraded"
 _SYNONYMS = {
     "up": OK,
