@@ -126,6 +126,8 @@ class AgentRuntime:
                     tools=[] if final_turn else tool_specs,
                     temperature=agent.temperature,
                     max_tokens=agent.max_tokens,
+                    # config ``tool_choice: required`` makes the first reply a tool call (then "auto")
+                    tool_choice=agent.tool_choice if result.steps == 0 and tool_specs else "auto",
                 )
                 response = await self._call_llm(recorder, root, provider, request)
                 result.steps += 1

@@ -1,7 +1,7 @@
 """LLM providers and the factory that picks one for an agent.
 
 An agent's config names ``provider``: ``"openai"`` (any OpenAI-compatible endpoint),
-``"local"`` (the embedded SmolLM2) or ``"auto"`` (the default: OpenAI-compatible
+``"local"`` (the embedded llama.cpp model chosen by ``LOCAL_MODEL``) or ``"auto"`` (the default: OpenAI-compatible
 when ``LLM_BASE_URL`` is set, otherwise local).  An agent may also override
 ``base_url`` and ``model``.
 """
@@ -59,9 +59,9 @@ class ProviderFactory:
     def model_for(self, agent_config: dict[str, Any]) -> str:
         """The model name a call for this agent will use."""
         if self.kind_for(agent_config) == "local":
-            from agentlightning.agents.llm.local import LOCAL_MODEL_NAME
+            from agentlightning.agents.llm.local_models import get_spec
 
-            return LOCAL_MODEL_NAME
+            return get_spec(self.settings.local_model).name
         return str(agent_config.get("model") or self.settings.llm_model)
 
     def for_agent(self, agent_config: dict[str, Any]) -> LLMProvider:
@@ -78,11 +78,16 @@ class ProviderFactory:
     def _build(self, kind: str, base_url: str | None) -> LLMProvider:
         s = self.settings
         if kind == "local":
-            from agentlightning.agents.llm.local import LocalSmolLMProvider
+            from agentlightning.agents.llm.local import LocalLlamaProvider
 
-            return LocalSmolLMProvider(
-                model_path=getattr(s, "local_model_path", None),
-                max_new_tokens=getattr(s, "local_model_max_new_tokens", 256),
+            return LocalLlamaProvider(
+                model=s.local_model,
+                model_dir=s.local_model_dir,
+                model_path=s.local_model_path,
+                max_new_tokens=s.local_model_max_new_tokens,
+                n_ctx=s.local_model_context,
+                n_threads=s.local_model_threads,
+                parallel=s.local_model_parallel,
             )
         from agentlightning.agents.llm.openai_compat import OpenAICompatProvider
 
