@@ -129,3 +129,12 @@ def test_replies_become_native_tool_calls() -> None:
     # arguments that are not an object are kept raw for the runtime to refuse
     _, calls = parse_reply('<tool_call>{"name": "calculator", "arguments": "3*4"}</tool_call>', [CALC])
     assert calls[0].raw_arguments == "3*4" and calls[0].arguments == {}
+
+
+def test_only_trustworthy_answers_are_cached() -> None:
+    from agentlightning.agents.executor import is_trustworthy
+
+    good = {"answer": "Answer: 391", "tool_calls": [{"name": "calculator", "ok": True}], "step_limit_reached": False}
+    assert is_trustworthy(good) and is_trustworthy({"answer": "Paris", "tool_calls": []})
+    assert not is_trustworthy(good | {"step_limit_reached": True})  # forced out by the step limit
+    assert not is_trustworthy(good | {"tool_calls": [{"name": "calculator", "ok": False, "error": "bad"}]})
