@@ -138,3 +138,17 @@ def test_only_trustworthy_answers_are_cached() -> None:
     assert is_trustworthy(good) and is_trustworthy({"answer": "Paris", "tool_calls": []})
     assert not is_trustworthy(good | {"step_limit_reached": True})  # forced out by the step limit
     assert not is_trustworthy(good | {"tool_calls": [{"name": "calculator", "ok": False, "error": "bad"}]})
+
+
+def test_generation_stops_once_the_calls_are_complete() -> None:
+    from agentlightning.agents.llm.local import tool_calls_done
+
+    call = '<tool_call>\n{"name": "calculator", "arguments": {"expression": "17*23"}}'
+    assert not tool_calls_done("Let me think")
+    assert not tool_calls_done(call[:-3])  # the object is still open
+    assert not tool_calls_done(call + "\n")
+    assert not tool_calls_done(call + "\n</tool")  # the closing tag is coming
+    assert not tool_calls_done(call + "\n</tool_call>\n<tool")  # a parallel call is coming
+    assert not tool_calls_done(call + "\n</tool_call>\n" + call)
+    assert tool_calls_done(call + "\nAnswer: 391")  # chatter after an unclosed call
+    assert tool_calls_done(call + "\n</tool_call>\nThe result is")  # chatter after a closed call

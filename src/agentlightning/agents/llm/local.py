@@ -98,6 +98,9 @@ class _Job:
     temperature: float
     seed: int
     on_piece: Callable[[str], None] | None
+    #: called with the text so far (after ``stop_prefix``); True ends the generation ("stop")
+    stop: Callable[[str], bool] | None = None
+    stop_prefix: str = ""
     future: Future[Generation] = field(default_factory=Future)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -192,9 +195,11 @@ class LlamaEngine:
         temperature: float = 0.0,
         seed: int = 0,
         on_piece: Callable[[str], None] | None = None,
+        stop: Callable[[str], bool] | None = None,
+        stop_prefix: str = "",
     ) -> _Job:
         """Queue one generation; its ``future`` resolves to a :class:`Generation`."""
-        job = _Job(prompt, max_tokens, temperature, seed, on_piece)
+        job = _Job(prompt, max_tokens, temperature, seed, on_piece, stop, stop_prefix)
         self._queue.put(job)
         return job
 
@@ -293,6 +298,7 @@ class _Slot(threading.Thread):
         prefilled = time.perf_counter()
         sampler = self._sampler(job.temperature, job.seed)
         pieces: list[str] = []
+        text = job.stop_prefix
         finish = "length"
         generated = 0
         for _ in range(max_tokens):
@@ -311,6 +317,11 @@ class _Slot(threading.Thread):
             ctx.decode(ll.llama_batch_get_one([token], len(self.cached)))
             self.cached.append(token)
             generated += 1
+            if piece and job.stop is not None:
+                text += piece
+                if job.stop(text):
+                    finish = "stop"
+                    break
         done = time.perf_counter()
         return Generation(
             text="".join(pieces),
@@ -349,6 +360,36 @@ def _native_message(msg: ChatMessage) -> dict[str, Any]:
     if msg.role == "tool" and msg.name:
         out["name"] = msg.name
     return out
+
+
+def tool_calls_done(text: str) -> bool:
+    """True once a reply's tool calls are complete and something else follows them.
+
+    A small model sometimes goes on after its call (an invented result, an "Answer: ..."); that
+    text is discarded anyway, so generation stops there instead of running to the token limit.
+    Another ``<tool_call>`` after a closed one (parallel calls) keeps it going.
+    """
+    start = text.rfind("<tool_call>")
+    if start < 0:
+        return False
+    tail = text[start + len("<tool_call>") :]
+    close = tail.find("</tool_call>")
+    if close >= 0:
+        rest = tail[close + len("</tool_call>") :].lstrip()
+    else:
+        body = tail.lstrip()
+        if not body.startswith("{"):
+            return False
+        try:
+            _, end = json.JSONDecoder().raw_decode(body)
+        except ValueError:
+            return False
+        rest = body[end:].lstrip()
+        if rest.startswith("<") and ("</tool_call>".startswith(rest) or rest.startswith("</tool_call>")):
+            return False
+    if not rest:
+        return False
+    return not ("<tool_call>".startswith(rest) or rest.startswith("<tool_call>"))
 
 
 def parse_reply(text: str, tools: list[ToolSpec]) -> tuple[str, list[ToolCall]]:
@@ -466,6 +507,8 @@ class LocalLlamaProvider(LLMProvider):
             max_tokens=min(request.max_tokens, self.max_new_tokens),
             temperature=request.temperature,
             on_piece=forward,
+            stop=tool_calls_done if tools else None,
+            stop_prefix=forced,
         )
         try:
             gen = await asyncio.wrap_future(job.future)
