@@ -515,6 +515,15 @@ class LocalLlamaProvider(LLMProvider):
         except asyncio.CancelledError:
             job.cancelled.set()
             raise
+        log.info(
+            "local generation: %d prompt tokens (%d reused) in %.1fs, %d tokens in %.1fs, %s",
+            gen.prompt_tokens,
+            gen.reused_tokens,
+            gen.prompt_seconds,
+            gen.completion_tokens,
+            gen.generation_seconds,
+            gen.finish_reason,
+        )
         content, calls = parse_reply(forced + gen.text, tools)
         return LLMResponse(
             content=content,
