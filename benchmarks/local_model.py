@@ -171,9 +171,12 @@ async def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="only the first N items of each kind (0: all)")
     parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: the setting's default)")
     parser.add_argument("--json", default="", help="also write the results to this file")
+    parser.add_argument("--speed-only", action="store_true", help="load time and tokens/s only (no prompt set)")
     args = parser.parse_args()
     items = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
-    if args.limit:
+    if args.speed_only:
+        items = []
+    elif args.limit:
         kept: dict[str, int] = {}
         items = [
             i
