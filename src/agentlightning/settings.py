@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Literal
 
@@ -37,6 +38,12 @@ class SqlDataSource(BaseModel):
     url: str
     tables: list[str] = Field(default_factory=list)
     statement_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+
+
+def _default_local_model_dir() -> str:
+    """``$XDG_CACHE_HOME/agentlightning/models`` (``~/.cache/...``): the local model's data dir."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "agentlightning", "models")
 
 
 class Settings(BaseSettings):
@@ -113,8 +120,20 @@ class Settings(BaseSettings):
     agent_memory_window: int = Field(default=20, ge=0)
     #: Python modules imported at start-up that register user tools.
     agent_tool_modules: list[str] = Field(default_factory=list)
+    # Embedded local model (agentlightning.agents.llm.local; see docs/local-model.md)
+    #: Which embedded model serves agents when no LLM_BASE_URL is set.
+    local_model: Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"] = "qwen2.5-coder-1.5b"
+    #: Where the joined, SHA-256-verified GGUF files are kept (outside the source tree).
+    local_model_dir: str = Field(default_factory=_default_local_model_dir)
+    #: A GGUF file of your own instead of the catalogue's (used as is, not hash-checked).
     local_model_path: str | None = None
-    local_model_max_new_tokens: int = Field(default=256, ge=1)
+    local_model_max_new_tokens: int = Field(default=512, ge=1)
+    #: Context window (tokens) of each generation slot: prompt + tools + conversation + answer.
+    local_model_context: int = Field(default=4096, ge=512, le=32768)
+    #: CPU threads of one generation (0 = every core but one, at least one).
+    local_model_threads: int = Field(default=0, ge=0)
+    #: Generation slots sharing the one loaded model; requests beyond them wait in a FIFO queue.
+    local_model_parallel: int = Field(default=1, ge=1, le=16)
     sandbox_timeout_seconds: float = Field(default=10.0, gt=0)
     sandbox_memory_mb: int = Field(default=256, ge=32)
     #: Size of the python tool's scratch tmpfs (its total disk use).
@@ -221,6 +240,7 @@ class Settings(BaseSettings):
         "agl_docs_access",
         "agl_metrics_access",
         "agl_metrics_port",
+        "local_model_path",
         mode="before",
     )
     @classmethod

@@ -37,6 +37,16 @@ def response_cache_key(task: ClaimedTask) -> str:
     return cache_keys.agent_response(task.agent.id, digest)
 
 
+def is_trustworthy(result: dict[str, Any]) -> bool:
+    """Whether a completed run's answer may be served again from the response cache.
+
+    Only an answer the model finished by itself is: not one forced by the step limit, not one
+    given after a tool call failed (its arithmetic, search or query was never checked).
+    """
+    calls = result.get("tool_calls") or []
+    return not result.get("step_limit_reached") and all(call.get("ok", False) for call in calls)
+
+
 class TaskExecutor:
     """Executes claimed tasks for a worker pool."""
 
@@ -87,7 +97,7 @@ class TaskExecutor:
                 return None
             AGENT_REQUESTS.labels(agent_id=agent_label, status="completed").inc()
             AGENT_RESPONSE_TIME.labels(agent_id=agent_label).observe(elapsed_ms / 1000)
-            if cache_key and not result.get("cached"):
+            if cache_key and not result.get("cached") and is_trustworthy(result):
                 await self.ctx.cache.set_json(cache_key, result, cache_keys.AGENT_RESPONSE_TTL)
             await self.ctx.cache.delete(cache_keys.agent_status(task.agent.id))
             return "completed"

@@ -58,6 +58,12 @@ class AgentProfile:
         return int(self.config.get("max_tokens", 512))
 
     @property
+    def tool_choice(self) -> str:
+        """``auto`` (default), or ``required``: the first reply of a run must call a tool."""
+        value = str(self.config.get("tool_choice") or "auto")
+        return value if value in ("auto", "required", "none") else "auto"
+
+    @property
     def max_steps(self) -> int | None:
         """Per-agent step limit (None: the platform default)."""
         value = self.config.get("max_steps")

@@ -23,6 +23,13 @@ if TYPE_CHECKING:
 FINAL_ANSWER_PROMPT = "You have used all your tool steps. Give your final answer now, without calling tools."
 
 
+def _tool_choice(configured: str, step: int) -> str:
+    """The ``tool_choice`` of one LLM call: "required" holds for the first call only, "none" for all."""
+    if configured == "required":
+        return "required" if step == 0 else "auto"
+    return configured
+
+
 class AgentRunError(RuntimeError):
     """The run could not produce an answer (LLM failure, no output)."""
 
@@ -139,6 +146,8 @@ class AgentRuntime:
                     tools=[] if final_turn else tool_specs,
                     temperature=agent.temperature,
                     max_tokens=agent.max_tokens,
+                    # config ``tool_choice``: "required" makes the first reply a tool call (then "auto")
+                    tool_choice=_tool_choice(agent.tool_choice, result.steps) if tool_specs else "auto",
                 )
                 response = await self._call_llm(recorder, root, provider, request)
                 result.steps += 1

@@ -40,7 +40,11 @@ TEMPLATES: dict[str, AgentTemplate] = {
             "assistant",
             "General-purpose assistant: answers questions, does arithmetic and date maths.",
             {
-                "system_prompt": "You are a helpful, precise assistant. Answer concisely. Use tools when they help.",
+                "system_prompt": (
+                    "You are a helpful, precise assistant. Answer concisely. For arithmetic call the calculator "
+                    "tool and for dates the datetime tool instead of working it out yourself; then answer from "
+                    "the tool's result."
+                ),
                 "tools": ["calculator", "datetime", "memory"],
                 "provider": "auto",
                 "temperature": 0.2,
@@ -83,10 +87,13 @@ TEMPLATES: dict[str, AgentTemplate] = {
             "Solves maths problems step by step, checking arithmetic with the calculator and Python.",
             {
                 "system_prompt": (
-                    "You are a careful mathematician. Work step by step, check every computation with the "
-                    "calculator or python tool, and end with 'Answer: <result>'."
+                    "You are a careful mathematician. Never compute in your head: for each calculation, first "
+                    "call the calculator tool with the expression (or python for longer programs) and wait for "
+                    "its result. Once you have the results, reply briefly and end with 'Answer: <result>'."
                 ),
                 "tools": ["calculator", "python"],
+                # the first reply is a tool call: small local models otherwise answer from memory
+                "tool_choice": "required",
                 "provider": "auto",
                 "temperature": 0.0,
                 "max_concurrency": 4,

@@ -105,7 +105,7 @@ async def test_openai_provider_retries_then_raises() -> None:
 
 def test_provider_factory_resolves_auto() -> None:
     local = ProviderFactory(Settings(_env_file=None))  # type: ignore[call-arg]
-    assert local.kind_for({}) == "local" and local.model_for({}) == "smollm2-135m-instruct"
+    assert local.kind_for({}) == "local" and local.model_for({}) == "qwen2.5-coder-1.5b-instruct-q4_k_m"
     remote = ProviderFactory(Settings(_env_file=None, llm_base_url="http://x/v1", llm_model="gpt-x"))  # type: ignore[call-arg]
     assert remote.kind_for({"provider": "auto"}) == "openai" and remote.model_for({"model": "m2"}) == "m2"
     assert remote.kind_for({"provider": "local"}) == "local"

@@ -5,7 +5,7 @@ Upstreams are the admin's, never the agent author's: an agent's config names a `
 * ``"auto"`` (the default): the platform's default upstream (``LLM_BASE_URL`` with
   ``LLM_API_KEY``) when one is set, otherwise the embedded local model;
 * ``"default"`` (or its old name ``"openai"``): the platform's default upstream;
-* ``"local"``: the embedded local model;
+* ``"local"``: the embedded llama.cpp model chosen by ``LOCAL_MODEL``;
 * any name in ``LLM_PROVIDERS`` (JSON: ``{"vllm": {"base_url": ..., "api_key": ...}}``).
 
 An agent may instead bring its own upstream: ``base_url`` **with its own** ``api_key`` (the
@@ -139,9 +139,9 @@ class ProviderFactory:
         """The model name a call for this agent will use."""
         upstream = resolve_upstream(agent_config, self.settings)
         if upstream.kind == "local":
-            from agentlightning.agents.llm.local import LOCAL_MODEL_NAME
+            from agentlightning.agents.llm.local_models import get_spec
 
-            return LOCAL_MODEL_NAME
+            return get_spec(self.settings.local_model).name
         if agent_config.get("model"):
             return str(agent_config["model"])
         if upstream.name in self.settings.llm_providers and self.settings.llm_providers[upstream.name].model:
@@ -161,11 +161,16 @@ class ProviderFactory:
     def _build(self, upstream: Upstream) -> LLMProvider:
         s = self.settings
         if upstream.kind == "local":
-            from agentlightning.agents.llm.local import LocalSmolLMProvider
+            from agentlightning.agents.llm.local import LocalLlamaProvider
 
-            return LocalSmolLMProvider(
-                model_path=getattr(s, "local_model_path", None),
-                max_new_tokens=getattr(s, "local_model_max_new_tokens", 256),
+            return LocalLlamaProvider(
+                model=s.local_model,
+                model_dir=s.local_model_dir,
+                model_path=s.local_model_path,
+                max_new_tokens=s.local_model_max_new_tokens,
+                n_ctx=s.local_model_context,
+                n_threads=s.local_model_threads,
+                parallel=s.local_model_parallel,
             )
         from agentlightning.agents.llm.openai_compat import OpenAICompatProvider
 

@@ -114,6 +114,8 @@ class LLMRequest:
     tools: list[ToolSpec] = field(default_factory=list)
     temperature: float = 0.2
     max_tokens: int = 512
+    #: "auto" (the model decides), "required" (this reply must call a tool), "none" (no tool call)
+    tool_choice: str = "auto"
 
 
 class LLMError(RuntimeError):
