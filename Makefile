@@ -34,6 +34,7 @@ serve: install
 test: install services
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## Start PostgreSQL and Redis when they are down (as on a fresh machine of this kind).

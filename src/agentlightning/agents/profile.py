@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast, get_args
 
 from sqlalchemy import select
+
+from agentlightning.agents.llm.base import ToolChoice
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,10 +60,10 @@ class AgentProfile:
         return int(self.config.get("max_tokens", 512))
 
     @property
-    def tool_choice(self) -> str:
+    def tool_choice(self) -> ToolChoice:
         """``auto`` (default), or ``required``: the first reply of a run must call a tool."""
-        value = str(self.config.get("tool_choice") or "auto")
-        return value if value in ("auto", "required", "none") else "auto"
+        value = self.config.get("tool_choice") or "auto"
+        return cast(ToolChoice, value) if value in get_args(ToolChoice) else "auto"
 
     @property
     def max_steps(self) -> int | None:

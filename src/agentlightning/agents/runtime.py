@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agentlightning.agents.llm import ChatMessage, LLMError, LLMRequest, ProviderFactory
+from agentlightning.agents.llm.base import ToolChoice
 from agentlightning.agents.memory import ConversationMemory, NoteStore
 from agentlightning.agents.profile import AgentProfile
 from agentlightning.agents.tools.base import ToolContext
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 FINAL_ANSWER_PROMPT = "You have used all your tool steps. Give your final answer now, without calling tools."
 
 
-def _tool_choice(configured: str, step: int) -> str:
+def _tool_choice(configured: ToolChoice, step: int) -> ToolChoice:
     """The ``tool_choice`` of one LLM call: "required" holds for the first call only, "none" for all."""
     if configured == "required":
         return "required" if step == 0 else "auto"

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
+#: "auto" (the model decides), "required" (the reply must call a tool), "none" (no tool call).
+ToolChoice = Literal["auto", "required", "none"]
 
 
 @dataclass(slots=True)
@@ -115,7 +117,7 @@ class LLMRequest:
     temperature: float = 0.2
     max_tokens: int = 512
     #: "auto" (the model decides), "required" (this reply must call a tool), "none" (no tool call)
-    tool_choice: str = "auto"
+    tool_choice: ToolChoice = "auto"
 
 
 class LLMError(RuntimeError):

@@ -81,7 +81,7 @@ class OpenAICompatProvider(LLMProvider):
             model=model,
             messages=[m.to_openai() for m in request.messages],  # type: ignore[misc]
             tools=[t.to_openai() for t in request.tools],  # type: ignore[misc]
-            tool_choice=request.tool_choice,  # type: ignore[arg-type]  # "auto" | "required" | "none"
+            tool_choice=request.tool_choice,
             temperature=request.temperature,
             max_tokens=request.max_tokens,
         )
