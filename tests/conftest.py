@@ -17,11 +17,12 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from agentlightning.agents.pool import WorkerPool
 from agentlightning.api.app import create_app
 from agentlightning.core.context import AppContext
 from agentlightning.settings import Settings
 from agentlightning.storage.migrate import upgrade
-from tests.helpers import login_as, make_settings
+from tests.helpers import login_as, make_settings, serve_app
 from tests.services import RedisSlot, create_postgres_database, drop_postgres_database
 
 
@@ -118,3 +119,21 @@ def login(client: httpx.AsyncClient, app: FastAPI) -> Callable[[str], Awaitable[
         return await login_as(client, app, role)
 
     return _login
+
+
+@pytest.fixture
+async def pool(app: FastAPI, settings: Settings) -> AsyncIterator[WorkerPool]:
+    """A worker pool running in the test's app (as ``serve`` runs it)."""
+    workers = WorkerPool(settings)
+    await workers.start(app.state.ctx)
+    try:
+        yield workers
+    finally:
+        await workers.stop()
+
+
+@pytest.fixture
+async def live_url(app: FastAPI) -> AsyncIterator[str]:
+    """The running app served over real HTTP/WebSocket by uvicorn on this event loop."""
+    async with serve_app(app) as url:
+        yield url

@@ -6,13 +6,11 @@ no ``conftest.py`` is shared with the other security test files.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 
-from agentlightning.agents.pool import WorkerPool
 from agentlightning.settings import Settings
 from tests.fake_llm_server import FakeLLMServer
 
@@ -37,14 +35,3 @@ def fake_llm() -> Iterator[FakeLLMServer]:
 def settings(settings_factory: Callable[..., Settings], fake_llm: FakeLLMServer) -> Settings:
     """Settings whose default provider is the scripted server."""
     return settings_factory(llm_base_url=fake_llm.base_url, llm_model="fake-model", **STACK_SETTINGS)
-
-
-@pytest.fixture
-async def pool(app: FastAPI, settings: Settings) -> AsyncIterator[WorkerPool]:
-    """Task workers inside the test's app."""
-    workers = WorkerPool(settings)
-    await workers.start(app.state.ctx)
-    try:
-        yield workers
-    finally:
-        await workers.stop()

@@ -25,9 +25,11 @@ async def _websocket_calls(url: str, token: str, api_key: str) -> None:
         assert '"connected"' in await asyncio.wait_for(ws.recv(), 30)
     async with websockets.connect(ws_base, additional_headers={"X-API-Key": api_key}) as ws:
         assert '"connected"' in await asyncio.wait_for(ws.recv(), 30)
-    with pytest.raises(websockets.InvalidStatus):  # a wrong token is refused in the handshake
-        async with websockets.connect(f"{ws_base}?token={token}x"):
-            pass
+    # a wrong token is refused: accepted, then closed with 4401 (so every client sees why)
+    async with websockets.connect(f"{ws_base}?token={token}x") as ws:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 30)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
 def test_tokens_do_not_appear_in_the_server_output(tmp_path: Path) -> None:

@@ -10,16 +10,13 @@ with 1013 (try again later), and everything answers 200 again when the database 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 import websockets
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
@@ -28,10 +25,12 @@ from websockets.exceptions import ConnectionClosed
 
 from agentlightning.api.app import create_app
 from agentlightning.storage.faults import is_bad_data, is_unavailable
-from tests.helpers import login_as, make_settings, unique
+from tests.helpers import login_as, make_settings, serve_app, unique
 from tests.security.pg_proxy import PgProxy
 
-READS = ("/api/v2/agents", "/api/v2/tasks", "/api/v2/knowledge", "/api/v2/rl/experiments", "/auth/profile")
+# Reads that query the database on every call (``/auth/profile`` is served from the cached user
+# record, so it keeps answering while the database is down: not a fault to test here).
+READS = ("/api/v2/agents", "/api/v2/tasks", "/api/v2/knowledge", "/api/v2/rl/experiments", "/api/v2/system/stats")
 
 
 def _assert_unavailable(response: httpx.Response) -> None:
@@ -121,29 +120,6 @@ async def test_terminated_backends_never_answer_500(client: httpx.AsyncClient, a
         assert (await client.get("/api/v2/agents", headers=headers)).status_code == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def _serve(app: FastAPI) -> AsyncIterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(serving, timeout=10)
-
-
 async def _recv(ws: Any) -> dict[str, Any]:
     return json.loads(await asyncio.wait_for(ws.recv(), 30))
 
@@ -152,7 +128,7 @@ async def test_websocket_closes_with_try_again_later(
     proxied_app: FastAPI, proxied_client: httpx.AsyncClient, proxy: PgProxy
 ) -> None:
     headers = await login_as(proxied_client, proxied_app, "developer")
-    async with _serve(proxied_app) as live:
+    async with serve_app(proxied_app) as live:
         async with websockets.connect(f"ws://{live}/ws/agents", additional_headers=headers) as ws:
             assert (await _recv(ws))["type"] == "connected"
             await proxy.refuse()

@@ -8,7 +8,7 @@ egress rules allow.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
 import pytest
@@ -46,16 +46,6 @@ def settings(settings_factory: Callable[..., Settings], upstreams: tuple[FakeLLM
         agent_poll_interval_seconds=0.2,
         agent_task_max_attempts=1,
     )
-
-
-@pytest.fixture
-async def pool(app: FastAPI, settings: Settings) -> AsyncIterator[WorkerPool]:
-    workers = WorkerPool(settings)
-    await workers.start(app.state.ctx)
-    try:
-        yield workers
-    finally:
-        await workers.stop()
 
 
 def _keys(server: FakeLLMServer) -> set[str | None]:

@@ -11,7 +11,7 @@ import pytest
 from agentlightning.agents.pool import WorkerPool
 from tests.helpers import unique
 from tests.integration.agents.helpers import create_agent, wait_for_task
-from tests.security.agent_stack import fake_llm, pool, settings  # noqa: F401 - fixtures
+from tests.security.agent_stack import fake_llm, settings  # noqa: F401 - fixtures
 
 Login = Callable[[str], Awaitable[dict[str, str]]]
 SECRET = "agl-server-env-secret-42"

@@ -3,17 +3,11 @@ pool inside the test's app, and a real HTTP/WebSocket server on the test's event
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
-from agentlightning.agents.pool import WorkerPool
 from agentlightning.settings import Settings
 from tests.fake_llm_server import FakeLLMServer
 
@@ -45,41 +39,6 @@ def settings(settings_factory: Callable[..., Settings], fake_llm: FakeLLMServer)
 
 
 @pytest.fixture
-async def pool(app: FastAPI, settings: Settings) -> AsyncIterator[WorkerPool]:
-    """A worker pool running in the test's app (as ``serve`` runs it)."""
-    workers = WorkerPool(settings)
-    await workers.start(app.state.ctx)
-    try:
-        yield workers
-    finally:
-        await workers.stop()
-
-
-@pytest.fixture
 async def admin(login: Callable[[str], Awaitable[dict[str, str]]]) -> dict[str, str]:
     """Headers of an admin user."""
     return await login("admin")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def live_url(app: FastAPI) -> AsyncIterator[str]:
-    """The running app served over real HTTP/WebSocket by uvicorn on this event loop."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(serving, timeout=10)
