@@ -35,9 +35,11 @@ from agentlightning.storage.db import affected_rows
 from agentlightning.storage.events import Event, record_event
 from agentlightning.storage.models import Agent, Task
 from agentlightning.storage.types import as_utc, utcnow
-from agentlightning.vocabulary import PRIORITY_RANKS, TASK_STATUSES, TASK_TERMINAL, TaskPriority
+from agentlightning.vocabulary import PRIORITY_RANKS, TASK_ACTIVE, TASK_STATUSES, TASK_TERMINAL, TaskPriority
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from agentlightning.core.context import AppContext
     from agentlightning.storage.db import Database
 
@@ -511,3 +513,47 @@ def task_event_data(task: dict[str, Any]) -> dict[str, Any]:
         "completed_at",
     )
     return {k: task.get(k) for k in keys}
+
+
+async def cancel_agent_tasks(session: AsyncSession, agent: Agent, reason: str) -> list[Event]:
+    """Cancel an agent's unfinished tasks inside the caller's transaction (the agent is going away).
+
+    Each cancelled task gets its stored ``task_cancelled`` event; announce them after the commit.
+    """
+    rows = (
+        (
+            await session.execute(
+                update(Task)
+                .where(Task.agent_id == agent.id, Task.status.in_(TASK_ACTIVE))
+                .values(status="cancelled", completed_at=utcnow(), error_message=reason, lease_expires_at=None)
+                .returning(Task)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return [
+        await record_event(
+            session,
+            "tasks",
+            "task_cancelled",
+            task_event_data(task_to_dict(row, agent)),
+            task_id=row.id,
+            agent_id=agent.id,
+            owner=row.created_by,
+        )
+        for row in rows
+    ]
+
+
+async def release_expired_leases(session: AsyncSession, agent_id: int) -> list[int]:
+    """Hand an agent's running tasks whose lease already expired back to the queue now (inside the
+    caller's transaction) instead of at the next reap; returns their ids."""
+    released = await session.execute(
+        update(Task)
+        .where(Task.agent_id == agent_id, Task.status == "running", Task.lease_expires_at < utcnow())
+        .values(status="pending", lease_owner=None, lease_expires_at=None)
+        .returning(Task.id)
+    )
+    return [r[0] for r in released]

@@ -220,18 +220,15 @@ class AgentService:
 
     async def delete(self, ref: int | str) -> dict[str, Any]:
         """Delete an agent; its unfinished tasks are cancelled (finished ones keep their history)."""
+        from agentlightning.agents.scheduler import cancel_agent_tasks  # tasks are the scheduler's to write
+
         agent = await self.get(ref)
-        now = utcnow()
         async with self.ctx.db.session() as s:
-            cancelled = await s.execute(
-                update(Task)
-                .where(Task.agent_id == agent.id, Task.status.in_(("pending", "running")))
-                .values(status="cancelled", completed_at=now, error_message="agent deleted", lease_expires_at=None)
-                .returning(Task.id)
-            )
-            cancelled_ids = [r[0] for r in cancelled]
+            events = await cancel_agent_tasks(s, agent, "agent deleted")
             await s.execute(delete(Agent).where(Agent.id == agent.id))
             await s.commit()
+        await self.ctx.events.announce(events)
+        cancelled_ids = [e["data"]["task_id"] for e in events]
         await self.ctx.cache.delete(cache_keys.agent_status(agent.id))
         await self.ctx.cache.delete_prefix(f"agent:response:{agent.id}:")
         await self.refresh_active_gauge()
@@ -239,18 +236,12 @@ class AgentService:
 
     async def restart(self, ref: int | str) -> dict[str, Any]:
         """Bring an agent back to ``active`` with fresh state: status cache cleared, stale leases released."""
+        from agentlightning.agents.scheduler import release_expired_leases  # tasks are the scheduler's
+
         agent = await self.get(ref)
-        now = utcnow()
         async with self.ctx.db.session() as s:
-            await s.execute(update(Agent).where(Agent.id == agent.id).values(status="active", last_activity=now))
-            # Running tasks whose lease has already expired are handed back now instead of at the next reap.
-            released = await s.execute(
-                update(Task)
-                .where(Task.agent_id == agent.id, Task.status == "running", Task.lease_expires_at < now)
-                .values(status="pending", lease_owner=None, lease_expires_at=None)
-                .returning(Task.id)
-            )
-            released_ids = [r[0] for r in released]
+            await s.execute(update(Agent).where(Agent.id == agent.id).values(status="active", last_activity=utcnow()))
+            released_ids = await release_expired_leases(s, agent.id)
             await s.commit()
         await self.ctx.cache.delete(cache_keys.agent_status(agent.id))
         await self.ctx.events.publish("system", "agent_restarted", {"agent_id": agent.id, "agent_name": agent.name})

@@ -105,6 +105,24 @@ async def test_each_terminal_state_has_exactly_one_stored_event(
     assert {e["data"]["task_id"] for e in started} == {c.id for c in claimed}
 
 
+async def test_deleting_an_agent_stores_a_cancel_event_for_each_unfinished_task(
+    app: Any, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    ctx: AppContext = app.state.ctx
+    agent = await create_agent(client, admin, name=unique("doomed"))
+    ids = []
+    for i in range(2):
+        r = await client.post("/api/v2/agents/assign", json={"task": f"t{i}", "agent_id": agent["id"]}, headers=admin)
+        ids.append(r.json()["task_id"])
+    deleted = await client.delete(f"/api/v2/agents/{agent['id']}", headers=admin)
+    assert sorted(deleted.json()["data"]["cancelled_tasks"]) == sorted(ids)
+    events = await ctx.events.read_since(0, limit=100_000)
+    cancelled = [e["data"]["task_id"] for e in events if e["event"] == "task_cancelled" and e["data"]["task_id"] in ids]
+    assert sorted(cancelled) == sorted(ids)
+    for task_id in ids:
+        assert (await client.get(f"/api/v2/tasks/{task_id}", headers=admin)).json()["data"]["status"] == "cancelled"
+
+
 async def test_training_updates_reach_subscribers_by_agent_name_or_type(
     app: Any, live_url: str, client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
