@@ -8,6 +8,7 @@ serialises it straight to JSON bytes, so nothing is encoded twice. Errors use ``
 
 from __future__ import annotations
 
+import contextvars
 from datetime import datetime, timezone
 from typing import Any, Generic, Literal, TypeVar
 
@@ -17,6 +18,8 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 T = TypeVar("T")
+#: The id of the request being served; set by the gateway middleware (which re-exports it).
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
@@ -73,8 +76,6 @@ def utc_timestamp() -> str:
 
 def current_request_id() -> str | None:
     """The id of the request being served (set by the gateway middleware)."""
-    from agentlightning.api.middleware import REQUEST_ID
-
     return REQUEST_ID.get()
 
 
