@@ -25,6 +25,7 @@ from agentlightning.api.errors import headers_for, status_for
 from agentlightning.api.middleware import GatewayMiddleware, install_log_redaction
 from agentlightning.api.openapi import install_openapi
 from agentlightning.api.routes import ROUTERS
+from agentlightning.api.routing import install_static_route_index
 from agentlightning.api.tracing import instrument_engine, setup_tracing, tracing_requested
 from agentlightning.auth.service import ensure_admin
 from agentlightning.core.context import AppContext
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
         )
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_request_body_bytes)
     add_routes_flat(app, ROUTERS)
+    install_static_route_index(app.router)
     install_openapi(app)
     if tracing_requested(settings):
         setup_tracing(app, settings)
