@@ -211,13 +211,13 @@ class AuthGate:
         With Redis: one pipelined round trip. In-process: three dictionary lookups.
         """
         blacklist = cache_keys.jwt_blacklist(digest)
-        record_key = cache_keys.user_profile(user_id)
         item = self.limits["user"]
         if self._redis is None:
             revoked = await self.ctx.cache.exists(blacklist)
             record = self._local_record(user_id)
             allowed = await self._hit(item, "user", str(user_id))
             return revoked, record, allowed
+        record_key = cache_keys.user_profile(user_id)
         cache: RedisCache = self.ctx.cache
         if not cache.healthy:
             return False, None, None
