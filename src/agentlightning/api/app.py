@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.datastructures import Default
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.datastructures import Default, DefaultPlaceholder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentlightning import __version__
@@ -23,6 +24,7 @@ from agentlightning.api.errors import headers_for, status_for
 from agentlightning.api.middleware import GatewayMiddleware, install_log_redaction
 from agentlightning.api.openapi import install_openapi
 from agentlightning.api.routes import ROUTERS
+from agentlightning.api.routing import install_static_route_index
 from agentlightning.api.tracing import instrument_engine, setup_tracing, tracing_requested
 from agentlightning.auth.service import ensure_admin
 from agentlightning.core.context import AppContext
@@ -121,6 +123,27 @@ def _start_metrics_port(settings: Settings) -> Any:
     return server
 
 
+def add_routes_flat(app: FastAPI, routers: list[APIRouter]) -> None:
+    """Serve every route of ``routers`` from the app's own router, as ``include_router`` would.
+
+    FastAPI 0.165 keeps an included router as one lazy entry that, on every request, matches the
+    path twice (once to select the router, once inside it) and swaps per-route context in and out
+    of the scope: about a quarter of a small request's Python calls. Our routers set nothing at
+    inclusion (the prefix and tags are their own; no dependencies, no response class, no body or
+    form limits), so their route objects, appended as they are, behave exactly as included ones;
+    this refuses a router for which that would no longer hold.
+    """
+    for router in routers:
+        if router.dependencies or not isinstance(router.default_response_class, DefaultPlaceholder):
+            raise ValueError(f"router {router.prefix!r}: include-time options need app.include_router")
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.response_model is None:
+                # Without a model the app's default response class would apply when included.
+                if isinstance(route.response_class, DefaultPlaceholder):
+                    raise ValueError(f"{route.path}: a route without a response model must name its response class")
+        app.router.routes.extend(router.routes)
+
+
 def create_app(settings: Settings | None = None, *, start_background: bool | None = None) -> FastAPI:
     """Build the API for ``settings``; the lifespan opens the context and starts background services."""
     settings = settings or get_settings()
@@ -184,8 +207,8 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_request_body_bytes)
-    for router in ROUTERS:
-        app.include_router(router)
+    add_routes_flat(app, ROUTERS)
+    install_static_route_index(app.router)
     install_openapi(app)
     if tracing_requested(settings):
         setup_tracing(app, settings)

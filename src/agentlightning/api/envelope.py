@@ -8,7 +8,8 @@ serialises it straight to JSON bytes, so nothing is encoded twice. Errors use ``
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import contextvars
+import time
 from typing import Any, Generic, Literal, TypeVar
 
 import orjson
@@ -19,6 +20,8 @@ from starlette.responses import JSONResponse
 from agentlightning.validation import JSON_TOO_LARGE
 
 T = TypeVar("T")
+#: The id of the request being served; set by the gateway middleware (which re-exports it).
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
@@ -68,15 +71,32 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: The last whole second formatted (``YYYY-MM-DDTHH:MM:SS``): every response of that second reuses it.
+_second_text: tuple[int, str] = (-1, "")
+
+
 def utc_timestamp() -> str:
-    """Now as ISO 8601 UTC with a ``Z`` suffix, as the spec's examples show."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Now as ISO 8601 UTC with milliseconds and a ``Z`` suffix, as the spec's examples show.
+
+    The same text as ``datetime.now(timezone.utc).isoformat(timespec="milliseconds")`` with
+    ``Z`` for ``+00:00``; the date and time part is formatted once per second.
+    """
+    return format_utc(time.time())
+
+
+def format_utc(now: float) -> str:
+    """:func:`utc_timestamp` of the POSIX time ``now``."""
+    global _second_text
+    second = int(now)
+    cached = _second_text
+    if cached[0] != second:
+        cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        _second_text = cached
+    return f"{cached[1]}.{int((now - second) * 1000):03d}Z"
 
 
 def current_request_id() -> str | None:
     """The id of the request being served (set by the gateway middleware)."""
-    from agentlightning.api.middleware import REQUEST_ID
-
     return REQUEST_ID.get()
 
 

@@ -7,7 +7,6 @@ per request, the header list is built once, and metric children are looked up on
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import os
 import re
@@ -17,12 +16,12 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agentlightning.api.envelope import REQUEST_ID as REQUEST_ID  # defined beside the envelope that reads it
 from agentlightning.api.envelope import dumps, error_body
 from agentlightning.observability import metrics
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 #: The spec's "Security Headers".

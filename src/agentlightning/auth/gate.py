@@ -46,6 +46,52 @@ log = logging.getLogger(__name__)
 CLAIMS_TTL_SECONDS = 300.0
 
 
+class LoopMemoryStorage(SyncMemoryStorage):
+    """``limits``' in-process storage, counting without a timer thread per hit.
+
+    The stock storage arms a 10 ms ``threading.Timer`` on every counter update once the last
+    one has fired, so a busy server starts a thread (and hands the GIL over to it) about a
+    hundred times a second just to reclaim expired keys. Expiry never depended on that sweep
+    (``get`` drops an expired counter before reading it); here expired counters are reclaimed
+    inline, at most once every :attr:`SWEEP_SECONDS`. Counting and windows are ``limits``' own.
+    """
+
+    #: How often expired counters are reclaimed (memory only; expiry is exact regardless).
+    SWEEP_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._next_sweep = time.monotonic() + self.SWEEP_SECONDS
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.SWEEP_SECONDS
+        wall = time.time()
+        for key in [k for k, at in self.expirations.items() if at <= wall]:
+            self.storage.pop(key, None)
+            self.expirations.pop(key, None)
+            self.locks.pop(key, None)
+
+    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        """Add ``amount`` to ``key``'s counter (a fresh counter expires in ``expiry`` seconds)."""
+        self._sweep()
+        self.get(key)  # drops the counter if it has expired
+        with self.locks[key]:
+            self.storage[key] += amount
+            if self.storage[key] == amount:
+                self.expirations[key] = time.time() + expiry
+        return self.storage.get(key, 0)
+
+    def decr(self, key: str, amount: int = 1) -> int:
+        """Take ``amount`` from ``key``'s counter (never below zero)."""
+        self.get(key)
+        with self.locks[key]:
+            self.storage[key] = max(self.storage[key] - amount, 0)
+        return self.storage.get(key, 0)
+
+
 class AuthGate:
     """Per process context: the claims cache, the rate limiter and the one-round-trip check."""
 
@@ -65,7 +111,7 @@ class AuthGate:
         self._redis: Any = None
         # In-process mode: limits' synchronous memory storage. On one event loop a call runs to
         # completion anyway, and it skips the async storage's lock and awaits on every request.
-        self._memory: SyncMemoryStorage | None = None
+        self._memory: LoopMemoryStorage | None = None
         if isinstance(ctx.cache, RedisCache):
             url = ctx.cache.url.replace("redis://", "async+redis://", 1).replace("rediss://", "async+rediss://", 1)
             # limits' storage shares the cache's connection pool: one client, one set of sockets.
@@ -77,7 +123,7 @@ class AuthGate:
             )
             self._redis = ctx.cache.client
         else:
-            self._memory = SyncMemoryStorage()
+            self._memory = LoopMemoryStorage()
             self._sync_strategy = SyncSlidingWindowCounterRateLimiter(self._memory)
         if self.storage is not None:
             self.strategy = SlidingWindowCounterRateLimiter(self.storage)
@@ -164,13 +210,13 @@ class AuthGate:
         With Redis: one pipelined round trip. In-process: three dictionary lookups.
         """
         blacklist = cache_keys.jwt_blacklist(digest)
-        record_key = cache_keys.user_profile(user_id)
         item = self.limits["user"]
         if self._redis is None:
             revoked = await self.ctx.cache.exists(blacklist)
             record = self._local_record(user_id)
             allowed = await self._hit(item, "user", str(user_id))
             return revoked, record, allowed
+        record_key = cache_keys.user_profile(user_id)
         cache: RedisCache = self.ctx.cache
         if not cache.healthy:
             return False, None, None

@@ -74,7 +74,7 @@ async def write_config(
     return ok(config, "System configuration updated")
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, response_class=Response)
 async def prometheus_metrics(ctx: Ctx, _: None = Depends(exposed("metrics"))) -> Response:
     """Prometheus text exposition of every platform metric (public, admin-only or off: a setting)."""
     await refresh_gauges(ctx)
