@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     agent_task_lease_seconds: float = Field(default=30.0, gt=0)
     agent_task_max_attempts: int = Field(default=3, ge=1)
     agent_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    #: How often an open WebSocket re-checks its token (a revoked token's socket closes with 4401).
+    ws_reauth_seconds: float = Field(default=5.0, gt=0)
     agent_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     agent_max_steps: int = Field(default=6, ge=1)
     agent_memory_window: int = Field(default=20, ge=0)

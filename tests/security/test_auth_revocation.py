@@ -4,10 +4,12 @@ even though verified tokens are cached and the user's record is cached."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
+import websockets
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
@@ -163,3 +165,31 @@ async def test_a_change_made_by_another_process_is_honoured_at_once(
         await cli.close()
     refused = await _profile(client, headers)
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "TOKEN_REVOKED"
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    """Open WebSockets re-check their token every 0.2 s here (5 s by default)."""
+    return settings_factory(ws_reauth_seconds=0.2)
+
+
+async def test_an_open_websocket_closes_when_its_token_is_revoked(
+    client: httpx.AsyncClient, app: FastAPI, live_url: str
+) -> None:
+    name, headers = await _signed_in(client, app)
+    _, bystander = await _signed_in(client, app)
+    token = headers["Authorization"].split(" ", 1)[1]
+    other = bystander["Authorization"].split(" ", 1)[1]
+    url = f"ws://{live_url}/ws/agents"
+    async with websockets.connect(url, subprotocols=["bearer", token]) as ws:  # type: ignore[list-item]
+        async with websockets.connect(url, subprotocols=["bearer", other]) as kept:  # type: ignore[list-item]
+            assert '"connected"' in await asyncio.wait_for(ws.recv(), 30)
+            assert '"connected"' in await asyncio.wait_for(kept.recv(), 30)
+            await service.set_active(app.state.ctx, name, False)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:  # anything sent before the close is drained; the close must come
+                    await asyncio.wait_for(ws.recv(), 30)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+            # The bystander's socket stays open and answers.
+            await kept.send('{"action": "ping"}')
+            assert '"pong"' in await asyncio.wait_for(kept.recv(), 30)

@@ -126,7 +126,8 @@ async def _available_agents(ctx: AppContext) -> list[str]:
 
 
 class _Connection:
-    """One client: its subscriptions and the two pumps (client messages, bus events)."""
+    """One client: its subscriptions, the two pumps (client messages, bus events) and the watch
+    that ends it when its token is revoked."""
 
     def __init__(self, ctx: AppContext, websocket: WebSocket, principal: Principal) -> None:
         self.ctx = ctx
@@ -257,6 +258,18 @@ class _Connection:
             }
         )
 
+    async def watch_credential(self, credential: str, interval: float) -> None:
+        """Close the connection once its token stops being valid (logout, a role or password
+        change, a disabled account), and apply a changed role's visibility at once."""
+        while True:
+            await asyncio.sleep(interval)
+            principal = await _authenticate(self.ctx, credential)
+            if principal is None or not principal.can(PERMISSION):
+                code = CLOSE_UNAUTHORIZED if principal is None else CLOSE_FORBIDDEN
+                await self.ws.close(code=code, reason="token revoked, expired or no longer permitted")
+                return
+            self.principal = principal
+
     async def pump_events(self, bus: Any) -> None:
         async for event in bus:
             await self.deliver(event)
@@ -317,6 +330,7 @@ async def _serve(websocket: WebSocket, token: str | None) -> None:
             first = {}
         offered = first.get("token") if isinstance(first, dict) and first.get("action") == "auth" else None
         principal = await _authenticate(ctx, str(offered)) if offered else None
+        token = str(offered) if offered else None
         if principal is None or not principal.can(PERMISSION):
             code = CLOSE_UNAUTHORIZED if principal is None else CLOSE_FORBIDDEN
             with contextlib.suppress(Exception):
@@ -339,6 +353,8 @@ async def _serve(websocket: WebSocket, token: str | None) -> None:
     async with ctx.events.subscribe(durable=True) as bus:
         await conn.send({"type": "connected", "user": principal.username, "timestamp": utc_timestamp()})
         tasks = [asyncio.create_task(conn.pump_client()), asyncio.create_task(conn.pump_events(bus))]
+        if token:
+            tasks.append(asyncio.create_task(conn.watch_credential(token, ctx.settings.ws_reauth_seconds)))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
