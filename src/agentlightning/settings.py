@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     agent_task_max_attempts: int = Field(default=3, ge=1)
     agent_poll_interval_seconds: float = Field(default=1.0, gt=0)
     agent_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    #: Event loop of ``agentlightning worker``: "auto" = uvloop when installed (as uvicorn does for
+    #: the API), else asyncio's own.
+    agent_worker_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     agent_max_steps: int = Field(default=6, ge=1)
     agent_memory_window: int = Field(default=20, ge=0)
     #: Python modules imported at start-up that register user tools.

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import openai
+import orjson
 from openai import AsyncOpenAI
 
 from agentlightning.agents.llm.base import (
@@ -109,8 +110,8 @@ class OpenAICompatProvider(LLMProvider):
         """
         raw = await self._client.post("/chat/completions", body=body, cast_to=httpx.Response)
         try:
-            data = raw.json()
-        except ValueError as exc:
+            data = orjson.loads(raw.content)
+        except orjson.JSONDecodeError as exc:
             raise LLMError(f"endpoint returned invalid JSON: {exc}") from exc
         choices = data.get("choices") if isinstance(data, dict) else None
         if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
