@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     llm_model: str = "smollm2-135m-instruct"
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)
+    #: HTTP client under the ``openai`` SDK for the platform's upstreams: "auto" = aiohttp (the SDK's
+    #: ``DefaultAioHttpClient``) when installed and no proxy is set in the environment, else httpx.
+    llm_http_client: Literal["auto", "httpx", "aiohttp"] = "auto"
 
     # Agents: task workers, runtime and tools (agentlightning.agents)
     #: Run task workers inside ``serve`` (in addition to any ``agentlightning worker`` processes).
