@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     llm_model: str = "smollm2-135m-instruct"
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)
+    #: HTTP client under the ``openai`` SDK for the platform's upstreams: "auto" = aiohttp (the SDK's
+    #: ``DefaultAioHttpClient``) when installed and no proxy is set in the environment, else httpx.
+    llm_http_client: Literal["auto", "httpx", "aiohttp"] = "auto"
 
     # Agents: task workers, runtime and tools (agentlightning.agents)
     #: Run task workers inside ``serve`` (in addition to any ``agentlightning worker`` processes).
@@ -118,6 +121,9 @@ class Settings(BaseSettings):
     #: How often an open WebSocket re-checks its token (a revoked token's socket closes with 4401).
     ws_reauth_seconds: float = Field(default=5.0, gt=0)
     agent_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    #: Event loop of ``agentlightning worker``: "auto" = uvloop when installed (as uvicorn does for
+    #: the API), else asyncio's own.
+    agent_worker_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     agent_max_steps: int = Field(default=6, ge=1)
     agent_memory_window: int = Field(default=20, ge=0)
     #: Python modules imported at start-up that register user tools.

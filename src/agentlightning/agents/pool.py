@@ -166,6 +166,10 @@ class WorkerPool:
         self.ctx = ctx
         self.scheduler = TaskScheduler(ctx)
         self.executor = TaskExecutor(ctx, self.scheduler)
+        if self.settings.llm_base_url:
+            # Build the default upstream's client now (its SDK import takes seconds on a busy
+            # host), not on the event loop while the first task waits.
+            self.executor.providers.for_agent({"provider": "default"})
         self.started_at = time.time()
         self.keeper = None
         if ctx.db.dialect == "postgresql":

@@ -103,6 +103,19 @@ async def test_openai_provider_retries_then_raises() -> None:
         await provider.aclose()
 
 
+@pytest.mark.parametrize("client", ["httpx", "aiohttp"])
+async def test_openai_provider_gives_the_same_answer_on_either_http_client(client: str) -> None:
+    with FakeLLMServer(fail_first=1) as server:
+        provider = OpenAICompatProvider(base_url=server.base_url, api_key="k", default_model="m", http_client=client)
+        response = await provider.complete(LLMRequest([ChatMessage("user", "hello")]))
+        calls = await provider.complete(LLMRequest([ChatMessage("user", "calculate: 2*3")], tools=[CALC]))
+        await provider.aclose()
+    assert response.content == "Answer: hello" and response.usage.prompt_tokens > 0 and response.model
+    assert calls.tool_calls[0].arguments == {"expression": "2*3"} and calls.finish_reason == "tool_calls"
+    assert len(server.requests) == 3  # the 500 was retried by the SDK
+    assert server.requests[0]["messages"] == [{"role": "user", "content": "hello"}]
+
+
 def test_provider_factory_resolves_auto() -> None:
     local = ProviderFactory(Settings(_env_file=None))  # type: ignore[call-arg]
     assert local.kind_for({}) == "local" and local.model_for({}) == "qwen2.5-coder-1.5b-instruct-q4_k_m"

@@ -181,6 +181,7 @@ class ProviderFactory:
             timeout_s=s.llm_timeout_seconds,
             max_retries=s.llm_max_retries,
             egress=custom_upstream_policy(s) if upstream.custom else None,
+            http_client=s.llm_http_client,
         )
 
     async def aclose(self) -> None:
