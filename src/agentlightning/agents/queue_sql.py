@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -68,7 +69,7 @@ class Inserted:
     event: Event
 
 
-class QueueDialect:
+class QueueDialect(ABC):
     """What the scheduler needs from the database; the portable parts are implemented here."""
 
     name = "portable"
@@ -113,9 +114,9 @@ class QueueDialect:
             await s.commit()
         return Inserted(row.id, agent.id, agent.name, agent.type, event)
 
+    @abstractmethod
     async def claim(self, worker_id: str, limit: int, now: datetime) -> tuple[list[ClaimedTask], list[Event]]:
         """Lease up to ``limit`` runnable tasks; returns them and their ``task_started`` events."""
-        raise NotImplementedError
 
     async def finish(
         self,
