@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -55,3 +56,33 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def start_worker(env: dict[str, str], log_path: Path, *args: str, timeout: float = 90.0) -> subprocess.Popen[bytes]:
+    """``agentlightning worker *args`` in a child process, returned once it logs ``ready``."""
+    log = log_path.open("wb")
+    proc = subprocess.Popen([*CLI, "worker", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while "ready" not in log_path.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"worker did not start:\n{log_path.read_text(errors='replace')}")
+        time.sleep(0.1)
+    return proc
+
+
+async def admin_with_agent(
+    http: httpx.AsyncClient, password: str, prefix: str, max_concurrency: int
+) -> tuple[str, dict[str, str], str]:
+    """Log in as ``admin`` and create an uncached agent named ``{prefix}_<random>`` of type
+    ``{prefix}_agent``; returns the token, the auth headers and the agent's name."""
+    login = await http.post("/auth/login", json={"username": "admin", "password": password})
+    token = login.json()["data"]["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    name = f"{prefix}_{uuid.uuid4().hex[:6]}"
+    created = await http.post(
+        "/api/v2/agents",
+        json={"name": name, "type": f"{prefix}_agent", "config": {"max_concurrency": max_concurrency, "cache": False}},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    return token, headers, name

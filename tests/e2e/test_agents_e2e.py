@@ -29,7 +29,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.e2e.server import CLI, ServerProcess
+from tests.e2e.server import ServerProcess, admin_with_agent, start_worker
 from tests.fake_llm_server import FakeLLMServer
 from tests.redis_server import free_port
 from tests.services import create_postgres_database, drop_postgres_database
@@ -52,19 +52,6 @@ def cpu_hogs(count: int = CPU_HOGS) -> Any:
             hog.wait()
 
 
-def _start_worker(env: dict[str, str], log_path: Path, *extra: str) -> subprocess.Popen[bytes]:
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [*CLI, "worker", "--min", "1", "--max", "4", *extra], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 60
-    while "ready" not in log_path.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"worker did not start:\n{log_path.read_text(errors='replace')}")
-        time.sleep(0.1)
-    return proc
-
-
 async def _running_leases_of(dsn: str, pid: int) -> int:
     conn = await asyncpg.connect(dsn)
     try:
@@ -79,16 +66,7 @@ async def _running_leases_of(dsn: str, pid: int) -> int:
 
 async def _scenario(server: ServerProcess, dsn: str, victim: subprocess.Popen[bytes]) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        login = await http.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
-        token = login.json()["data"]["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        name = f"e2e_{uuid.uuid4().hex[:6]}"
-        created = await http.post(
-            "/api/v2/agents",
-            json={"name": name, "type": "e2e_agent", "config": {"max_concurrency": 16, "cache": False}},
-            headers=headers,
-        )
-        assert created.status_code == 201, created.text
+        token, headers, name = await admin_with_agent(http, ADMIN_PASSWORD, "e2e", max_concurrency=16)
 
         completed: Counter[int] = Counter()
         failed: list[Any] = []
@@ -182,8 +160,18 @@ def test_200_tasks_two_workers_one_killed(tmp_path: Path, redis_url: str) -> Non
             server.start()
             metrics_port = free_port()
             workers = [
-                _start_worker(server.env, tmp_path / "worker0.log"),
-                _start_worker(server.env, tmp_path / "worker1.log", "--metrics-port", str(metrics_port)),
+                start_worker(server.env, tmp_path / "worker0.log", "--min", "1", "--max", "4", timeout=60),
+                start_worker(
+                    server.env,
+                    tmp_path / "worker1.log",
+                    "--min",
+                    "1",
+                    "--max",
+                    "4",
+                    "--metrics-port",
+                    str(metrics_port),
+                    timeout=60,
+                ),
             ]
             with cpu_hogs():
                 outcome = asyncio.run(_scenario(server, dsn, workers[0]))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -24,7 +23,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.e2e.server import CLI, ServerProcess
+from tests.e2e.server import ServerProcess, admin_with_agent, start_worker
 from tests.fake_llm_server import FakeLLMServer
 from tests.pg_server import PostgresProcess
 from tests.redis_server import RedisProcess
@@ -32,17 +31,6 @@ from tests.redis_server import RedisProcess
 ADMIN_PASSWORD = "fault-admin-password-long"
 TASKS = 120
 TERMINAL = ("task_completed", "task_failed", "task_cancelled")
-
-
-def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    log = log_path.open("wb")
-    proc = subprocess.Popen([*CLI, "worker", "--min", "2", "--max", "8"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while "ready" not in log_path.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"worker did not start:\n{log_path.read_text(errors='replace')}")
-        time.sleep(0.1)
-    return proc
 
 
 class Listener:
@@ -104,16 +92,7 @@ async def _assign(http: httpx.AsyncClient, headers: dict[str, str], agent: str, 
 async def _scenario(server: ServerProcess, pg: PostgresProcess, redis: RedisProcess, dsn: str) -> dict[str, Any]:
     codes: Counter[int] = Counter()
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        login = await http.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
-        token = login.json()["data"]["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        name = f"fault_{uuid.uuid4().hex[:6]}"
-        created = await http.post(
-            "/api/v2/agents",
-            json={"name": name, "type": "fault_agent", "config": {"max_concurrency": 8, "cache": False}},
-            headers=headers,
-        )
-        assert created.status_code == 201, created.text
+        token, headers, name = await admin_with_agent(http, ADMIN_PASSWORD, "fault", max_concurrency=8)
         listener = Listener(server.url, token, name)
         listening = asyncio.create_task(listener.run())
         await asyncio.sleep(1.0)
@@ -194,7 +173,7 @@ def test_redis_outage_and_postgres_restart_lose_no_terminal_event(tmp_path: Path
         worker = None
         try:
             server.start()
-            worker = _start_worker(server.env, tmp_path / "worker.log")
+            worker = start_worker(server.env, tmp_path / "worker.log", "--min", "2", "--max", "8")
             outcome = asyncio.run(_scenario(server, pg, redis, pg.url("agl_faults").replace("+asyncpg", "")))
         finally:
             if worker is not None:
