@@ -70,3 +70,24 @@ async def test_metrics_on_a_separate_port(settings_factory: Callable[..., Settin
         async with httpx.AsyncClient() as scraper:
             scraped = await scraper.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
         assert scraped.status_code == 200 and "http_requests_total" in scraped.text
+
+
+async def test_docs_pages_work_offline_with_the_platforms_own_assets(client: httpx.AsyncClient) -> None:
+    """Swagger UI and ReDoc load their scripts and styles from the platform, never from a CDN, and
+    the pages' security policy allows nothing from elsewhere."""
+    for page in ("/docs", "/redoc"):
+        response = await client.get(page)
+        assert response.status_code == 200, response.text
+        html = response.text
+        assert "http://" not in html and "https://" not in html, f"{page} refers to another host"
+        assets = [
+            url for url in ("/static/docs/swagger-ui-bundle.js", "/static/docs/redoc.standalone.js") if url in html
+        ]
+        assert assets, html
+        for asset in assets:
+            served = await client.get(asset)
+            assert served.status_code == 200 and len(served.content) > 100_000
+        policy = response.headers["content-security-policy"]
+        assert "http" not in policy and "'self'" in policy
+    assert (await client.get("/static/docs/swagger-ui.css")).status_code == 200
+    assert (await client.get("/openapi.json")).json()["info"]["title"] == "Agent Lightning"

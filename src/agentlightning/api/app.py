@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -15,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentlightning import __version__
@@ -94,21 +96,46 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return FastJSONResponse(body, status_code=status)
 
 
-def _add_private_docs(app: FastAPI) -> None:
-    """``/openapi.json``, ``/docs`` and ``/redoc`` for admins only (``AGL_DOCS_ACCESS=admin``)."""
-    admin_only = Depends(exposed("docs"))
+#: Where the docs pages' scripts and styles are served from: the platform itself, never a CDN.
+DOCS_ASSETS_URL = "/static/docs"
+
+
+def _docs_assets_dir() -> str:
+    """Swagger UI and ReDoc as shipped by the ``fastapi-offline`` package (its ``static`` folder)."""
+    import fastapi_offline
+
+    return str(Path(fastapi_offline.__file__).parent / "static")
+
+
+def _add_docs(app: FastAPI) -> None:
+    """``/openapi.json``, ``/docs`` and ``/redoc``, readable as ``AGL_DOCS_ACCESS`` says (public,
+    admin or off), with Swagger UI and ReDoc served by the platform so the pages work offline."""
+    allowed = Depends(exposed("docs"))
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=_docs_assets_dir()), name="docs-assets")
 
     @app.get("/openapi.json", include_in_schema=False)
-    async def openapi_schema(_: None = admin_only) -> JSONResponse:
+    async def openapi_schema(_: None = allowed) -> JSONResponse:
         return JSONResponse(app.openapi())
 
     @app.get("/docs", include_in_schema=False)
-    async def swagger(_: None = admin_only) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+    async def swagger(_: None = allowed) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - docs",
+            swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+        )
 
     @app.get("/redoc", include_in_schema=False)
-    async def redoc(_: None = admin_only) -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")
+    async def redoc(_: None = allowed) -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def _start_metrics_port(settings: Settings) -> Any:
@@ -179,7 +206,6 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
                 provider.shutdown()
 
     install_log_redaction()
-    docs_public = settings.docs_access == "public"
     app = FastAPI(
         title="Agent Lightning",
         version=__version__,
@@ -187,16 +213,17 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
         lifespan=lifespan,
         # orjson for bodies without a response model; routes with one keep FastAPI's Pydantic fast path.
         default_response_class=Default(FastJSONResponse),
-        docs_url="/docs" if docs_public else None,
-        redoc_url="/redoc" if docs_public else None,
-        openapi_url="/openapi.json" if docs_public else None,
+        # The docs routes are ours (_add_docs): assets served locally, access decided by settings.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
         # Traces come from api/tracing.py (OTel's FastAPI instrumentation) when asked for;
         # FastAPI's native telemetry would otherwise look for a provider on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
-    if settings.docs_access == "admin":
-        _add_private_docs(app)
+    if settings.docs_access != "off":
+        _add_docs(app)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -12,10 +12,10 @@ sets (endpoint, path parameters, route) is exactly the router's.
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Match, Route, Router, WebSocketRoute
+from starlette.routing import BaseRoute, Host, Match, Route, Router, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-#: Route classes whose match depends only on the path and method (a ``Mount`` or ``Host`` does not).
+#: Route classes whose match depends only on the path and method (a ``Mount`` matches a prefix).
 _PLAIN_ROUTES = (Route, WebSocketRoute)
 
 
@@ -34,13 +34,16 @@ def build_static_index(routes: list[BaseRoute]) -> dict[tuple[str, str], BaseRou
 
     Each entry is what the router's own linear matching returns for that request, so an earlier
     route whose pattern also matches the path (``/items/{id}`` before ``/items/stats``) keeps
-    winning. Routes after a ``Mount`` or ``Host`` are left to the router (those match on more
-    than the path).
+    winning, and so does a ``Mount`` before it whose prefix covers the path (the mount is then
+    the entry, as the router would pick it). Routes after a ``Host`` are left to the router (a
+    host matches on a header, not the path).
     """
     index: dict[tuple[str, str], BaseRoute] = {}
     for position, route in enumerate(routes):
-        if not isinstance(route, _PLAIN_ROUTES):
+        if isinstance(route, Host):
             break
+        if not isinstance(route, _PLAIN_ROUTES):
+            continue
         if not isinstance(route, Route) or route.param_convertors or not route.methods:
             continue
         for method in route.methods:

@@ -99,3 +99,23 @@ async def test_requests_through_the_index_and_around_it(settings_factory) -> Non
             assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
             # A path with parameters goes through the router's matching (401: authenticated route).
             assert (await client.get("/api/v2/agents/123")).status_code == 401
+
+
+def test_a_mount_shadows_later_routes_under_its_prefix_as_in_the_router() -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount
+
+    async def ok(_: object) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    routes = [
+        Route("/before", ok),
+        Mount("/static", app=Starlette()),
+        Route("/static/shadowed", ok),
+        Route("/after", ok),
+    ]
+    index = build_static_index(routes)
+    assert index[("GET", "/before")] is routes[0]
+    assert index[("GET", "/after")] is routes[3]  # routes after a mount are still indexed
+    assert index[("GET", "/static/shadowed")] is routes[1]  # the router would pick the mount
