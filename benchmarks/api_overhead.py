@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ChildServer, LoadResult, free_port, run_wrk  # noqa: E402
+from _common import ChildServer, LoadResult, asgi_get, free_port, run_wrk  # noqa: E402
 
 UVICORN = [
     sys.executable,
@@ -171,37 +171,13 @@ def _count_calls() -> None:
 
     from asgi_lifespan import LifespanManager
 
-    async def call(app: object, path: str, headers: list[tuple[bytes, bytes]]) -> None:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": headers,
-            "client": ("127.0.0.1", 5555),
-            "server": ("127.0.0.1", 8000),
-        }
-
-        async def receive() -> dict[str, object]:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(_: object) -> None:
-            return None
-
-        await app(scope, receive, send)  # type: ignore[operator]
-
     async def count(app: object, path: str, headers: list[tuple[bytes, bytes]], n: int = 300) -> float:
         for _ in range(50):
-            await call(app, path, headers)
+            await asgi_get(app, path, headers)
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(n):
-            await call(app, path, headers)
+            await asgi_get(app, path, headers)
         profiler.disable()
         return pstats.Stats(profiler).total_calls / n  # type: ignore[attr-defined]
 

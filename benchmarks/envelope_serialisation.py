@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -25,6 +27,9 @@ from agentlightning.agents.schemas import AgentPage
 from agentlightning.api.envelope import Envelope, ok, utc_timestamp
 from agentlightning.auth.schemas import UserProfile
 from agentlightning.core.schemas import HealthStatus
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import asgi_get  # noqa: E402
 
 NOW = datetime.now(timezone.utc)
 AGENT = {
@@ -86,45 +91,17 @@ def build_app() -> FastAPI:
     return app
 
 
-async def _call(app: FastAPI, path: str) -> bytes:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"bench")],
-        "client": ("127.0.0.1", 1),
-        "server": ("bench", 80),
-    }
-    body = bytearray()
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body":
-            body.extend(message.get("body", b""))
-
-    await app(scope, receive, send)
-    return bytes(body)
-
-
 async def _time(app: FastAPI, path: str, seconds: float) -> float:
     """Best-of-5 seconds per request over batches."""
     for _ in range(20):
-        await _call(app, path)
+        await asgi_get(app, path)
     best = math.inf
     per_round = seconds / 5
     for _ in range(5):
         n, started = 0, time.perf_counter()
         while time.perf_counter() - started < per_round:
             for _ in range(20):
-                await _call(app, path)
+                await asgi_get(app, path)
             n += 20
         best = min(best, (time.perf_counter() - started) / n)
     return best
