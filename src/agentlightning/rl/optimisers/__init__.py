@@ -1,0 +1,1 @@
+"""Agent optimisers: ``apo`` (prompt), ``bandit`` (variants), ``grpo`` (LoRA fine-tuning)."""
