@@ -53,6 +53,23 @@ ComponentState = Literal[
 ]
 COMPONENT_STATES: tuple[ComponentState, ...] = get_args(ComponentState)
 
+#: Which part of a verifiable suite a task belongs to (``verifiable_tasks.split``).
+SuiteSplit = Literal[
+    "train",  # optimisers may score candidates on it
+    "heldout",  # only the promotion gate evaluates on it; optimisers never see it
+]
+SUITE_SPLITS: tuple[SuiteSplit, ...] = get_args(SuiteSplit)
+
+#: Kinds of built-in verifiable tasks (``verifiable_tasks.task_type``).
+SuiteTaskType = Literal[
+    "arithmetic",  # word problems where the calculator pays off
+    "format",  # the answer must follow an output format stated in the task
+    "knowledge",  # answerable only from documents the suite installs in the knowledge base
+    "sql",  # read-only questions over the suite's sample SQLite database
+    "function_calling",  # pick a function and its arguments (from the BFCL data set)
+]
+SUITE_TASK_TYPES: tuple[SuiteTaskType, ...] = get_args(SuiteTaskType)
+
 #: Task states a task never leaves.
 TASK_TERMINAL: frozenset[TaskStatus] = frozenset({"completed", "failed", "cancelled"})
 #: Task states of the live queue (what workers and concurrency limits count).

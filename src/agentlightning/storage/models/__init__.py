@@ -4,6 +4,7 @@ from agentlightning.storage.models.agents import Agent, AgentMessage, AgentNote
 from agentlightning.storage.models.base import Base
 from agentlightning.storage.models.knowledge import KnowledgeItem
 from agentlightning.storage.models.rl import RLEnvironment, RLExperiment, RLMetricPoint
+from agentlightning.storage.models.suite import SuiteTask
 from agentlightning.storage.models.system import SystemConfigRow
 from agentlightning.storage.models.tasks import Task, TaskEvent, TraceSpan
 from agentlightning.storage.models.users import ApiKey, RefreshToken, RevokedToken, User
@@ -20,6 +21,7 @@ __all__ = [
     "RLMetricPoint",
     "RefreshToken",
     "RevokedToken",
+    "SuiteTask",
     "SystemConfigRow",
     "Task",
     "TaskEvent",
