@@ -108,6 +108,7 @@ async def test_invalid_variant_declarations_are_refused(client: httpx.AsyncClien
         {"variants": [{"name": "a", "temperature": 7}]},
         {"variants": [{"name": "a b"}]},
         {"bandit": {"enabled": True, "posterior": "laplace"}},
+        {"variants": [{"name": "a", "tools": ["no_such_tool"]}]},
     ):
         response = await client.post(
             "/api/v2/agents", json={"name": unique("bad"), "type": "test_agent", "config": config}, headers=admin
