@@ -242,13 +242,13 @@ class RolloutService:
                     "ended_at": ended,
                 }
             )
+        # executemany with RETURNING: one compiled statement, batched by SQLAlchemy's insertmanyvalues.
         stmt = (
             self._insert()(TraceSpan)
-            .values(values)
             .on_conflict_do_nothing(index_elements=["span_id"])
-            .returning(TraceSpan.span_id)
+            .returning(TraceSpan.span_id, sort_by_parameter_order=True)
         )
-        return len((await s.execute(stmt)).all())
+        return len((await s.execute(stmt, values)).all())
 
     async def add_spans(self, rollout_id: str, spans: Sequence[SpanIn], *, owner: Actor = None) -> int:
         """Append spans to a rollout; a span whose ``span_id`` is already stored is skipped.
