@@ -202,3 +202,36 @@ async def test_feedback_needs_a_finished_task_and_a_valid_score(client: httpx.As
     assert given.status_code == 201, given.text
     rollout = (await client.get(f"/api/v2/rollouts/task-{task_id}", headers=user)).json()["data"]
     assert rollout["status"] == "failed" and rollout["reward"] == 0.25
+
+
+async def test_a_task_failed_by_the_reaper_gets_its_failed_rollout(
+    client: httpx.AsyncClient, admin: dict[str, str], ctx: AppContext
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from agentlightning.agents.scheduler import TaskScheduler
+    from agentlightning.storage.models import Task
+    from agentlightning.storage.types import utcnow
+
+    agent = await create_agent(client, admin, unique("reaped"), config={"max_concurrency": 50})
+    scheduler = TaskScheduler(ctx)
+    task, _ = await scheduler.assign(task="my worker dies", agent_id=agent["id"], context={"variant": "A"})
+    async with ctx.db.session() as s:
+        await s.execute(update(Task).where(Task.id == task["id"]).values(max_attempts=1))
+        await s.commit()
+    claimed: list[Any] = []
+    while not any(c.id == task["id"] for c in claimed):
+        claimed = await scheduler.claim("dying", 50)
+        assert claimed
+    async with ctx.db.session() as s:
+        await s.execute(
+            update(Task).where(Task.id == task["id"]).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+        await s.commit()
+    _, failed = await scheduler.reap_expired()
+    assert any(f["task_id"] == task["id"] for f in failed)
+    rollout = await RolloutService(ctx).get(None, f"task-{task['id']}")
+    assert rollout["status"] == "failed" and "lease expired" in rollout["output"]["error"]
+    assert rollout["metadata"]["variant"] == "A" and rollout["owner"] is None
