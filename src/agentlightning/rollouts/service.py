@@ -379,8 +379,9 @@ class RolloutService:
         """Create or append to each rollout of ``batch`` with its spans and rewards, in one transaction.
 
         A new id (or none) creates a rollout owned by ``actor``; a known id appends to it when
-        ``actor`` owns it (``ROLLOUT_ID_TAKEN`` otherwise).  Spans already stored are skipped, so
-        a retried batch changes nothing twice.  The whole batch costs a fixed number of
+        ``actor`` owns it (``ROLLOUT_ID_TAKEN`` otherwise); an id repeated in the batch appends to
+        the rollout its first entry made (a long rollout sent in parts of 200 spans).  Spans
+        already stored are skipped, so a retried batch changes nothing twice.  The whole batch costs a fixed number of
         statements (lookup, rollouts, spans, span check, rewards), whatever its size.
         """
         from agentlightning.agents.service import AgentService
@@ -396,15 +397,14 @@ class RolloutService:
         owner = _username(actor)
         restricted = _owner_filter(actor) is not None
         ids = [item.id or uuid.uuid4().hex for item in batch.rollouts]
-        if len(set(ids)) != len(ids):
-            raise ValidationFailed("VALIDATION_ERROR", "A batch names the same rollout id twice")
         now = utcnow()
         async with self.ctx.db.session() as s:
             existing = {r.id: r for r in (await s.execute(select(Rollout).where(Rollout.id.in_(ids)))).scalars()}
+            stored_before = len(existing)
             rows: list[Rollout] = []
             for rid, item, agent_id in zip(ids, batch.rollouts, agent_ids):
                 row = existing.get(rid)
-                if row is None:
+                if row is None:  # new (a later entry with the same id appends to it)
                     status = item.status or "completed"
                     row = Rollout(
                         id=rid,
@@ -421,6 +421,7 @@ class RolloutService:
                         ended_at=now if status in ROLLOUT_TERMINAL else None,
                     )
                     s.add(row)
+                    existing[rid] = row
                 else:
                     if (restricted and row.owner != owner) or row.source == "task":
                         raise Conflict(
@@ -470,7 +471,7 @@ class RolloutService:
             s.add_all(rewards)
             await s.commit()
         await notify_reward_listeners(events)
-        created = len(ids) - len(existing)
+        created = len(existing) - stored_before
         return {"ids": ids, "created": created, "spans_added": spans_added, "rewards_added": len(rewards)}
 
     async def feedback(self, actor: Actor, task_id: int, body: FeedbackIn) -> dict[str, Any]:
