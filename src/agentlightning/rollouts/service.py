@@ -60,8 +60,9 @@ __all__ = [
 #: Who acts: an authenticated principal (visibility applies), a username acting for the platform,
 #: or ``None`` (the platform itself).
 Actor = Union["Principal", str, None]
-#: Reward source of the rewards sent with an ingested rollout, by the rollout's source.
-_INGEST_REWARD_SOURCE: dict[str, RewardSource] = {"sdk": "sdk", "gateway": "gateway", "workflow": "system"}
+#: Reward source of the rewards sent with an ingested rollout, by the rollout's source (a client never
+#: gives a `system` reward: that is the platform's own).
+_INGEST_REWARD_SOURCE: dict[str, RewardSource] = {"sdk": "sdk", "gateway": "gateway", "workflow": "sdk"}
 
 
 def _username(actor: Actor) -> str | None:
