@@ -140,6 +140,13 @@ async def test_ingest_bounds_and_unknown_agent(client: httpx.AsyncClient, login:
     assert parts.json()["data"] == {"ids": [rid, rid], "created": 1, "spans_added": 2, "rewards_added": 1}
     detail = (await client.get(f"/api/v2/rollouts/{rid}", headers=user)).json()["data"]
     assert detail["status"] == "completed" and len(detail["spans"]) == 2 and detail["reward"] == 0.5
+    # A long conversation fits (a span's input may hold up to 1 MiB); more is refused with a 413.
+    long_messages = {"messages": [{"role": "user", "content": "x" * 200_000}]}
+    fits = await _ingest(client, user, {"spans": [_span(unique("long")[:32], input=long_messages)]})
+    assert fits.status_code == 200, fits.text
+    huge = {"messages": [{"role": "user", "content": "x" * 1_100_000}]}
+    refused = await _ingest(client, user, {"spans": [_span(unique("huge")[:32], input=huge)]})
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
     anonymous = await client.post("/api/v2/rollouts", json={"rollouts": [{}]})
     assert anonymous.status_code == 401
 
