@@ -84,6 +84,17 @@ async def test_bandit_converges_online_and_survives_a_restart(
     assert arms["good"]["observations"] + arms["bad"]["observations"] == 80
     assert arms["good"]["posterior_mean"] > 0.75 > 0.4 > arms["bad"]["posterior_mean"]
 
+    # The API shows the same, to any user who may read agents.
+    user = await login("user")
+    response = await client.get(f"/api/v2/agents/{agent['name']}/bandit", headers=user)
+    assert response.status_code == 200, response.text
+    state = response.json()["data"]
+    assert state["enabled"] and state["posterior"] == "beta" and state["variants"] == ["bad", "good"]
+    shown = {a["variant"]: a for a in state["arms"]}
+    assert shown["good"]["pulls"] == arms["good"]["pulls"] and shown["good"]["task_type"] == "maths"
+    assert (await client.get("/api/v2/agents/no-such-agent/bandit", headers=user)).status_code == 404
+    assert (await client.get(f"/api/v2/agents/{agent['id']}/bandit")).status_code == 401
+
 
 async def test_forced_variants_and_agents_without_a_bandit(
     ctx: AppContext, client: httpx.AsyncClient, login: Login

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agentlightning.api.routes import agents, auth, knowledge, rl, rollouts, system, tasks, ws
+from agentlightning.api.routes import agents, auth, bandit, knowledge, rl, rollouts, system, tasks, ws
 
 ROUTERS: list[APIRouter] = [
     auth.router,
@@ -12,6 +12,7 @@ ROUTERS: list[APIRouter] = [
     knowledge.router,
     rl.router,
     agents.router,
+    bandit.router,
     tasks.router,
     rollouts.router,
     ws.router,

@@ -161,6 +161,21 @@ class BanditService:
             for name, arm in sorted(by_name.items())
         ]
 
+    async def state(self, agent_ref: int | str) -> dict[str, Any]:
+        """An agent's bandit settings, declared variants and posteriors (``AGENT_NOT_FOUND`` if none)."""
+        from agentlightning.agents.service import AgentService
+
+        agent = await AgentService(self.ctx).profile(agent_ref)
+        bandit = AgentBandit.of(agent)
+        kind: PosteriorKind = bandit.policy.posterior if bandit else "beta"
+        return {
+            "agent_id": agent.id,
+            "enabled": bandit is not None,
+            "posterior": kind,
+            "variants": sorted(bandit.variants) if bandit else [],
+            "arms": await self.summary(agent.id, kind),
+        }
+
     async def _increment(self, agent_id: int, task_type: str, variant: str, **delta: float) -> None:
         """Create the arm with the prior if missing, then add ``delta`` atomically (both dialects)."""
         insert = pg_insert if self.ctx.db.dialect == "postgresql" else sqlite_insert
