@@ -9,7 +9,7 @@ import pytest
 
 from agentlightning.rl.suite.bfcl import convert, function_calling_items
 from agentlightning.rl.suite.generators import builtin_items
-from agentlightning.rollouts.verifiers import verify
+from agentlightning.rollouts.verifiers import validate_spec, verify
 from agentlightning.vocabulary import SUITE_SPLITS, SUITE_TASK_TYPES
 
 ITEMS = builtin_items()
@@ -28,6 +28,7 @@ def test_generation_is_deterministic_and_ids_unique() -> None:
 
 @pytest.mark.parametrize("item", ITEMS, ids=[i.id for i in ITEMS])
 def test_verifier_accepts_reference_and_rejects_wrong_answer(item) -> None:  # noqa: ANN001
+    validate_spec(item.verifier)  # what the scheduler checks when a task is assigned
     good = verify(item.verifier, item.reference)
     bad = verify(item.verifier, item.wrong)
     assert good.passed and good.score == 1.0, (item.reference, good.detail)
