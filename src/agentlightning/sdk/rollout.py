@@ -171,6 +171,16 @@ def end_call(rollout: Rollout, owned: bool, *, failed: bool = False, output: Any
 
 
 @contextlib.contextmanager
+def active(rollout: Rollout) -> Iterator[Rollout]:
+    """Make ``rollout`` the current one inside the block (calls made there record into it)."""
+    token = _current.set(rollout)
+    try:
+        yield rollout
+    finally:
+        _current.reset(token)
+
+
+@contextlib.contextmanager
 def call_rollout(recorder: Recorder, *, agent_id: int | None = None, input: Any = None) -> Iterator[Rollout]:
     """``with``-form of :func:`begin_call`/:func:`end_call` for calls that end where they start;
     set ``rollout.output`` inside the block to record the call's output."""
