@@ -190,13 +190,14 @@ class _Base:
         token: str | None = None,
         timeout: float = 10.0,
         recorder_options: dict[str, Any] | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.base_url = (base_url or os.environ.get("AGENTLIGHTNING_URL") or DEFAULT_URL).rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get("AGENTLIGHTNING_API_KEY")
         self.token = token if token is not None else os.environ.get("AGENTLIGHTNING_TOKEN")
         self.timeout = timeout
         self._recorder_options = dict(recorder_options or {})
-        self._recorder: Recorder | None = None
+        self._recorder: Recorder | None = recorder
         self._recorder_lock = threading.Lock()
 
     @property
@@ -256,7 +257,11 @@ class _Base:
 
 
 class Client(_Base):
-    """The synchronous client: ``Client(base_url, api_key=...)``."""
+    """The synchronous client: ``Client(base_url, api_key=...)``.
+
+    ``recorder_options`` tune the background recorder (``max_queue``, ``batch_interval``,
+    ``max_attempts``, ``backoff_base``, ``backoff_max``, ``atexit_timeout``); ``recorder`` replaces
+    it (e.g. one that sends elsewhere); ``transport`` is httpx's, for tests and proxies."""
 
     def __init__(
         self,
@@ -266,9 +271,11 @@ class Client(_Base):
         token: str | None = None,
         timeout: float = 10.0,
         recorder_options: dict[str, Any] | None = None,
+        recorder: Recorder | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, token=token, timeout=timeout, recorder_options=recorder_options)
+        super().__init__(base_url, api_key, token=token, timeout=timeout, recorder_options=recorder_options,
+                         recorder=recorder)
         self._http = httpx.Client(base_url=self.base_url, headers=self.headers, timeout=timeout, transport=transport)
 
     def _do(self, call: _Call) -> Any:
@@ -396,9 +403,11 @@ class AsyncClient(_Base):
         token: str | None = None,
         timeout: float = 10.0,
         recorder_options: dict[str, Any] | None = None,
+        recorder: Recorder | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, token=token, timeout=timeout, recorder_options=recorder_options)
+        super().__init__(base_url, api_key, token=token, timeout=timeout, recorder_options=recorder_options,
+                         recorder=recorder)
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=self.headers, timeout=timeout,
                                        transport=transport)
 

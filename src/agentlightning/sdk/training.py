@@ -1,6 +1,13 @@
 """``enable_rl_training()``: find or register the wrapped agent on the platform and keep its
 currently promoted resources (system prompt, model, temperature) at hand for the wrappers.
 
+What is applied is what the platform has *set* for the agent: a field of
+``GET /api/v2/agents/{id}/resources`` is applied only when the agent's configuration holds it
+(``config.system_prompt``, ``config.model``, ``config.temperature``: what a registration with
+those values, an update through the API or an Auto-RL promotion sets). A field the platform only
+defaults (its generic system prompt, its default temperature) leaves the agent's own value alone,
+so enabling RL training changes nothing until the platform decides something.
+
 A daemon thread refreshes the resources every ``refresh_interval`` seconds; ``refresh()`` does it
 now. The platform being down never fails the agent: the last known resources (or none, meaning
 "leave the calls as they are") stay in force and the next refresh tries again.
@@ -16,6 +23,15 @@ from agentlightning.sdk.client import Client
 from agentlightning.sdk.models import AgentResources, PlatformError
 
 logger = logging.getLogger("agentlightning.sdk")
+
+
+APPLIED_FIELDS = ("system_prompt", "model", "temperature")
+
+
+def applied_resources(reported: AgentResources, config: dict[str, Any]) -> AgentResources:
+    """``reported`` with the applied fields the agent's ``config`` does not set cleared."""
+    cleared = {name: None for name in APPLIED_FIELDS if config.get(name) in (None, "")}
+    return reported.model_copy(update=cleared)
 
 
 class TrainingLink:
@@ -34,6 +50,9 @@ class TrainingLink:
         self.register = dict(register or {})
         self.refresh_interval = refresh_interval
         self.agent_id: int | None = None
+        #: The resources as the platform reports them.
+        self.reported: AgentResources | None = None
+        #: What the wrappers apply: the reported fields the agent's configuration sets.
         self.resources: AgentResources | None = None
         self.last_error: str | None = None
         self.refreshed = threading.Event()
@@ -47,8 +66,13 @@ class TrainingLink:
         with self._lock:
             try:
                 if self.agent_id is None:
-                    self.agent_id = self.client.ensure_agent(self.agent_name, **self.register).id
-                self.resources = self.client.agent_resources(self.agent_id)
+                    agent = self.client.ensure_agent(self.agent_name, **self.register)
+                    self.agent_id = agent.id
+                else:
+                    agent = self.client.get_agent(self.agent_id)
+                reported = self.client.agent_resources(self.agent_id)
+                self.reported = reported
+                self.resources = applied_resources(reported, agent.config)
                 self.last_error = None
             except PlatformError as exc:
                 self.last_error = str(exc)
