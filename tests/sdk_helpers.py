@@ -11,7 +11,8 @@ from tests.helpers import free_port
 
 class HangingPlatform:
     """A TCP server that accepts connections, reads the request and never answers (until closed):
-    a platform that hangs. ``hit`` is set when the first request arrives."""
+    a platform that hangs. ``hit`` is set when the first rollout batch (``POST /api/v2/rollouts``)
+    arrives: from then on the recorder's thread is stuck in that request."""
 
     def __init__(self) -> None:
         self._sock = socket.socket()
@@ -33,7 +34,7 @@ class HangingPlatform:
             self._conns.append(conn)
             try:
                 conn.settimeout(5)
-                if conn.recv(65536):
+                if conn.recv(65536).startswith(b"POST /api/v2/rollouts"):
                     self.hit.set()
             except OSError:
                 pass
