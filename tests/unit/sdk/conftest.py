@@ -39,9 +39,10 @@ class Captured:
         return [span for rollout in self.rollouts().values() for span in rollout["spans"]]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def llm() -> Iterator[FakeLLMServer]:
-    """The scripted OpenAI-compatible model."""
+    """The scripted OpenAI-compatible model (one per test: langchain-openai caches an async HTTP
+    client per base URL, bound to the event loop of the test that made it)."""
     with FakeLLMServer() as server:
         yield server
 
