@@ -54,12 +54,16 @@ def openai_style(messages: Sequence[LLMMessage]) -> list[dict[str, Any]]:
             if isinstance(message.content, str):
                 out.append({"role": "assistant", "content": message.content})
             else:
-                calls = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                         for c in message.content]
+                calls = [
+                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                    for c in message.content
+                ]
                 out.append({"role": "assistant", "content": message.thought, "tool_calls": calls})
         elif isinstance(message, FunctionExecutionResultMessage):
-            out.extend({"role": "tool", "tool_call_id": r.call_id, "name": r.name, "content": r.content}
-                       for r in message.content)
+            out.extend(
+                {"role": "tool", "tool_call_id": r.call_id, "name": r.name, "content": r.content}
+                for r in message.content
+            )
         else:
             out.append({"role": "unknown", "content": str(message)})
     return out
@@ -91,8 +95,9 @@ class RecordingChatCompletionClient(ChatCompletionClient):
                 else:
                     replaced.insert(0, SystemMessage(content=resources.system_prompt))
                 messages = replaced
-            overrides = {k: v for k, v in (("model", resources.model), ("temperature", resources.temperature))
-                         if v is not None}
+            overrides = {
+                k: v for k, v in (("model", resources.model), ("temperature", resources.temperature)) if v is not None
+            }
             if overrides:
                 extra_create_args = {**extra_create_args, **overrides}
         except Exception:
@@ -112,8 +117,10 @@ class RecordingChatCompletionClient(ChatCompletionClient):
             content = result.content if result is not None else None
             tool_calls = None
             if isinstance(content, list):
-                tool_calls = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                              for c in content]
+                tool_calls = [
+                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                    for c in content
+                ]
                 content = result.thought if result is not None else None
             model = extra_create_args.get("model") or self.inner.model_info.get("family")
             create_args = getattr(self.inner, "_create_args", None)
@@ -129,8 +136,11 @@ class RecordingChatCompletionClient(ChatCompletionClient):
                 prompt_tokens=result.usage.prompt_tokens if result is not None else None,
                 completion_tokens=result.usage.completion_tokens if result is not None else None,
                 error=error,
-                attributes={"finish_reason": result.finish_reason if result is not None else None,
-                            "cached": result.cached if result is not None else None, "framework": "autogen"},
+                attributes={
+                    "finish_reason": result.finish_reason if result is not None else None,
+                    "cached": result.cached if result is not None else None,
+                    "framework": "autogen",
+                },
             )
             rollout.add_span(span, agent_id=self._wrapper.agent_id)
         except Exception:
@@ -148,13 +158,19 @@ class RecordingChatCompletionClient(ChatCompletionClient):
     ) -> CreateResult:
         """The inner client's ``create``, recorded."""
         messages, extra_create_args = self._apply(messages, extra_create_args)
-        rollout, owned = begin_call(self._wrapper.recorder, agent_id=self._wrapper.agent_id,
-                                    input={"messages": openai_style(messages)})
+        rollout, owned = begin_call(
+            self._wrapper.recorder, agent_id=self._wrapper.agent_id, input={"messages": openai_style(messages)}
+        )
         timer = SpanTimer()
         try:
-            result = await self.inner.create(messages, tools=tools, tool_choice=tool_choice, json_output=json_output,
-                                             extra_create_args=extra_create_args,
-                                             cancellation_token=cancellation_token)
+            result = await self.inner.create(
+                messages,
+                tools=tools,
+                tool_choice=tool_choice,
+                json_output=json_output,
+                extra_create_args=extra_create_args,
+                cancellation_token=cancellation_token,
+            )
         except BaseException as exc:
             self._record(rollout, timer, messages, extra_create_args, None, exc)
             end_call(rollout, owned, failed=True)
@@ -163,7 +179,7 @@ class RecordingChatCompletionClient(ChatCompletionClient):
         end_call(rollout, owned, output={"content": result.content})
         return result
 
-    async def create_stream(  # type: ignore[override]
+    async def create_stream(
         self,
         messages: Sequence[LLMMessage],
         *,
@@ -175,14 +191,19 @@ class RecordingChatCompletionClient(ChatCompletionClient):
     ) -> AsyncGenerator[str | CreateResult, None]:
         """The inner client's ``create_stream``: the same items; recorded at its ``CreateResult``."""
         messages, extra_create_args = self._apply(messages, extra_create_args)
-        rollout, owned = begin_call(self._wrapper.recorder, agent_id=self._wrapper.agent_id,
-                                    input={"messages": openai_style(messages)})
+        rollout, owned = begin_call(
+            self._wrapper.recorder, agent_id=self._wrapper.agent_id, input={"messages": openai_style(messages)}
+        )
         timer = SpanTimer()
         result: CreateResult | None = None
         try:
             async for item in self.inner.create_stream(
-                messages, tools=tools, tool_choice=tool_choice, json_output=json_output,
-                extra_create_args=extra_create_args, cancellation_token=cancellation_token,
+                messages,
+                tools=tools,
+                tool_choice=tool_choice,
+                json_output=json_output,
+                extra_create_args=extra_create_args,
+                cancellation_token=cancellation_token,
             ):
                 if isinstance(item, CreateResult):
                     result = item
@@ -218,9 +239,9 @@ class RecordingChatCompletionClient(ChatCompletionClient):
         return self.inner.remaining_tokens(messages, tools=tools)
 
     @property
-    def capabilities(self) -> ModelCapabilities:  # type: ignore[override]
+    def capabilities(self) -> ModelCapabilities:
         """The inner client's (deprecated) capabilities."""
-        return self.inner.capabilities  # type: ignore[no-any-return]
+        return self.inner.capabilities
 
     @property
     def model_info(self) -> ModelInfo:
@@ -249,7 +270,9 @@ class AutoGenWrapper(TrainableWrapper):
         self.agent = agent
         model_client = getattr(agent, "_model_client", None)
         if not isinstance(model_client, ChatCompletionClient):
-            raise TypeError("AutoGenWrapper needs an agent with a model client, such as autogen_agentchat's AssistantAgent")
+            raise TypeError(
+                "AutoGenWrapper needs an agent with a model client, such as autogen_agentchat's AssistantAgent"
+            )
         if isinstance(model_client, RecordingChatCompletionClient):
             model_client = model_client.inner
         self.model_client = RecordingChatCompletionClient(model_client, self)

@@ -72,8 +72,13 @@ class TrainableWrapper:
         if self._al_link is not None:
             self._al_link.stop()
         register: dict[str, Any] = {"type": agent_type}
-        register.update({k: v for k, v in (("system_prompt", system_prompt), ("model", model),
-                                           ("temperature", temperature)) if v is not None})
+        register.update(
+            {
+                k: v
+                for k, v in (("system_prompt", system_prompt), ("model", model), ("temperature", temperature))
+                if v is not None
+            }
+        )
         self._al_link = TrainingLink(self.platform, name, register=register, refresh_interval=refresh_interval)
         self._al_link.start()
         if wait > 0 and not self._al_link.refreshed.wait(wait):

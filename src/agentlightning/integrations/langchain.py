@@ -100,15 +100,21 @@ class RecordingHandler(BaseCallbackHandler):
         """Note the messages a chat model is called with."""
         params = invocation_params or {}
         name = (serialized or {}).get("name") or params.get("_type") or "chat_model"
-        self._start(run_id, _openai_messages(messages[0] if messages else []),
-                    {"name": str(name), "model": params.get("model") or params.get("model_name"), "params": params})
+        self._start(
+            run_id,
+            _openai_messages(messages[0] if messages else []),
+            {"name": str(name), "model": params.get("model") or params.get("model_name"), "params": params},
+        )
 
     def on_llm_start(self, serialized: dict[str, Any], prompts: list[str], *, run_id: UUID, **kwargs: Any) -> None:
         """Note the prompt a (non-chat) LLM is called with."""
         params = kwargs.get("invocation_params") or {}
         name = (serialized or {}).get("name") or "llm"
-        self._start(run_id, [{"role": "user", "content": p} for p in prompts],
-                    {"name": str(name), "model": params.get("model") or params.get("model_name"), "params": params})
+        self._start(
+            run_id,
+            [{"role": "user", "content": p} for p in prompts],
+            {"name": str(name), "model": params.get("model") or params.get("model_name"), "params": params},
+        )
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         """Record the finished model call as an ``llm`` span."""
@@ -143,8 +149,17 @@ class RecordingHandler(BaseCallbackHandler):
         opened = self._pop(run_id)
         if opened is not None:
             timer, messages, info = opened
-            self._add(llm_span(timer, name=info["name"], messages=messages, response=None, model=info.get("model"),
-                               error=error, attributes={"framework": "langchain"}))
+            self._add(
+                llm_span(
+                    timer,
+                    name=info["name"],
+                    messages=messages,
+                    response=None,
+                    model=info.get("model"),
+                    error=error,
+                    attributes={"framework": "langchain"},
+                )
+            )
 
     def on_tool_start(
         self,
@@ -236,8 +251,9 @@ class LangChainWrapper(TrainableWrapper):
         model: Runnable[Any, Any] = self.llm
         resources = self.resources
         if resources is not None and isinstance(self.llm, BaseChatModel):
-            overrides = {k: v for k, v in (("model", resources.model), ("temperature", resources.temperature))
-                         if v is not None}
+            overrides = {
+                k: v for k, v in (("model", resources.model), ("temperature", resources.temperature)) if v is not None
+            }
             if overrides:
                 model = model.bind(**overrides)
             if resources.system_prompt is not None:
@@ -327,9 +343,7 @@ class LangChainWrapper(TrainableWrapper):
         rollout, owned, handler = self._begin(input)
         total: Any = None
         try:
-            async for chunk in self._runnable().astream(
-                self._prepare(input), self._config(config, handler), **kwargs
-            ):
+            async for chunk in self._runnable().astream(self._prepare(input), self._config(config, handler), **kwargs):
                 total = chunk if total is None else _add(total, chunk)
                 yield chunk
             self._remember(input, total)

@@ -108,14 +108,19 @@ class _Call:
                 completion_tokens=getattr(usage, "completion_tokens", None),
                 params={k: self.kwargs[k] for k in _PARAMS if k in self.kwargs},
                 error=error,
-                attributes={"finish_reason": finish_reason, "response_id": response_id,
-                            "stream": bool(self.kwargs.get("stream")), **(extra or {})},
+                attributes={
+                    "finish_reason": finish_reason,
+                    "response_id": response_id,
+                    "stream": bool(self.kwargs.get("stream")),
+                    **(extra or {}),
+                },
             )
             self.rollout.add_span(span, agent_id=self.wrapper.agent_id)
         except Exception:
             logger.debug("agentlightning: could not record a span", exc_info=True)
-        end_call(self.rollout, self.owned, failed=error is not None,
-                 output={"content": content} if error is None else None)
+        end_call(
+            self.rollout, self.owned, failed=error is not None, output={"content": content} if error is None else None
+        )
 
     def completed(self, result: Any) -> None:
         """Record a non-streamed ``ChatCompletion``."""
@@ -136,8 +141,15 @@ class _Call:
 
     def failed(self, error: BaseException) -> None:
         """Record a call (or stream) that raised."""
-        self._emit(content=None, tool_calls=None, model=self.model, usage=self.usage, finish_reason=None,
-                   response_id=self.response_id, error=error)
+        self._emit(
+            content=None,
+            tool_calls=None,
+            model=self.model,
+            usage=self.usage,
+            finish_reason=None,
+            response_id=self.response_id,
+            error=error,
+        )
 
     def chunk(self, chunk: Any) -> None:
         """Add one streamed ``ChatCompletionChunk`` to the sum."""

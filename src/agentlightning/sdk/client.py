@@ -94,8 +94,12 @@ class _Api:
 
     @staticmethod
     def find_agent(name: str) -> _Call:
-        return _Call("GET", f"/api/v2/agents/{quote(name, safe='')}", parse=AgentInfo.model_validate,
-                     none_on=frozenset({"AGENT_NOT_FOUND", "NOT_FOUND"}))
+        return _Call(
+            "GET",
+            f"/api/v2/agents/{quote(name, safe='')}",
+            parse=AgentInfo.model_validate,
+            none_on=frozenset({"AGENT_NOT_FOUND", "NOT_FOUND"}),
+        )
 
     @staticmethod
     def get_agent(agent: int | str) -> _Call:
@@ -111,15 +115,18 @@ class _Api:
         temperature: float | None,
         config: dict[str, Any] | None,
     ) -> _Call:
-        merged = {**(config or {}), **_drop_none(
-            {"system_prompt": system_prompt, "model": model, "temperature": temperature})}
+        merged = {
+            **(config or {}),
+            **_drop_none({"system_prompt": system_prompt, "model": model, "temperature": temperature}),
+        }
         body = _drop_none({"name": name, "type": type, "description": description, "config": merged})
         return _Call("POST", "/api/v2/agents", json=body, parse=AgentInfo.model_validate)
 
     @staticmethod
     def update_agent(agent: int | str, changes: dict[str, Any]) -> _Call:
-        return _Call("PUT", f"/api/v2/agents/{quote(str(agent), safe='')}", json=changes,
-                     parse=AgentInfo.model_validate)
+        return _Call(
+            "PUT", f"/api/v2/agents/{quote(str(agent), safe='')}", json=changes, parse=AgentInfo.model_validate
+        )
 
     @staticmethod
     def resources(agent_id: int) -> _Call:
@@ -135,8 +142,16 @@ class _Api:
         session_id: str | None,
         idempotency_key: str | None,
     ) -> _Call:
-        body = _drop_none({"task": task, "agent_id": agent_id, "agent_type": agent_type, "priority": priority,
-                           "context": context, "session_id": session_id})
+        body = _drop_none(
+            {
+                "task": task,
+                "agent_id": agent_id,
+                "agent_type": agent_type,
+                "priority": priority,
+                "context": context,
+                "session_id": session_id,
+            }
+        )
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return _Call("POST", "/api/v2/agents/assign", json=body, headers=headers, parse=TaskInfo.model_validate)
 
@@ -159,16 +174,20 @@ class _Api:
         return _Call("POST", "/api/v2/rollouts", json={"rollouts": rollouts}, parse=parse)
 
     @staticmethod
-    def add_reward(rollout_id: str, value: float, span_id: str | None, name: str | None,
-                   comment: str | None) -> _Call:
+    def add_reward(rollout_id: str, value: float, span_id: str | None, name: str | None, comment: str | None) -> _Call:
         body = _drop_none({"value": value, "span_id": span_id, "name": name, "comment": comment})
-        return _Call("POST", f"/api/v2/rollouts/{quote(rollout_id, safe='')}/rewards", json=body,
-                     parse=RewardInfo.model_validate)
+        return _Call(
+            "POST", f"/api/v2/rollouts/{quote(rollout_id, safe='')}/rewards", json=body, parse=RewardInfo.model_validate
+        )
 
     @staticmethod
     def get_rollout(rollout_id: str) -> _Call:
-        return _Call("GET", f"/api/v2/rollouts/{quote(rollout_id, safe='')}", parse=RolloutInfo.model_validate,
-                     none_on=frozenset({"ROLLOUT_NOT_FOUND", "NOT_FOUND"}))
+        return _Call(
+            "GET",
+            f"/api/v2/rollouts/{quote(rollout_id, safe='')}",
+            parse=RolloutInfo.model_validate,
+            none_on=frozenset({"ROLLOUT_NOT_FOUND", "NOT_FOUND"}),
+        )
 
     @staticmethod
     def list_rollouts(filters: dict[str, Any]) -> _Call:
@@ -248,8 +267,9 @@ class _Base:
     ) -> RolloutBlock:
         """Group the wrapped calls made inside ``with``/``async with`` (or each call of a decorated
         function) into one rollout; see :class:`agentlightning.sdk.rollout.RolloutBlock`."""
-        return RolloutBlock(lambda: self.recorder, rollout_id=rollout_id, agent_id=agent_id, input=input,
-                            metadata=metadata)
+        return RolloutBlock(
+            lambda: self.recorder, rollout_id=rollout_id, agent_id=agent_id, input=input, metadata=metadata
+        )
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait (up to ``timeout`` seconds) until the recorder has sent what is queued."""
@@ -274,14 +294,16 @@ class Client(_Base):
         recorder: Recorder | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, token=token, timeout=timeout, recorder_options=recorder_options,
-                         recorder=recorder)
+        super().__init__(
+            base_url, api_key, token=token, timeout=timeout, recorder_options=recorder_options, recorder=recorder
+        )
         self._http = httpx.Client(base_url=self.base_url, headers=self.headers, timeout=timeout, transport=transport)
 
     def _do(self, call: _Call) -> Any:
         try:
-            response = self._http.request(call.method, call.path, params=call.params, json=call.json,
-                                          headers=call.headers)
+            response = self._http.request(
+                call.method, call.path, params=call.params, json=call.json, headers=call.headers
+            )
         except httpx.HTTPError as exc:
             raise _unreachable(exc) from exc
         return _read(call, response)
@@ -306,9 +328,7 @@ class Client(_Base):
         config: dict[str, Any] | None = None,
     ) -> AgentInfo:
         """Register a new agent (``POST /api/v2/agents``; needs the ``agent:write`` permission)."""
-        return self._do(
-            _Api.register_agent(name, type, description, system_prompt, model, temperature, config)
-        )
+        return self._do(_Api.register_agent(name, type, description, system_prompt, model, temperature, config))
 
     def ensure_agent(self, name: str, **register: Any) -> AgentInfo:
         """The agent named ``name``, registered with ``register``'s fields if it does not exist."""
@@ -342,9 +362,7 @@ class Client(_Base):
         idempotency_key: str | None = None,
     ) -> TaskInfo:
         """Queue a task for an agent (by id or name) or for the best agent of a type."""
-        return self._do(
-            _Api.assign_task(task, agent_id, agent_type, priority, context, session_id, idempotency_key)
-        )
+        return self._do(_Api.assign_task(task, agent_id, agent_type, priority, context, session_id, idempotency_key))
 
     def get_task(self, task_id: int) -> TaskInfo:
         """One task with its status and result."""
@@ -406,15 +424,18 @@ class AsyncClient(_Base):
         recorder: Recorder | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(base_url, api_key, token=token, timeout=timeout, recorder_options=recorder_options,
-                         recorder=recorder)
-        self._http = httpx.AsyncClient(base_url=self.base_url, headers=self.headers, timeout=timeout,
-                                       transport=transport)
+        super().__init__(
+            base_url, api_key, token=token, timeout=timeout, recorder_options=recorder_options, recorder=recorder
+        )
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=self.headers, timeout=timeout, transport=transport
+        )
 
     async def _do(self, call: _Call) -> Any:
         try:
-            response = await self._http.request(call.method, call.path, params=call.params, json=call.json,
-                                                headers=call.headers)
+            response = await self._http.request(
+                call.method, call.path, params=call.params, json=call.json, headers=call.headers
+            )
         except httpx.HTTPError as exc:
             raise _unreachable(exc) from exc
         return _read(call, response)
@@ -439,9 +460,7 @@ class AsyncClient(_Base):
         config: dict[str, Any] | None = None,
     ) -> AgentInfo:
         """Register a new agent (needs the ``agent:write`` permission)."""
-        return await self._do(
-            _Api.register_agent(name, type, description, system_prompt, model, temperature, config)
-        )
+        return await self._do(_Api.register_agent(name, type, description, system_prompt, model, temperature, config))
 
     async def ensure_agent(self, name: str, **register: Any) -> AgentInfo:
         """The agent named ``name``, registered with ``register``'s fields if it does not exist."""
@@ -501,9 +520,7 @@ class AsyncClient(_Base):
         comment: str | None = None,
     ) -> RewardInfo:
         """Attach a reward to a rollout now."""
-        return await self._do(
-            _Api.add_reward(rollout_id, value, span_id, name, comment)
-        )
+        return await self._do(_Api.add_reward(rollout_id, value, span_id, name, comment))
 
     async def get_rollout(self, rollout_id: str) -> RolloutInfo | None:
         """A rollout with its spans and rewards, or ``None``."""

@@ -18,7 +18,15 @@ from autogen_core.models import ModelFamily
 from autogen_ext.models.openai import OpenAIChatCompletionClient
 from langchain_openai import ChatOpenAI
 
-from agentlightning import AsyncClient, AutoGenWrapper, Client, LangChainWrapper, OpenAIWrapper, PlatformError, emit_reward
+from agentlightning import (
+    AsyncClient,
+    AutoGenWrapper,
+    Client,
+    LangChainWrapper,
+    OpenAIWrapper,
+    PlatformError,
+    emit_reward,
+)
 from tests.fake_llm_server import FakeLLMServer
 from tests.helpers import unique
 from tests.integration.sdk.conftest import SdkFactory
@@ -39,8 +47,9 @@ async def test_openai_spans_and_rewards_land_on_the_platform(
     def agent() -> tuple[str, str | None]:
         with sdk_client.rollout(metadata={"task_type": "greeting"}) as rollout:
             wrapped.chat.completions.create(model="fake-model", messages=MESSAGES)
-            wrapped.chat.completions.create(model="fake-model", messages=MESSAGES, stream=True,
-                                            stream_options={"include_usage": True}).close()
+            wrapped.chat.completions.create(
+                model="fake-model", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+            ).close()
             emit_reward(0.8, name="judge")
         wrapped.chat.completions.create(model="fake-model", messages=MESSAGES)
         single = emit_reward(1.0)
@@ -73,12 +82,21 @@ async def test_openai_spans_and_rewards_land_on_the_platform(
 
 async def test_langchain_and_autogen_spans_land_on_the_platform(sdk: SdkFactory, llm: FakeLLMServer) -> None:
     sdk_client, _ = await sdk("developer")
-    chain = LangChainWrapper(ChatOpenAI(model="fake-model", base_url=llm.base_url, api_key="test"),  # type: ignore[arg-type]
-                             client=sdk_client)
+    chain = LangChainWrapper(
+        ChatOpenAI(model="fake-model", base_url=llm.base_url, api_key="test"),  # type: ignore[arg-type]
+        client=sdk_client,
+    )
     model_client = OpenAIChatCompletionClient(
-        model="fake-model", base_url=llm.base_url, api_key="test",
-        model_info={"vision": False, "function_calling": True, "json_output": False, "family": ModelFamily.UNKNOWN,
-                    "structured_output": False},
+        model="fake-model",
+        base_url=llm.base_url,
+        api_key="test",
+        model_info={
+            "vision": False,
+            "function_calling": True,
+            "json_output": False,
+            "family": ModelFamily.UNKNOWN,
+            "structured_output": False,
+        },
     )
     team_member = AutoGenWrapper(AssistantAgent("assistant", model_client=model_client), client=sdk_client)
 
@@ -102,8 +120,9 @@ async def test_a_changed_agent_prompt_reaches_the_upstream_after_refresh(
     sdk_client, headers = await sdk("developer")
     name = unique("sdk-agent")
     wrapped = openai_wrapper(llm, sdk_client)
-    await asyncio.to_thread(wrapped.enable_rl_training, name, system_prompt="Original prompt.", model="fake-model",
-                            refresh_interval=3600)
+    await asyncio.to_thread(
+        wrapped.enable_rl_training, name, system_prompt="Original prompt.", model="fake-model", refresh_interval=3600
+    )
     agent_id = wrapped.agent_id
     assert agent_id is not None
 
@@ -116,8 +135,11 @@ async def test_a_changed_agent_prompt_reaches_the_upstream_after_refresh(
     assert sent["model"] == "fake-model"
     assert sent["temperature"] == 0.9  # the platform set no temperature: the agent's own stays
 
-    update = await client.put(f"/api/v2/agents/{agent_id}", headers=headers,
-                              json={"config": {"system_prompt": "Improved prompt.", "temperature": 0.1}})
+    update = await client.put(
+        f"/api/v2/agents/{agent_id}",
+        headers=headers,
+        json={"config": {"system_prompt": "Improved prompt.", "temperature": 0.1}},
+    )
     assert update.status_code == 200, update.text
     assert (await asyncio.to_thread(call))["messages"][0]["content"] == "Original prompt."  # not refreshed yet
     resources = await asyncio.to_thread(wrapped.refresh)

@@ -18,13 +18,19 @@ from tests.fake_llm_server import FakeLLMServer
 from tests.sdk_helpers import strip_ids
 from tests.unit.sdk.conftest import Captured
 
-MODEL_INFO: Any = {"vision": False, "function_calling": True, "json_output": False, "family": ModelFamily.UNKNOWN,
-                   "structured_output": False}
+MODEL_INFO: Any = {
+    "vision": False,
+    "function_calling": True,
+    "json_output": False,
+    "family": ModelFamily.UNKNOWN,
+    "structured_output": False,
+}
 
 
 def assistant(llm: FakeLLMServer, **kwargs: Any) -> AssistantAgent:
-    client = OpenAIChatCompletionClient(model="fake-model", base_url=llm.base_url, api_key="test",
-                                        model_info=MODEL_INFO)
+    client = OpenAIChatCompletionClient(
+        model="fake-model", base_url=llm.base_url, api_key="test", model_info=MODEL_INFO
+    )
     return AssistantAgent("assistant", model_client=client, system_message="Be brief.", **kwargs)
 
 
@@ -63,8 +69,9 @@ async def test_on_messages_and_tool_calls_are_recorded_in_the_current_rollout(
 
     wrapped = AutoGenWrapper(assistant(llm, tools=[calculator], reflect_on_tool_use=True), client=captured.client)
     async with captured.client.rollout() as rollout:
-        response = await wrapped.on_messages([TextMessage(content="calculate: 6*7", source="user")],
-                                             CancellationToken())
+        response = await wrapped.on_messages(
+            [TextMessage(content="calculate: 6*7", source="user")], CancellationToken()
+        )
         emit_reward(1.0)
     assert response.chat_message.content == "Result: 42"
     entry = captured.rollouts()[rollout.id]

@@ -20,8 +20,9 @@ TOOLS = [{"type": "function", "function": {"name": "calculator", "parameters": {
 
 def clients(llm: FakeLLMServer, captured: Captured) -> tuple[openai.OpenAI, OpenAIWrapper]:
     raw = openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0)
-    return raw, OpenAIWrapper(openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0),
-                              client=captured.client)
+    return raw, OpenAIWrapper(
+        openai.OpenAI(base_url=llm.base_url, api_key="test", max_retries=0), client=captured.client
+    )
 
 
 def test_create_returns_what_the_client_returns_and_records_a_span(llm: FakeLLMServer, captured: Captured) -> None:
@@ -57,8 +58,12 @@ def test_tool_calls_are_recorded(llm: FakeLLMServer, captured: Captured) -> None
 
 def test_a_stream_yields_the_same_chunks_and_is_recorded_at_its_end(llm: FakeLLMServer, captured: Captured) -> None:
     raw, wrapped = clients(llm, captured)
-    kwargs: dict[str, Any] = {"model": "fake-model", "messages": MESSAGES, "stream": True,
-                              "stream_options": {"include_usage": True}}
+    kwargs: dict[str, Any] = {
+        "model": "fake-model",
+        "messages": MESSAGES,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     raw_stream = raw.chat.completions.create(**kwargs)
     expected = [strip_ids(c.model_dump()) for c in raw_stream]
     stream = wrapped.chat.completions.create(**kwargs)
@@ -86,8 +91,9 @@ def test_a_stream_closed_early_is_recorded(llm: FakeLLMServer, captured: Capture
 def test_a_failing_call_raises_the_same_error_and_is_recorded(captured: Captured) -> None:
     with FakeLLMServer(fail_first=2) as failing:
         raw = openai.OpenAI(base_url=failing.base_url, api_key="test", max_retries=0)
-        wrapped = OpenAIWrapper(openai.OpenAI(base_url=failing.base_url, api_key="test", max_retries=0),
-                                client=captured.client)
+        wrapped = OpenAIWrapper(
+            openai.OpenAI(base_url=failing.base_url, api_key="test", max_retries=0), client=captured.client
+        )
         with pytest.raises(openai.InternalServerError):
             raw.chat.completions.create(model="fake-model", messages=MESSAGES)
         with pytest.raises(openai.InternalServerError):
@@ -99,8 +105,9 @@ def test_a_failing_call_raises_the_same_error_and_is_recorded(captured: Captured
 
 async def test_async_create_and_stream_return_what_the_client_returns(llm: FakeLLMServer, captured: Captured) -> None:
     raw = openai.AsyncOpenAI(base_url=llm.base_url, api_key="test", max_retries=0)
-    wrapped = OpenAIWrapper(openai.AsyncOpenAI(base_url=llm.base_url, api_key="test", max_retries=0),
-                            client=captured.client)
+    wrapped = OpenAIWrapper(
+        openai.AsyncOpenAI(base_url=llm.base_url, api_key="test", max_retries=0), client=captured.client
+    )
     expected = await raw.chat.completions.create(model="fake-model", messages=MESSAGES)
     got = await wrapped.chat.completions.create(model="fake-model", messages=MESSAGES)
     assert strip_ids(got.model_dump()) == strip_ids(expected.model_dump())
@@ -179,8 +186,9 @@ def test_promoted_resources_replace_the_system_message_model_and_temperature(
     llm: FakeLLMServer, captured: Captured
 ) -> None:
     _, wrapped = clients(llm, captured)
-    link_resources = AgentResources(agent_id=1, system_prompt="Promoted prompt.", model="promoted-model",
-                                    temperature=0.1)
+    link_resources = AgentResources(
+        agent_id=1, system_prompt="Promoted prompt.", model="promoted-model", temperature=0.1
+    )
     wrapped._al_link = type("Link", (), {"resources": link_resources, "agent_id": 1, "stop": lambda self: None})()
     messages = [dict(m) for m in MESSAGES]
     wrapped.chat.completions.create(model="fake-model", messages=messages, temperature=0.9)

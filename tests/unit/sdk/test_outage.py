@@ -58,9 +58,10 @@ def test_nothing_listening_changes_nothing_for_the_agent(llm: FakeLLMServer) -> 
         client=client,
     ).enable_rl_training("down-agent", wait=5)
     assert wrapped.agent_id is None and wrapped.resources is None
-    assert wrapped.invoke("hello").content == raw.chat.completions.create(
-        model="fake-model", messages=MESSAGES
-    ).choices[0].message.content
+    assert (
+        wrapped.invoke("hello").content
+        == raw.chat.completions.create(model="fake-model", messages=MESSAGES).choices[0].message.content
+    )
     assert client.flush(30)  # given up after max_attempts, not stuck
     assert client.recorder.stats()["dropped"] >= 1
     client.close(0.1)

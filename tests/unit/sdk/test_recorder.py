@@ -34,16 +34,22 @@ class Sink:
 
 
 def update(rollout_id: str, spans: int = 1, **fields: Any) -> dict[str, Any]:
-    return {"id": rollout_id, "spans": [{"span_id": f"{rollout_id}-{i}"} for i in range(spans)], "rewards": [],
-            **fields}
+    return {
+        "id": rollout_id,
+        "spans": [{"span_id": f"{rollout_id}-{i}"} for i in range(spans)],
+        "rewards": [],
+        **fields,
+    }
 
 
 def test_merge_updates_joins_one_rollouts_spans_and_keeps_the_latest_fields() -> None:
-    merged = merge_updates([
-        update("a", status="running", metadata={"x": 1}),
-        update("b"),
-        {"id": "a", "spans": [], "rewards": [{"value": 1.0}], "status": "completed", "metadata": {"y": 2}},
-    ])
+    merged = merge_updates(
+        [
+            update("a", status="running", metadata={"x": 1}),
+            update("b"),
+            {"id": "a", "spans": [], "rewards": [{"value": 1.0}], "status": "completed", "metadata": {"y": 2}},
+        ]
+    )
     assert [m["id"] for m in merged] == ["a", "b"]
     assert merged[0]["status"] == "completed"
     assert merged[0]["metadata"] == {"x": 1, "y": 2}

@@ -6,8 +6,20 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SERVER_MODULES = ("fastapi", "sqlalchemy", "starlette", "redis", "uvicorn", "alembic", "asyncpg", "aiosqlite",
-                  "pydantic_settings", "agentlightning.api", "agentlightning.storage", "agentlightning.settings")
+SERVER_MODULES = (
+    "fastapi",
+    "sqlalchemy",
+    "starlette",
+    "redis",
+    "uvicorn",
+    "alembic",
+    "asyncpg",
+    "aiosqlite",
+    "pydantic_settings",
+    "agentlightning.api",
+    "agentlightning.storage",
+    "agentlightning.settings",
+)
 
 SCRIPT = f"""
 import importlib, pkgutil, sys
