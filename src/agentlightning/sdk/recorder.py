@@ -33,8 +33,9 @@ logger = logging.getLogger("agentlightning.sdk")
 MAX_ROLLOUTS_PER_BATCH = 100
 MAX_SPANS_PER_ROLLOUT = 200
 
-#: Refusals that may come from one rollout of a batch (split the batch to find it).
-SPLITTABLE_STATUSES = frozenset({400, 413, 422})
+#: Refusals that may come from one rollout of a batch (split the batch to find it): a bad or too
+#: large body, an unknown agent (404), a rollout id someone else owns (409).
+SPLITTABLE_STATUSES = frozenset({400, 404, 409, 413, 422})
 
 #: What a delivery attempt may answer: ``None`` (delivered), or an exception.
 SendFn = Callable[[list[dict[str, Any]]], None]
@@ -249,8 +250,8 @@ class Recorder:
                 return
 
     def _refused(self, batch: list[dict[str, Any]], exc: DeliveryError) -> None:
-        # A refused body (bad or too large) may be one rollout's fault: split to isolate it.
-        # Other refusals (401, 403, 404) would refuse every half alike.
+        # A refused body may be one rollout's fault: split to isolate it. Other refusals (401,
+        # 403) would refuse every half alike.
         if len(batch) > 1 and exc.status in SPLITTABLE_STATUSES:
             middle = len(batch) // 2
             self._deliver(batch[:middle])

@@ -73,7 +73,10 @@ async def test_ingest_is_idempotent_and_rewards_attach(client: httpx.AsyncClient
     assert rollout["status"] == "completed" and rollout["ended_at"] and rollout["agent_id"] == agent["id"]
     assert rollout["reward"] == 1.0 and rollout["source"] == "sdk"
     assert [s["span_id"] for s in rollout["spans"]].count("s1") == 1 and len(rollout["spans"]) == 3
-    assert {(r["span_id"], r["value"], r["source"]) for r in rollout["rewards"]} == {("s2", 0.3, "sdk"), (None, 1.0, "sdk")}
+    assert {(r["span_id"], r["value"], r["source"]) for r in rollout["rewards"]} == {
+        ("s2", 0.3, "sdk"),
+        (None, 1.0, "sdk"),
+    }
     # A reward through the endpoint, on a span and on the whole rollout.
     added = await client.post(f"/api/v2/rollouts/{rid}/rewards", json={"value": 0.7, "span_id": "s3"}, headers=user)
     assert added.status_code == 201 and added.json()["data"]["span_id"] == "s3"
@@ -81,7 +84,9 @@ async def test_ingest_is_idempotent_and_rewards_attach(client: httpx.AsyncClient
     added = await client.post(f"/api/v2/rollouts/{rid}/rewards", json={"value": 0.2, "comment": "meh"}, headers=user)
     assert added.status_code == 201
     assert (await client.get(f"/api/v2/rollouts/{rid}", headers=user)).json()["data"]["reward"] == 0.2
-    unknown_span = await client.post(f"/api/v2/rollouts/{rid}/rewards", json={"value": 1, "span_id": "zz"}, headers=user)
+    unknown_span = await client.post(
+        f"/api/v2/rollouts/{rid}/rewards", json={"value": 1, "span_id": "zz"}, headers=user
+    )
     assert unknown_span.status_code == 404 and unknown_span.json()["error"]["code"] == "SPAN_NOT_FOUND"
     # A server-chosen id.
     anon = await _ingest(client, user, {"spans": [_span(unique("sp")[:32])]})
@@ -106,7 +111,9 @@ async def test_ingest_is_idempotent_and_rewards_attach(client: httpx.AsyncClient
         {"unknown": 1},
     ],
 )
-async def test_ingest_refuses_invalid_rollouts(client: httpx.AsyncClient, login: Login, rollout: dict[str, Any]) -> None:
+async def test_ingest_refuses_invalid_rollouts(
+    client: httpx.AsyncClient, login: Login, rollout: dict[str, Any]
+) -> None:
     user = await login("user")
     response = await _ingest(client, user, rollout)
     assert response.status_code == 422, response.text
