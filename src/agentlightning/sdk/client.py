@@ -530,6 +530,12 @@ class AsyncClient(_Base):
         """A page of rollouts."""
         return await self._do(_Api.list_rollouts(filters))
 
+    async def aflush(self, timeout: float | None = 10.0) -> bool:
+        """:meth:`flush` without blocking the event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(self.flush, timeout)
+
     async def aclose(self, timeout: float | None = 5.0) -> None:
         """Flush the recorder (in a thread, up to ``timeout``) and close the connections."""
         if self._recorder is not None:
