@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
+import os
 import random
 import threading
 import time
@@ -159,6 +160,16 @@ class Recorder:
             thread.join(timeout=1.0)
         return drained
 
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's thread is gone and its queue is the parent's to send,
+        so start afresh (a new thread starts on the next update)."""
+        self._cond = threading.Condition(threading.Lock())
+        self._queue = collections.deque()
+        self._thread = None
+        self._in_flight = 0
+        self._flush_waiters = 0
+        self._stop = threading.Event()
+
     def stats(self) -> dict[str, int]:
         """Counters: ``enqueued``, ``sent`` (rollout entries delivered), ``dropped`` (queue full,
         retries exhausted, or after close), ``rejected`` (refused by the platform),
@@ -268,6 +279,15 @@ class Recorder:
 
 
 _live_recorders: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for recorder in list(_live_recorders):
+        recorder._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 @atexit.register

@@ -41,3 +41,26 @@ recorder.enqueue({"id": "last-words", "spans": [], "rewards": []})
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     assert "SENT ['last-words']" in out.stdout, out.stdout + out.stderr
+
+
+def test_a_forked_child_sends_its_own_updates_with_a_thread_of_its_own() -> None:
+    script = """
+import os
+from agentlightning.sdk.recorder import Recorder
+recorder = Recorder(lambda batch: print("SENT", os.getpid() == parent, [e["id"] for e in batch], flush=True),
+                    batch_interval=0.0)
+parent = os.getpid()
+recorder.enqueue({"id": "parent", "spans": [], "rewards": []})
+assert recorder.flush(30)
+pid = os.fork()
+if pid == 0:
+    recorder.enqueue({"id": "child", "spans": [], "rewards": []})
+    ok = recorder.flush(30)
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+print("CHILD EXIT", os.waitstatus_to_exitcode(status), flush=True)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    lines = out.stdout.splitlines()
+    assert "SENT True ['parent']" in lines and "SENT False ['child']" in lines, out.stdout + out.stderr
+    assert "CHILD EXIT 0" in lines and len([line for line in lines if line.startswith("SENT")]) == 2
