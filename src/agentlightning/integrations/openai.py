@@ -112,6 +112,7 @@ class _Call:
                     "finish_reason": finish_reason,
                     "response_id": response_id,
                     "stream": bool(self.kwargs.get("stream")),
+                    "framework": "openai",
                     **(extra or {}),
                 },
             )
