@@ -108,6 +108,7 @@ class Recorder:
         self._flush_waiters = 0
         self._stats = {"enqueued": 0, "sent": 0, "dropped": 0, "rejected": 0, "failed_attempts": 0, "batches": 0}
         self._closed = False
+        self._wake_at = max(1, max_queue // 2)
         _live_recorders.add(self)
 
     # --- the caller's side ---------------------------------------------------------------------
@@ -122,12 +123,16 @@ class Recorder:
             if len(self._queue) >= self.max_queue:
                 self._queue.popleft()
                 self._stats["dropped"] += 1
+            was_empty = not self._queue
             self._queue.append(update)
             self._stats["enqueued"] += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            # Wake the thread only when it may be idle (the queue was empty) or the batch is big:
+            # waking it on every call would make each call pay a thread switch.
+            if was_empty or len(self._queue) == self._wake_at:
+                self._cond.notify_all()
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until everything queued before this call is delivered or given up; ``True`` when
@@ -205,7 +210,7 @@ class Recorder:
                 # Let a burst of calls accumulate into one request, unless someone is flushing.
                 deadline = time.monotonic() + self.batch_interval
                 while (
-                    len(self._queue) < self.max_queue // 2
+                    len(self._queue) < self._wake_at
                     and not self._flush_waiters
                     and not self._stop.is_set()
                     and (remaining := deadline - time.monotonic()) > 0
