@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.messages import TextMessage
 from autogen_core import CancellationToken
@@ -81,6 +82,7 @@ async def test_on_messages_and_tool_calls_are_recorded_in_the_current_rollout(
     assert entry["rewards"] == [{"value": 1.0}]
 
 
+@pytest.mark.filterwarnings("ignore:Resolved model mismatch")  # autogen-ext notes the promoted model
 async def test_promoted_resources_reach_the_model(llm: FakeLLMServer, captured: Captured) -> None:
     wrapped = AutoGenWrapper(assistant(llm), client=captured.client)
     resources = AgentResources(agent_id=1, system_prompt="Promoted.", model="promoted-model", temperature=0.3)
