@@ -36,7 +36,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 Script = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -135,7 +135,10 @@ class FakeLLMServer:
                 )
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
-            return self._completion(body, self.script(body))
+            completion = self._completion(body, self.script(body))
+            if body.get("stream"):
+                return StreamingResponse(self._sse(body, completion), media_type="text/event-stream")
+            return completion
 
         return app
 
@@ -167,6 +170,29 @@ class FakeLLMServer:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+    @staticmethod
+    async def _sse(body: dict[str, Any], completion: dict[str, Any]) -> Any:
+        """``completion`` as the chunks of a streamed reply (``stream: true``): the role, the
+        content word by word, each tool call, the finish reason, then usage when
+        ``stream_options.include_usage`` asks for it, and ``[DONE]``."""
+        head = {k: completion[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+        message = completion["choices"][0]["message"]
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            return f"data: {json.dumps(head | {'choices': [choice]})}\n\n"
+
+        yield chunk({"role": "assistant", "content": ""})
+        words = (message.get("content") or "").split(" ")
+        for i, word in enumerate(words if message.get("content") else []):
+            yield chunk({"content": word if i == 0 else f" {word}"})
+        for index, call in enumerate(message.get("tool_calls") or []):
+            yield chunk({"tool_calls": [{"index": index, **call}]})
+        yield chunk({}, completion["choices"][0]["finish_reason"])
+        if (body.get("stream_options") or {}).get("include_usage"):
+            yield f"data: {json.dumps(head | {'choices': [], 'usage': completion['usage']})}\n\n"
+        yield "data: [DONE]\n\n"
 
     def start(self) -> FakeLLMServer:
         """Start serving; returns once the server accepts requests."""
