@@ -34,7 +34,13 @@ from agentlightning.agents.llm.base import (
     Usage,
 )
 from agentlightning.agents.llm.hf_models import DEFAULT_TRAIN_MODEL, prepare_hf_model
-from agentlightning.agents.llm.local import FORCED_CALL_PREFIX, _native_message, parse_reply, tool_calls_done
+from agentlightning.agents.llm.local import (
+    FORCED_CALL_PREFIX,
+    _native_message,
+    default_threads,
+    parse_reply,
+    tool_calls_done,
+)
 from agentlightning.agents.llm.local_models import get_spec
 from agentlightning.agents.llm.text_tools import to_text_protocol
 
@@ -101,6 +107,9 @@ class HFEngine:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         started = time.perf_counter()
+        if self.device == "cpu" and torch.get_num_threads() > default_threads():
+            # As llama.cpp's slots: a core is left for the rest (torch's threads spin-wait for each other).
+            torch.set_num_threads(default_threads())
         base_dir = prepare_hf_model(self.base_model, model_dir)
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         model: Any = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype, local_files_only=True)
@@ -179,7 +188,8 @@ class HFEngine:
                 **sampling,
             )
         new = out[0, prompt_len:]
-        eos = {tokenizer.eos_token_id} | set(getattr(self.model.generation_config, "eos_token_id", None) or [])
+        configured = getattr(self.model.generation_config, "eos_token_id", None)
+        eos = {tokenizer.eos_token_id} | set(configured if isinstance(configured, list) else [configured])
         ended = len(new) > 0 and int(new[-1]) in eos
         finish = "cancelled" if cancelled.is_set() else "stop" if ended or len(new) < max_tokens else "length"
         text = tokenizer.decode(new, skip_special_tokens=True)
