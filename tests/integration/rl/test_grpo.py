@@ -18,10 +18,10 @@ from agentlightning.agents.llm.base import ChatMessage, LLMRequest
 from agentlightning.agents.llm.hf_models import MARKER, prepare_hf_model
 from agentlightning.agents.llm.local_models import get_spec
 from agentlightning.agents.llm.transformers_provider import ADAPTER_META, TransformersProvider
-from agentlightning.rl.optimisers._verify_shim import verify
 from agentlightning.rl.optimisers.base import AgentResources, OptimiserContext, OptimiserResult, VerifiableTask
 from agentlightning.rl.optimisers.grpo import GrpoOptimiser
 from agentlightning.rl.optimisers.grpo_train import user_message
+from agentlightning.rollouts.verifiers import verify
 from agentlightning.settings import Settings
 from tests.helpers import make_settings
 

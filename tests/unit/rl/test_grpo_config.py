@@ -16,9 +16,10 @@ from agentlightning.agents.llm.transformers_provider import (
     resolve_adapter,
 )
 from agentlightning.errors import ValidationFailed
-from agentlightning.rl.optimisers.base import OPTIMISERS
-from agentlightning.rl.optimisers.grpo import GrpoConfig, GrpoOptimiser, parse_config
+from agentlightning.rl.optimisers.base import OPTIMISERS, VerifiableTask
+from agentlightning.rl.optimisers.grpo import GrpoConfig, GrpoOptimiser, parse_config, usable_tasks
 from agentlightning.rl.optimisers.grpo_train import completion_text, task_messages, verifier_reward
+from agentlightning.rollouts.verifiers import register_verifier
 from agentlightning.settings import Settings
 from tests.helpers import make_settings
 
@@ -105,3 +106,14 @@ def test_the_rest_of_an_adapter_agents_config_is_still_checked(tmp_path: Path) -
     settings = _settings(tmp_path)
     with pytest.raises(ValueError, match="unknown provider"):
         validate_llm_config({"adapter": "exp/adapter", "provider": "nope"}, settings)
+
+
+def test_tasks_need_a_verifier_the_training_process_can_run() -> None:
+    numeric = VerifiableTask(id="n", prompt="1+1?", verifier={"type": "numeric", "expected": 2})
+    python = VerifiableTask(id="p", prompt="?", verifier={"type": "python", "name": "grpo_test_check"})
+    register_verifier("grpo_test_check")(lambda output, options: 1.0)
+    assert usable_tasks([numeric, python]) == [numeric]
+    with pytest.raises(ValidationFailed):
+        usable_tasks([python])
+    with pytest.raises(ValidationFailed):
+        usable_tasks([VerifiableTask(id="bad", prompt="?", verifier={"type": "nope"})])

@@ -26,14 +26,15 @@ import os
 import queue as queue_mod
 import threading
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentlightning.errors import OperationFailed, ValidationFailed
-from agentlightning.rl.optimisers.base import Optimiser, OptimiserContext, OptimiserResult, register
+from agentlightning.rl.optimisers.base import Optimiser, OptimiserContext, OptimiserResult, VerifiableTask, register
 from agentlightning.rl.optimisers.grpo_train import GrpoJob, run_grpo
+from agentlightning.rollouts.verifiers import validate_spec
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,27 @@ async def train_in_child(
             await asyncio.to_thread(process.join, 10)
 
 
+def usable_tasks(tasks: Sequence[VerifiableTask]) -> list[VerifiableTask]:
+    """The tasks whose verifier the training process can run (validated; ``python`` ones left out).
+
+    A ``python`` verifier is a function registered in the server's process; the spawned training
+    process does not have it, so such tasks are skipped.  None left is a :class:`ValidationFailed`.
+    """
+    usable = []
+    for task in tasks:
+        validate_spec(task.verifier, field=f"train_tasks.{task.id}.verifier")
+        if task.verifier.get("type") != "python":
+            usable.append(task)
+    if len(usable) < len(tasks):
+        log.warning("grpo: %d task(s) with a python verifier skipped", len(tasks) - len(usable))
+    if not usable:
+        raise ValidationFailed(
+            message="grpo needs at least one training task with a verifier of type "
+            "exact, numeric, contains, regex or json_schema"
+        )
+    return usable
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
@@ -189,9 +211,7 @@ class GrpoOptimiser(Optimiser):
     async def optimise(self, ctx: OptimiserContext) -> OptimiserResult:
         """Train an adapter on ``ctx.train_tasks`` and return it as the candidate."""
         cfg = parse_config(ctx.config)
-        tasks = list(ctx.train_tasks)[: cfg.max_tasks]
-        if not tasks:
-            raise ValidationFailed(message="grpo needs at least one training task with a verifier")
+        tasks = usable_tasks(ctx.train_tasks)[: cfg.max_tasks]
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         job = GrpoJob(
             base_model=cfg.base_model,

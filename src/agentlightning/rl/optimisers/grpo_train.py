@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from agentlightning.agents.llm.hf_models import prepare_hf_model
 from agentlightning.agents.llm.local import default_threads
 from agentlightning.agents.llm.transformers_provider import ADAPTER_META, pick_device
-from agentlightning.rl.optimisers._verify_shim import verify
+from agentlightning.rollouts.verifiers import verify
 
 #: the metrics of a TRL log line that are streamed to the experiment (TRL name -> our name)
 REPORTED = {
