@@ -168,6 +168,9 @@ async def train_in_child(
                 raise OperationFailed(message=f"grpo training failed: {item['error']}")
             elif kind == "result":
                 return dict(item["result"])
+    except asyncio.CancelledError:
+        process.kill()  # nobody will read its result: no reason to let it finish the step
+        raise
     finally:
         if process.is_alive():
             stop.set()
