@@ -44,6 +44,7 @@ async def test_task_run_is_a_rollout_with_llm_and_tool_spans_and_verifier_reward
     register_reward_listener(listener)
     try:
         agent = await create_agent(client, admin, unique("calc"), config={"tools": ["calculator"], "cache": False})
+        tag = unique("run")
         task_id = await _assign(
             client,
             admin,
@@ -54,6 +55,7 @@ async def test_task_run_is_a_rollout_with_llm_and_tool_spans_and_verifier_reward
                 "variant": "B",
                 "task_type": "math",
                 "rollout_parent_id": "wf-run-1",
+                "tag": tag,
             },
         )
         task = await wait_for_task(client, admin, task_id)
@@ -77,7 +79,7 @@ async def test_task_run_is_a_rollout_with_llm_and_tool_spans_and_verifier_reward
         [reward] = rollout["rewards"]
         assert reward["source"] == "verifier" and reward["value"] == 1.0 and reward["details"]["passed"] is True
         # The model never saw the verifier (its expected answer) nor the platform's keys.
-        prompts = [str(r["messages"]) for r in fake_llm.requests if "(3 + 4) * 2 ** 10" in str(r["messages"])]
+        prompts = [str(r["messages"]) for r in fake_llm.requests if tag in str(r["messages"])]
         assert prompts and all("verifier" not in p and "wf-run-1" not in p for p in prompts)
         assert all("variant" in p for p in prompts)  # other context keys are still shown
         deadline = asyncio.get_running_loop().time() + 10
