@@ -19,6 +19,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,16 +197,25 @@ class HFEngine:
         return text, prompt_len, int(len(new)) - (1 if ended else 0), finish
 
 
-_engines: dict[tuple[str, str, str], HFEngine] = {}
+#: engines kept loaded per process; the least recently used one beyond this is dropped (each holds a
+#: copy of the base model: a promotion followed by another must not keep both forever)
+MAX_ENGINES = 2
+_engines: OrderedDict[tuple[str, str, str], HFEngine] = OrderedDict()
 _engines_lock = threading.Lock()
 
 
 def get_hf_engine(base_model: str, adapter: Path | None, device: str, model_dir: str | Path | None) -> HFEngine:
-    """The process's engine for this base model, adapter and device (loaded on first use; blocking)."""
+    """The process's engine for this base model, adapter and device (loaded on first use; blocking).
+
+    Callers look it up for each generation rather than keeping it, so a dropped engine is freed
+    once its last generation ends.
+    """
     key = (base_model, str(adapter or ""), device)
     with _engines_lock:
         engine = _engines.get(key)
-        if engine is None:
+        if engine is not None:
+            _engines.move_to_end(key)
+        else:
             engine = HFEngine(base_model, adapter, device)
             try:
                 engine.load(model_dir)
@@ -214,6 +224,8 @@ def get_hf_engine(base_model: str, adapter: Path | None, device: str, model_dir:
             except (OSError, ValueError, RuntimeError) as exc:
                 raise LLMError(f"adapter model failed to load: {exc}") from exc
             _engines[key] = engine
+            while len(_engines) > MAX_ENGINES:
+                _engines.popitem(last=False)
         return engine
 
 
@@ -236,8 +248,6 @@ class TransformersProvider(LLMProvider):
         self.model_dir = model_dir
         self.max_new_tokens = max_new_tokens
         self.device = device
-        self._engine: HFEngine | None = None
-        self._lock = threading.Lock()
 
     @property
     def model_name(self) -> str:
@@ -246,11 +256,8 @@ class TransformersProvider(LLMProvider):
         return f"{spec.name}+lora:{self.adapter.name}" if self.adapter else spec.name
 
     def engine(self) -> HFEngine:
-        """The loaded engine (blocking: call it in a thread)."""
-        with self._lock:
-            if self._engine is None:
-                self._engine = get_hf_engine(self.base_model, self.adapter, pick_device(self.device), self.model_dir)
-            return self._engine
+        """The loaded engine (blocking the first time: call it in a thread)."""
+        return get_hf_engine(self.base_model, self.adapter, pick_device(self.device), self.model_dir)
 
     async def warm_up(self) -> None:
         """Load the model now (otherwise the first call loads it)."""
