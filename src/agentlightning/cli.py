@@ -110,12 +110,13 @@ def users_create(
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
 ) -> None:
     """Add a user."""
+    from agentlightning.audit.service import CLI_ACTOR, Actor
     from agentlightning.auth.service import create_user
     from agentlightning.core.context import run_with_context
     from agentlightning.errors import AppError
 
     try:
-        user = run_with_context(lambda ctx: create_user(ctx, username, password, role))
+        user = run_with_context(lambda ctx: create_user(ctx, username, password, role, actor=Actor(CLI_ACTOR)))
     except AppError as exc:
         _fail(f"{exc.message} {exc.details or ''}".strip())
     console.print(f"[green]created[/] user {user.username} (id {user.id}, role {user.role})")

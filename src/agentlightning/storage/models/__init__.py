@@ -1,6 +1,7 @@
 """All ORM models, one module per owning package."""
 
 from agentlightning.storage.models.agents import Agent, AgentMessage, AgentNote
+from agentlightning.storage.models.audit import AuditEntry
 from agentlightning.storage.models.base import Base
 from agentlightning.storage.models.knowledge import KnowledgeItem
 from agentlightning.storage.models.rl import RLEnvironment, RLExperiment, RLMetricPoint
@@ -13,6 +14,7 @@ __all__ = [
     "AgentMessage",
     "AgentNote",
     "ApiKey",
+    "AuditEntry",
     "Base",
     "KnowledgeItem",
     "RLEnvironment",
