@@ -22,7 +22,9 @@ m.HTTP_REQUEST_DURATION.labels(method="GET", endpoint="/probe").observe(0.01 * n
 m.POSTGRES_CONNECTIONS_ACTIVE.set(n)            # livesum: added over processes
 m.TASK_QUEUE_DEPTH.labels(priority="high").set(n)  # mostrecent: the last write wins
 """
-READER = "import sys; from agentlightning.observability.metrics import exposition; sys.stdout.write(exposition().decode())"
+READER = (
+    "import sys; from agentlightning.observability.metrics import exposition; sys.stdout.write(exposition().decode())"
+)
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

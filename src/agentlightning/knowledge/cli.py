@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import html
+import os
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path

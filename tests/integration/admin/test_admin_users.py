@@ -198,7 +198,9 @@ async def test_last_active_admin_cannot_be_demoted_or_disabled(
             name
             for name in (
                 await session.scalars(
-                    select(User.username).where(User.role == "admin", User.is_active.is_(True), User.id != me["user_id"])
+                    select(User.username).where(
+                        User.role == "admin", User.is_active.is_(True), User.id != me["user_id"]
+                    )
                 )
             ).all()
         ]
@@ -216,7 +218,9 @@ async def test_last_active_admin_cannot_be_demoted_or_disabled(
         stepped_down = await client.patch(url, json={"role": "developer"}, headers=admin)
         assert stepped_down.status_code == 200, stepped_down.text
         second_headers = _bearer(await _token(client, second["username"]))
-        last = await client.patch(f"/api/v2/admin/users/{second['id']}", json={"is_active": False}, headers=second_headers)
+        last = await client.patch(
+            f"/api/v2/admin/users/{second['id']}", json={"is_active": False}, headers=second_headers
+        )
         assert last.status_code == 409 and last.json()["error"]["code"] == "LAST_ADMIN"
     finally:
         for name in others:

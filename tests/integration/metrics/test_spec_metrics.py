@@ -188,4 +188,6 @@ async def test_every_spec_metric_has_a_sample_after_traffic(
     assert _value(text, "rl_sessions_total", algorithm="ppo", status="completed") >= 1
     assert 0.0 <= _value(text, "redis_cache_hit_rate") <= 1.0
     # The tasks ran: the queue of this agent is empty again (others' tasks may remain).
-    assert _value(text, "task_queue_depth", priority="critical") <= _value(first, "task_queue_depth", priority="critical")
+    assert _value(text, "task_queue_depth", priority="critical") <= _value(
+        first, "task_queue_depth", priority="critical"
+    )
