@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from agentlightning.dashboard.client import ApiError, PlatformClient
-from agentlightning.dashboard.data import reward_trend, task_events
+from agentlightning.dashboard.data import reward_trend, snippet_markdown, task_events
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 PAGES = (
@@ -281,7 +281,7 @@ def page_knowledge(api: PlatformClient) -> None:
     st.write(f"{len(hits)} result(s) for “{query}”")
     for hit in hits:
         st.markdown(f"**{hit['title']}** · score {hit['score']:.3f} · {hit.get('category') or ''}")
-        st.markdown(hit.get("snippet", ""), unsafe_allow_html=False)
+        st.markdown(snippet_markdown(str(hit.get("snippet", ""))))
 
 
 def page_health(api: PlatformClient) -> None:

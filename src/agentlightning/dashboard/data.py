@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import pandas as pd
@@ -48,3 +49,20 @@ def task_events(tasks: list[dict[str, Any]], limit: int = 50) -> pd.DataFrame:
                 events.append({"time": stamp, "event": event, "task_id": t["id"], "agent": t.get("agent_name")})
     events.sort(key=lambda e: str(e["time"]), reverse=True)
     return pd.DataFrame(events[:limit])
+
+
+def snippet_markdown(snippet: str) -> str:
+    """A search snippet (HTML-escaped text with ``<mark>`` highlights) as Markdown with bold
+    highlights; Markdown characters of the text are escaped."""
+    parts = snippet.split("<mark>")
+    out = []
+    for i, part in enumerate(parts):
+        marked, _, rest = part.partition("</mark>") if i else ("", "", part)
+        if marked:
+            out.append(f"**{_escape_markdown(html.unescape(marked))}**")
+        out.append(_escape_markdown(html.unescape(rest)))
+    return "".join(out)
+
+
+def _escape_markdown(text: str) -> str:
+    return "".join(f"\\{c}" if c in "\\`*_{}[]()#+-.!|<>~$" else c for c in text)

@@ -47,3 +47,12 @@ def test_the_command_runs_streamlit_on_the_app_with_the_api_url() -> None:
     assert command[command.index("--server.port") + 1] == "8600"
     assert command[command.index("--") :] == ["--", "--api-url", "http://api:8000"]
     assert APP_FILE.exists()
+
+
+def test_search_snippets_become_markdown_with_bold_highlights() -> None:
+    from agentlightning.dashboard.data import snippet_markdown
+
+    assert snippet_markdown("Restart the <mark>pool</mark> when &lt;b&gt; *stalls*") == (
+        "Restart the **pool** when \\<b\\> \\*stalls\\*"
+    )
+    assert snippet_markdown("no highlight") == "no highlight"
