@@ -405,6 +405,8 @@ def login_form() -> None:
             except ApiError as exc:
                 st.error(f"Login failed: {exc.message}")
                 return
+            finally:
+                api.close()
             st.session_state["token"] = api.token
             st.session_state["user"] = profile["username"]
             st.session_state["role"] = profile["role"]
@@ -424,6 +426,8 @@ def start_with_token_file() -> None:
         st.session_state["token_file_failed"] = True
         st.error(f"The token in {path} was refused: {exc.message}")
         return
+    finally:
+        api.close()
     st.session_state.update(token=token, user=profile["username"], role=profile["role"])
 
 

@@ -29,9 +29,12 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 REPO = Path(__file__).resolve().parents[3]
 KEPT_SCREENSHOT = REPO / "docs" / "images" / "dashboard.png"
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed (scripts/install-system-deps.sh test installs it)"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="chromium is not installed (scripts/install-system-deps.sh test installs it)"
+    ),
+]
 
 
 @contextlib.asynccontextmanager

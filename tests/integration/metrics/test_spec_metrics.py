@@ -125,6 +125,7 @@ def _value(text: str, name: str, **labels: str) -> float:
     raise AssertionError(f"no sample {name}{labels}")
 
 
+@pytest.mark.slow
 async def test_every_spec_metric_has_a_sample_after_traffic(
     app: FastAPI,
     client: httpx.AsyncClient,
