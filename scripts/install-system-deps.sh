@@ -2,18 +2,19 @@
 # Debian packages the platform needs beyond Python, by purpose; installs only what is missing.
 #
 #   runtime  bubblewrap + libseccomp2: the python tool's kernel sandbox (it fails closed without them)
-#   test     prometheus (for promtool): the deploy checks validate alert rules and run their unit tests
+#   test     prometheus (for promtool): the deploy checks validate alert rules and run their unit tests;
+#            chromium: the dashboard test takes a screenshot of the Streamlit dashboard in headless Chromium
 #   bench    wrk: the load generator of benchmarks/api_overhead.py
 #
 # Usage: scripts/install-system-deps.sh runtime [test] [bench]
 set -euo pipefail
 
-declare -A COMMAND_OF=([bubblewrap]=bwrap [prometheus]=promtool [wrk]=wrk)
+declare -A COMMAND_OF=([bubblewrap]=bwrap [prometheus]=promtool [wrk]=wrk [chromium]=chromium)
 packages=()
 for purpose in "${@:-runtime}"; do
   case "$purpose" in
     runtime) packages+=(bubblewrap libseccomp2) ;;
-    test) packages+=(prometheus) ;;
+    test) packages+=(prometheus chromium) ;;
     bench) packages+=(wrk) ;;
     *) echo "unknown purpose: $purpose (runtime, test, bench)" >&2; exit 2 ;;
   esac

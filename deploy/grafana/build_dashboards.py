@@ -262,8 +262,20 @@ def system_overview() -> dict[str, Any]:
             "Active agents by type",
             [("max by (type) (agent_active_count)", "{{type}}")],
             "short",
-            9,
             6,
+            6,
+        )
+    )
+    p.append(
+        panel(
+            lay,
+            "timeseries",
+            "Task queue (pending by priority)",
+            [("max by (priority) (task_queue_depth)", "{{priority}}")],
+            "short",
+            6,
+            6,
+            description="Pending tasks of active agents per priority (every replica reports the same database count).",
         )
     )
     p.append(
@@ -275,7 +287,7 @@ def system_overview() -> dict[str, Any]:
                 ("sum by (status) (rate(agent_requests_total[$__rate_interval]))", "{{status}}"),
             ],
             "ops",
-            9,
+            6,
             6,
             description="Task throughput of the workers (completed, failed, retried).",
         )

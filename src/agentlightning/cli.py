@@ -24,6 +24,7 @@ FEATURE_COMMANDS: list[tuple[str, str, str]] = [
     ("agentlightning.rl.cli", "app", "rl"),
     ("agentlightning.knowledge.cli", "app", "kb"),
     ("agentlightning.agents.sql_cli", "app", "sql"),
+    ("agentlightning.dashboard.cli", "dashboard", "dashboard"),
 ]
 
 
@@ -71,6 +72,13 @@ def serve(
         True, "--workers/--no-workers", help="Run task workers and background services in this process."
     ),
     log_level: str = typer.Option("info", help="Uvicorn log level."),
+    processes: int = typer.Option(
+        1,
+        min=1,
+        max=64,
+        help="API processes behind the one port (uvicorn workers); with more than one, /metrics "
+        "aggregates every process (prometheus-client multiprocess mode, PROMETHEUS_MULTIPROC_DIR).",
+    ),
 ) -> None:
     """Migrate the database, then serve the API (docs at /docs)."""
     import os
@@ -84,6 +92,8 @@ def serve(
     upgrade(settings.database_url)
     if not workers:
         os.environ["AGL_RUN_SERVICES"] = "false"
+    if processes > 1:
+        prepare_multiprocess_metrics()
     uvicorn.run(
         "agentlightning.cli:create_served_app",
         factory=True,
@@ -92,7 +102,31 @@ def serve(
         log_level=log_level,
         proxy_headers=True,
         log_config=None,  # uvicorn's loggers go through configure_logging's handler
+        workers=processes if processes > 1 else None,
     )
+
+
+def prepare_multiprocess_metrics() -> str:
+    """Give the API processes a shared, empty metrics directory (``PROMETHEUS_MULTIPROC_DIR``).
+
+    An existing setting is kept but emptied (values of an earlier run must not be counted
+    again); otherwise a fresh temporary directory is made. Set in the environment before the
+    worker processes start, so their ``prometheus_client`` imports pick it up.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        directory = Path(configured)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="agl-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return str(directory)
 
 
 def create_served_app():  # noqa: ANN201 - uvicorn factory; the API import stays lazy
@@ -110,12 +144,13 @@ def users_create(
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
 ) -> None:
     """Add a user."""
+    from agentlightning.audit.service import CLI_ACTOR, Actor
     from agentlightning.auth.service import create_user
     from agentlightning.core.context import run_with_context
     from agentlightning.errors import AppError
 
     try:
-        user = run_with_context(lambda ctx: create_user(ctx, username, password, role))
+        user = run_with_context(lambda ctx: create_user(ctx, username, password, role, actor=Actor(CLI_ACTOR)))
     except AppError as exc:
         _fail(f"{exc.message} {exc.details or ''}".strip())
     console.print(f"[green]created[/] user {user.username} (id {user.id}, role {user.role})")

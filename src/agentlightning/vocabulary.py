@@ -98,6 +98,23 @@ SuiteTaskType = Literal[
     "function_calling",  # pick a function and its arguments (from the BFCL data set)
 ]
 SUITE_TASK_TYPES: tuple[SuiteTaskType, ...] = get_args(SuiteTaskType)
+#: A user's role (the spec's role table; permissions per role live in ``agentlightning.auth.rbac``).
+UserRole = Literal[
+    "admin",  # every permission, including user administration and the audit log
+    "developer",  # agents, RL, workflows, knowledge; reads the system
+    "user",  # reads agents and knowledge, assigns tasks, reads workflows
+]
+USER_ROLES: tuple[UserRole, ...] = get_args(UserRole)
+
+#: What an audit-log entry records (``audit_log.action``).
+AuditAction = Literal[
+    "user.created",  # an admin created a user
+    "user.role_changed",  # an admin changed a user's role (their access tokens end)
+    "user.disabled",  # an admin disabled a user (their tokens and sessions end)
+    "user.enabled",  # an admin enabled a user again
+    "user.password_reset",  # an admin set a user's password (their tokens and sessions end)
+]
+AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
 
 #: Task states a task never leaves.
 TASK_TERMINAL: frozenset[TaskStatus] = frozenset({"completed", "failed", "cancelled"})

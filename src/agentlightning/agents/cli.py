@@ -33,9 +33,9 @@ def worker(
     if metrics_port:
         from prometheus_client import start_http_server
 
-        from agentlightning.observability.metrics import REGISTRY
+        from agentlightning.observability.metrics import scrape_registry
 
-        start_http_server(metrics_port, registry=REGISTRY)
+        start_http_server(metrics_port, registry=scrape_registry())
     with asyncio.Runner(loop_factory=loop_factory(settings.agent_worker_loop)) as runner:
         runner.run(_run_worker(settings, min_concurrency, max_concurrency, worker_id))
 

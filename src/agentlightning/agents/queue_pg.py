@@ -65,7 +65,8 @@ WITH agent AS (
            CAST(:max_attempts AS integer), CAST(:idempotency_key AS varchar), CAST(:request_hash AS varchar),
            CAST(:created_by AS varchar), CAST(:created_at AS timestamptz)
     FROM agent
-    WHERE agent.status <> 'disabled' AND (CAST(:agent_type AS varchar) IS NULL OR agent.type = :agent_type)
+    WHERE agent.status <> 'disabled'
+      AND (CAST(:agent_type AS varchar) IS NULL OR agent.type = :agent_type OR agent.name = :agent_type)
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id
 ), event AS (

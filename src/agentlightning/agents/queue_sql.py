@@ -181,7 +181,7 @@ class PostgresQueue(QueueDialect):
         if found is None:
             raise await agents.not_found(ref)
         if found.task_id is None:
-            if agent_type is not None and agent_id is not None and found.type != agent_type:
+            if agent_type is not None and agent_id is not None and agent_type not in (found.type, found.name):
                 return ValidationFailed(
                     "VALIDATION_ERROR", f"Agent '{found.name}' is of type '{found.type}', not '{agent_type}'"
                 )

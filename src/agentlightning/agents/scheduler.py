@@ -30,6 +30,7 @@ from sqlalchemy import String, and_, cast, func, literal, or_, select, update
 from agentlightning.agents.queue_sql import ClaimedTask, Inserted, QueueDialect, queue_dialect_for
 from agentlightning.agents.service import AgentService
 from agentlightning.errors import Conflict, NotFound
+from agentlightning.observability.metrics import TASK_QUEUE_DEPTH
 from agentlightning.rollouts.capture import TaskRollout
 from agentlightning.rollouts.verifiers import validate_spec
 from agentlightning.storage import cache_keys
@@ -37,7 +38,14 @@ from agentlightning.storage.db import affected_rows
 from agentlightning.storage.events import Event, record_event
 from agentlightning.storage.models import Agent, Task
 from agentlightning.storage.types import as_utc, utcnow
-from agentlightning.vocabulary import PRIORITY_RANKS, TASK_ACTIVE, TASK_STATUSES, TASK_TERMINAL, TaskPriority
+from agentlightning.vocabulary import (
+    PRIORITY_RANKS,
+    TASK_ACTIVE,
+    TASK_PRIORITIES,
+    TASK_STATUSES,
+    TASK_TERMINAL,
+    TaskPriority,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -272,18 +280,28 @@ class TaskScheduler:
         await self.ctx.events.announce([event])
         return data
 
-    async def queue_depth(self) -> int:
-        """Pending tasks of active agents."""
+    async def pending_by_priority(self) -> dict[TaskPriority, int]:
+        """Pending tasks of active agents per priority (every priority present, zeros included)."""
         async with self.ctx.db.session() as s:
-            return int(
-                await s.scalar(
-                    select(func.count())
-                    .select_from(Task)
-                    .join(Agent, Agent.id == Task.agent_id)
-                    .where(Task.status == "pending", Agent.status == "active")
-                )
-                or 0
+            rows = await s.execute(
+                select(Task.priority, func.count())
+                .select_from(Task)
+                .join(Agent, Agent.id == Task.agent_id)
+                .where(Task.status == "pending", Agent.status == "active")
+                .group_by(Task.priority)
             )
+            counts: dict[TaskPriority, int] = dict.fromkeys(TASK_PRIORITIES, 0)
+            for priority, n in rows.all():
+                if priority in counts:
+                    counts[priority] = int(n)
+            return counts
+
+    async def queue_depth(self) -> int:
+        """Pending tasks of active agents; also samples ``task_queue_depth{priority}``."""
+        counts = await self.pending_by_priority()
+        for priority, n in counts.items():
+            TASK_QUEUE_DEPTH.labels(priority=priority).set(n)
+        return sum(counts.values())
 
     # --- worker side -----------------------------------------------------------------------
     async def claim(self, worker_id: str, limit: int = 1) -> builtins.list[ClaimedTask]:

@@ -105,7 +105,12 @@ class AssignRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: Text = Field(min_length=1, max_length=100_000)
-    agent_type: Text | None = Field(default=None, max_length=100)
+    agent_type: Text | None = Field(
+        default=None,
+        max_length=100,
+        description="an agent type (the least loaded active agent of it runs the task); when no agent has "
+        "this type, the active agent of this name (e.g. 'general_assistant', whose type is 'assistant')",
+    )
     agent_id: DbId | Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.\-]+$")] | None = None
     priority: TaskPriority = "medium"
     context: JsonObject = Field(default_factory=dict)

@@ -388,7 +388,13 @@ class AgentService:
 
     # --- selection -------------------------------------------------------------------------
     async def pick_for_type(self, agent_type: str) -> Agent:
-        """The active agent of ``agent_type`` with the lowest load, preferring recent success."""
+        """The active agent of ``agent_type`` with the lowest load, preferring recent success.
+
+        When no agent has that type, an active agent *named* ``agent_type`` answers for it: the
+        starter ``general_assistant`` (type ``assistant``) is reached as ``agent_type:
+        "general_assistant"`` too, as the spec's ``"agent_type": "data_agent"`` reaches
+        ``data_agent``. A real type always wins over a name.
+        """
         async with self.ctx.db.session() as s:
             candidates = (
                 (
@@ -400,6 +406,9 @@ class AgentService:
                 .all()
             )
             if not candidates:
+                named = await s.scalar(select(Agent).where(Agent.name == agent_type, Agent.status == "active"))
+                if named is not None:
+                    return named
                 types = sorted({t for (t,) in await s.execute(select(Agent.type).where(Agent.status == "active"))})
                 raise NotFound(
                     "AGENT_NOT_FOUND",
@@ -426,7 +435,7 @@ class AgentService:
         """The agent a new task goes to: by id/name when given, else by type."""
         if agent_id is not None:
             agent = await self.get(agent_id)
-            if agent_type is not None and agent.type != agent_type:
+            if agent_type is not None and agent_type not in (agent.type, agent.name):
                 raise ValidationFailed(
                     "VALIDATION_ERROR", f"Agent '{agent.name}' is of type '{agent.type}', not '{agent_type}'"
                 )

@@ -32,6 +32,7 @@ from agentlightning.auth.service import ensure_admin
 from agentlightning.core.context import AppContext
 from agentlightning.core.services import start_services, stop_services
 from agentlightning.errors import AppError
+from agentlightning.observability.metrics import mark_process_dead
 from agentlightning.settings import Settings, get_settings
 from agentlightning.storage.faults import RETRY_AFTER_SECONDS, UNAVAILABLE_TYPES, is_bad_data, is_unavailable
 from agentlightning.validation import JsonLimits, configure_limits
@@ -144,9 +145,16 @@ def _start_metrics_port(settings: Settings) -> Any:
         return None
     from prometheus_client import start_http_server
 
-    from agentlightning.observability.metrics import REGISTRY
+    from agentlightning.observability.metrics import multiprocess_dir, scrape_registry
 
-    server, _thread = start_http_server(settings.agl_metrics_port, addr=settings.host, registry=REGISTRY)
+    try:
+        server, _thread = start_http_server(settings.agl_metrics_port, addr=settings.host, registry=scrape_registry())
+    except OSError:
+        if multiprocess_dir() is None:
+            raise
+        # Several processes share the metrics directory: the first one to bind the port serves
+        # everyone's metrics (each scrape aggregates every process's files).
+        return None
     return server
 
 
@@ -202,6 +210,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
                 metrics_server.shutdown()
             await stop_services(ctx)
             await ctx.close()
+            mark_process_dead()
             if provider is not None:
                 provider.shutdown()
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentlightning.validation import Text
+from agentlightning.vocabulary import UserRole
 
 
 class LoginRequest(BaseModel):
@@ -93,3 +94,54 @@ class ApiKeyCreated(BaseModel):
     key: str
     prefix: str
     expires_at: datetime | None = None
+
+
+class AdminUserCreate(BaseModel):
+    """A new user, created by an admin."""
+
+    model_config = ConfigDict(extra="forbid")
+    username: Text = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.@+-]+$")
+    password: Text = Field(min_length=1, max_length=1024)
+    role: UserRole = "user"
+
+
+class AdminUserUpdate(BaseModel):
+    """A change of role and/or of the enabled state; at least one of them."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: UserRole | None = None
+    is_active: bool | None = Field(default=None, description="false disables the user (their tokens end)")
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> AdminUserUpdate:
+        if self.role is None and self.is_active is None:
+            raise ValueError("give 'role' and/or 'is_active'")
+        return self
+
+
+class PasswordReset(BaseModel):
+    """The new password an admin sets for a user."""
+
+    model_config = ConfigDict(extra="forbid")
+    password: Text = Field(min_length=1, max_length=1024)
+
+
+class AdminUserPublic(BaseModel):
+    """A user as an admin sees it (never the password hash)."""
+
+    id: int
+    username: str
+    role: UserRole
+    is_active: bool
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_login_at: datetime | None = None
+
+
+class AdminUserPage(BaseModel):
+    """A page of users, oldest first."""
+
+    items: list[AdminUserPublic]
+    total: int
+    page: int
+    page_size: int

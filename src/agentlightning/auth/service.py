@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from agentlightning.audit.service import CLI_ACTOR, Actor, add_entry
 from agentlightning.auth import passwords, tokens
 from agentlightning.auth.gate import gate_for
 from agentlightning.auth.rbac import ROLES, grants, permissions_for
@@ -73,14 +74,30 @@ def _validate_new_user(username: str, password: str, role: str) -> None:
         raise ValidationFailed(message="Invalid user", details={"fields": problems})
 
 
-async def create_user(ctx: AppContext, username: str, password: str, role: str = "user") -> User:
-    """Add a user with a bcrypt-hashed password; the username must be new."""
+async def create_user(
+    ctx: AppContext, username: str, password: str, role: str = "user", *, actor: Actor | None = None
+) -> User:
+    """Add a user with a bcrypt-hashed password; the username must be new.
+
+    With ``actor`` (an admin's call, or the ``users create`` command) the creation is audited.
+    """
     _validate_new_user(username, password, role)
     password_hash = await passwords.hash_password_async(password, ctx.settings.bcrypt_rounds)
     async with ctx.db.session() as session:
         user = User(username=username, password_hash=password_hash, role=role, is_active=True)
         session.add(user)
         try:
+            if actor is not None:
+                await session.flush()
+                add_entry(
+                    session,
+                    actor,
+                    "user.created",
+                    target_type="user",
+                    target=username,
+                    target_id=user.id,
+                    details={"role": role},
+                )
             await session.commit()
         except IntegrityError as exc:
             raise Conflict("USER_EXISTS", f"User '{username}' already exists", details={"username": username}) from exc
@@ -115,25 +132,25 @@ async def _end_sessions(session: Any, user_id: int) -> None:
     )
 
 
-async def set_role(ctx: AppContext, username: str, role: str) -> User:
+async def set_role(ctx: AppContext, username: str, role: str, *, actor: Actor | None = None) -> User:
     """Change a user's role; their access tokens (which name the old role) stop working at once.
 
-    Their sessions go on: a refresh issues tokens with the new role.
+    Their sessions go on: a refresh issues tokens with the new role. Audited as ``actor``
+    (the command line when not given).
     """
-    if role not in ROLES:
-        raise ValidationFailed(message=f"Unknown role '{role}'", details={"roles": list(ROLES)})
     async with ctx.db.session() as session:
         user = await _user_named(session, username)
-        if user.role != role:
-            user.role = role
-            _revoke_access_tokens(user)
-        await session.commit()
-    await publish_user(ctx, user)
-    return user
+    return await update_user(ctx, actor or Actor(CLI_ACTOR), user.id, role=role, guard_last_admin=False)
 
 
-async def set_password(ctx: AppContext, username: str, password: str) -> User:
-    """Set a user's password; every access token and session they hold ends at once."""
+async def set_password(
+    ctx: AppContext, username: str, password: str, *, actor: Actor | None = None, audit: bool = True
+) -> User:
+    """Set a user's password; every access token and session they hold ends at once.
+
+    Audited as ``actor`` (the command line when not given) unless ``audit`` is False (a user
+    changing their own password).
+    """
     if (why := passwords.password_problem(password)) is not None:
         raise ValidationFailed(message="Invalid password", details={"fields": {"password": why}})
     password_hash = await passwords.hash_password_async(password, ctx.settings.bcrypt_rounds)
@@ -142,6 +159,15 @@ async def set_password(ctx: AppContext, username: str, password: str) -> User:
         user.password_hash = password_hash
         _revoke_access_tokens(user)
         await _end_sessions(session, user.id)
+        if audit:
+            add_entry(
+                session,
+                actor or Actor(CLI_ACTOR),
+                "user.password_reset",
+                target_type="user",
+                target=user.username,
+                target_id=user.id,
+            )
         await session.commit()
     await publish_user(ctx, user)
     return user
@@ -153,20 +179,133 @@ async def change_password(ctx: AppContext, principal: Principal, current: str, n
         user = await session.get(User, principal.user_id)
         if user is None or not await passwords.verify_password_async(current, user.password_hash):
             raise Unauthorized("INVALID_CREDENTIALS", "The current password is wrong")
-    await set_password(ctx, user.username, new)
+    await set_password(ctx, user.username, new, audit=False)
 
 
-async def set_active(ctx: AppContext, username: str, active: bool) -> User:
-    """Enable or disable a user; disabling ends their access tokens and sessions at once."""
+async def set_active(ctx: AppContext, username: str, active: bool, *, actor: Actor | None = None) -> User:
+    """Enable or disable a user; disabling ends their access tokens and sessions at once.
+
+    Audited as ``actor`` (the command line when not given). The command line may disable the
+    last admin (it is the way back in); the API may not.
+    """
     async with ctx.db.session() as session:
         user = await _user_named(session, username)
-        user.is_active = active
-        if not active:
+    return await update_user(ctx, actor or Actor(CLI_ACTOR), user.id, is_active=active, guard_last_admin=False)
+
+
+async def _other_active_admins(session: Any, user_id: int) -> int:
+    """How many active admins besides ``user_id`` there are; their rows stay locked (PostgreSQL)
+    until the transaction ends, so two concurrent demotions cannot both pass the check."""
+    rows = await session.scalars(
+        select(User.id).where(User.role == "admin", User.is_active.is_(True)).with_for_update()
+    )
+    return sum(1 for other in rows.all() if other != user_id)
+
+
+async def update_user(
+    ctx: AppContext,
+    actor: Actor,
+    user_id: int,
+    *,
+    role: str | None = None,
+    is_active: bool | None = None,
+    guard_last_admin: bool = True,
+) -> User:
+    """Change a user's role and/or enable or disable them, auditing each change.
+
+    A role change ends the user's access tokens (a refresh issues tokens of the new role);
+    disabling also ends every session. With ``guard_last_admin`` a change that would leave no
+    active admin is refused (``LAST_ADMIN``, 409).
+    """
+    if role is not None and role not in ROLES:
+        raise ValidationFailed(message=f"Unknown role '{role}'", details={"roles": list(ROLES)})
+    async with ctx.db.session() as session:
+        user = await session.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise NotFound("USER_NOT_FOUND", f"User {user_id} not found", details={"user_id": user_id})
+        new_role = role if role is not None else user.role
+        new_active = is_active if is_active is not None else user.is_active
+        was_admin = user.role == "admin" and user.is_active
+        stays_admin = new_role == "admin" and new_active
+        if guard_last_admin and was_admin and not stays_admin and await _other_active_admins(session, user.id) == 0:
+            raise Conflict(
+                "LAST_ADMIN",
+                f"'{user.username}' is the last active admin; make another admin first",
+                details={"user_id": user.id, "username": user.username},
+            )
+        if new_role != user.role:
+            add_entry(
+                session,
+                actor,
+                "user.role_changed",
+                target_type="user",
+                target=user.username,
+                target_id=user.id,
+                details={"from": user.role, "to": new_role},
+            )
+            user.role = new_role
             _revoke_access_tokens(user)
-            await _end_sessions(session, user.id)
+        if new_active != user.is_active:
+            add_entry(
+                session,
+                actor,
+                "user.enabled" if new_active else "user.disabled",
+                target_type="user",
+                target=user.username,
+                target_id=user.id,
+            )
+            user.is_active = new_active
+            if not new_active:
+                _revoke_access_tokens(user)
+                await _end_sessions(session, user.id)
         await session.commit()
     await publish_user(ctx, user)
     return user
+
+
+async def reset_password(ctx: AppContext, actor: Actor, user_id: int, password: str) -> User:
+    """An admin sets a user's password (audited); every token and session of the user ends."""
+    user = await get_user(ctx, user_id)
+    return await set_password(ctx, user.username, password, actor=actor)
+
+
+def admin_view(user: User) -> dict[str, Any]:
+    """A user as the admin endpoints show it."""
+    return {
+        "id": user.id,
+        "username": user.username,
+        "role": user.role,
+        "is_active": user.is_active,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+        "last_login_at": user.last_login_at,
+    }
+
+
+async def list_users_page(
+    ctx: AppContext,
+    *,
+    role: str | None = None,
+    is_active: bool | None = None,
+    search: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> tuple[list[dict[str, Any]], int]:
+    """Users matching the filters (``search`` is a username substring), oldest first, a page at a time."""
+    conditions = []
+    if role is not None:
+        conditions.append(User.role == role)
+    if is_active is not None:
+        conditions.append(User.is_active.is_(is_active))
+    if search:
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(User.username.ilike(f"%{escaped}%", escape="\\"))
+    async with ctx.db.session() as session:
+        total = int(await session.scalar(select(func.count()).select_from(User).where(*conditions)) or 0)
+        rows = await session.scalars(
+            select(User).where(*conditions).order_by(User.id).offset((page - 1) * page_size).limit(page_size)
+        )
+        return [admin_view(user) for user in rows.all()], total
 
 
 async def count_users(ctx: AppContext) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -47,6 +48,25 @@ def _progress() -> Progress:
     )
 
 
+def display_names(paths: list[str]) -> dict[str, str]:
+    """A short, distinct name per imported file: its path relative to the files' common folder
+    (``a/readme.md`` and ``b/readme.md``, not two truncated absolute paths)."""
+    if not paths:
+        return {}
+    absolute = [os.path.abspath(p) for p in paths]
+    common = os.path.commonpath(absolute) if len(set(absolute)) > 1 else os.path.dirname(absolute[0])
+    if common in absolute:  # every path is the same file
+        common = os.path.dirname(common)
+    return {p: os.path.relpath(a, common) for p, a in zip(paths, absolute, strict=True)}
+
+
+def _common_folder(path: str, shown: dict[str, str]) -> str:
+    """The folder the displayed names are relative to."""
+    relative = shown[path]
+    absolute = os.path.abspath(path)
+    return absolute[: len(absolute) - len(relative)].rstrip(os.sep) or os.sep
+
+
 @app.command("import")
 def import_files(
     paths: list[Path] = typer.Argument(..., help="Files or directories (.md, .txt, .pdf, .csv, .jsonl)."),
@@ -76,6 +96,7 @@ def import_files(
         console.print("[yellow]no supported files found[/]")
         raise typer.Exit(1)
     options = ParseOptions(category=category, tags=tuple(tag), max_chars=chunk_chars, overlap=overlap)
+    names = display_names([str(f) for f in files])
 
     async def _work(ctx):  # noqa: ANN001, ANN202
         with _progress() as progress:
@@ -83,7 +104,8 @@ def import_files(
             records_task = progress.add_task("records", total=0)
 
             def on_file(path: Path, count: int) -> None:
-                progress.update(files_task, advance=1, description=f"files ({path.name})")
+                name = names.get(str(path)) or path.name
+                progress.update(files_task, advance=1, description=f"files ({name})")
                 progress.update(records_task, total=(progress.tasks[records_task].total or 0) + count)
 
             return await import_paths(
@@ -97,10 +119,21 @@ def import_files(
             )
 
     report = _with_ctx(_work)
-    table = Table("file", "records", "created", "skipped", "removed", "embedded", "error")
+    shown = display_names([f.path for f in report.files])
+    table = Table(title=f"in {_common_folder(report.files[0].path, shown)}" if report.files else None)
+    table.add_column("file", overflow="fold", ratio=3)  # wrapped, never cut: each row names its file
+    for column in ("records", "created", "skipped", "removed", "embedded"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("error", overflow="fold", ratio=2)
     for f in report.files:
         table.add_row(
-            f.path, str(f.records), str(f.created), str(f.skipped), str(f.removed), str(f.embedded), f.error or ""
+            shown[f.path],
+            str(f.records),
+            str(f.created),
+            str(f.skipped),
+            str(f.removed),
+            str(f.embedded),
+            f.error or "",
         )
     console.print(table)
     console.print(

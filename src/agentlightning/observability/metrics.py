@@ -1,12 +1,59 @@
-"""Every Prometheus metric of the platform, defined once (the spec's "Prometheus Metrics")."""
+"""Every Prometheus metric of the platform, defined once (the spec's "Prometheus Metrics").
+
+Several processes (``serve --processes N``, i.e. uvicorn workers behind one port): when
+``PROMETHEUS_MULTIPROC_DIR`` is set *before* ``prometheus_client`` is imported, every process
+writes its values to memory-mapped files there and a scrape of any process aggregates all of them
+(:func:`scrape_registry`, prometheus-client's ``MultiProcessCollector``): counters and histograms
+are summed, and each gauge aggregates as its ``multiprocess_mode`` says (``mostrecent`` for
+host-wide or database-wide measurements, ``livesum`` for per-process quantities such as
+checked-out connections). Without it, each process exports its own registry and Prometheus
+scrapes each process (replica, worker) separately.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
 disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+
+#: The environment variable of prometheus-client's multiprocess mode.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The shared metrics directory when this process runs in multiprocess mode, else ``None``."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def scrape_registry() -> CollectorRegistry:
+    """What a scrape exports: this process's registry, or in multiprocess mode a registry that
+    aggregates every process's files."""
+    if multiprocess_dir() is None:
+        return REGISTRY
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def exposition() -> bytes:
+    """The Prometheus text exposition of a scrape."""
+    return generate_latest(scrape_registry())
+
+
+def mark_process_dead(pid: int | None = None) -> None:
+    """Forget a finished process's ``live*`` gauges (multiprocess mode; a no-op otherwise)."""
+    if multiprocess_dir() is None:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid if pid is not None else os.getpid())
+
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -29,33 +76,65 @@ AGENT_REQUESTS = Counter(
 AGENT_RESPONSE_TIME = Histogram(
     "agent_response_time_seconds", "Agent task run time", ["agent_id"], buckets=_LATENCY_BUCKETS, registry=REGISTRY
 )
-AGENT_ACTIVE_COUNT = Gauge("agent_active_count", "Active agents by type", ["type"], registry=REGISTRY)
+AGENT_ACTIVE_COUNT = Gauge(
+    "agent_active_count", "Active agents by type", ["type"], registry=REGISTRY, multiprocess_mode="mostrecent"
+)
+
+#: Pending tasks of active agents per priority: sampled by the worker pool's scaling poll and at
+#: scrape time (cached a few seconds).
+TASK_QUEUE_DEPTH = Gauge(
+    "task_queue_depth",
+    "Pending tasks of active agents per priority",
+    ["priority"],
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
 
 # --- RL -------------------------------------------------------------------------------------
 RL_SESSIONS = Counter(
     "rl_sessions_total", "RL training sessions by outcome", ["algorithm", "status"], registry=REGISTRY
 )
 RL_TRAINING_DURATION = Gauge(
-    "rl_training_duration_seconds", "Wall time an RL experiment has trained", ["experiment_id"], registry=REGISTRY
+    "rl_training_duration_seconds",
+    "Wall time an RL experiment has trained",
+    ["experiment_id"],
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
 )
 RL_PERFORMANCE_GAIN = Gauge(
     "rl_performance_gain_percent",
     "Improvement of an agent from its last promoted change",
     ["agent_id"],
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",
 )
 
 # --- System resources -----------------------------------------------------------------------
-SYSTEM_CPU = Gauge("system_cpu_usage_percent", "Host CPU utilisation", registry=REGISTRY)
-SYSTEM_MEMORY = Gauge("system_memory_usage_percent", "Host memory utilisation", registry=REGISTRY)
-SYSTEM_DISK = Gauge("system_disk_usage_percent", "Disk utilisation of the data directory", registry=REGISTRY)
+SYSTEM_CPU = Gauge(
+    "system_cpu_usage_percent", "Host CPU utilisation", registry=REGISTRY, multiprocess_mode="mostrecent"
+)
+SYSTEM_MEMORY = Gauge(
+    "system_memory_usage_percent", "Host memory utilisation", registry=REGISTRY, multiprocess_mode="mostrecent"
+)
+SYSTEM_DISK = Gauge(
+    "system_disk_usage_percent",
+    "Disk utilisation of the data directory",
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
 
 # --- Database -------------------------------------------------------------------------------
 POSTGRES_CONNECTIONS_ACTIVE = Gauge(
-    "postgres_connections_active", "Database connections checked out of this process's pool", registry=REGISTRY
+    "postgres_connections_active",
+    "Database connections checked out of this process's pool",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
 )
 POSTGRES_QUERIES_PER_SECOND = Gauge(
-    "postgres_queries_per_second", "Statements per second since the previous scrape", registry=REGISTRY
+    "postgres_queries_per_second",
+    "Statements per second since the previous scrape",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
 )
 POSTGRES_QUERY_DURATION = Histogram(
     "postgres_query_duration_seconds",
@@ -67,11 +146,21 @@ POSTGRES_QUERY_DURATION = Histogram(
 DB_QUERIES = Counter("db_queries_total", "Statements executed by this process", ["query_type"], registry=REGISTRY)
 
 # --- Redis / cache --------------------------------------------------------------------------
-REDIS_CONNECTED_CLIENTS = Gauge("redis_connected_clients", "Clients connected to Redis", registry=REGISTRY)
-REDIS_MEMORY_USAGE = Gauge("redis_memory_usage_bytes", "Memory used by Redis", registry=REGISTRY)
-REDIS_CACHE_HIT_RATE = Gauge("redis_cache_hit_rate", "Cache hits / lookups of response caches", registry=REGISTRY)
+REDIS_CONNECTED_CLIENTS = Gauge(
+    "redis_connected_clients", "Clients connected to Redis", registry=REGISTRY, multiprocess_mode="mostrecent"
+)
+REDIS_MEMORY_USAGE = Gauge(
+    "redis_memory_usage_bytes", "Memory used by Redis", registry=REGISTRY, multiprocess_mode="mostrecent"
+)
+REDIS_CACHE_HIT_RATE = Gauge(
+    "redis_cache_hit_rate", "Cache hits / lookups of response caches", registry=REGISTRY, multiprocess_mode="mostrecent"
+)
 REDIS_OPERATIONS_PER_SECOND = Gauge(
-    "redis_operations_per_second", "Redis calls per second since the previous scrape", ["operation"], registry=REGISTRY
+    "redis_operations_per_second",
+    "Redis calls per second since the previous scrape",
+    ["operation"],
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
 )
 REDIS_OPERATIONS = Counter("redis_operations_total", "Redis calls by this process", ["operation"], registry=REGISTRY)
 CACHE_LOOKUPS = Counter("cache_lookups_total", "Counted cache lookups", ["namespace", "result"], registry=REGISTRY)
@@ -92,7 +181,10 @@ KNOWLEDGE_SEARCH_DURATION = Histogram(
     registry=REGISTRY,
 )
 KNOWLEDGE_VECTOR_INDEX_SIZE = Gauge(
-    "knowledge_vector_index_size", "Vectors in this process's in-process (usearch) index", registry=REGISTRY
+    "knowledge_vector_index_size",
+    "Vectors in this process's in-process (usearch) index",
+    registry=REGISTRY,
+    multiprocess_mode="max",
 )
 
 # --- Gateway --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,8 @@ import psutil
 from sqlalchemy import event
 
 from agentlightning.observability import metrics
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from agentlightning.core.context import AppContext
@@ -77,6 +80,28 @@ def _counter_values(counter: Any, label: str) -> dict[str, float]:
 _db_rate = RateTracker()
 _redis_rate = RateTracker()
 
+#: Seconds a scrape reuses the database-derived gauges (queue depth, active agents): a scraper
+#: polling several times a second costs at most one pair of COUNT queries per interval.
+DB_GAUGES_TTL_S = 5.0
+_db_gauges_at: dict[int, float] = {}
+
+
+async def _refresh_database_gauges(ctx: AppContext) -> None:
+    """``task_queue_depth{priority}`` and ``agent_active_count{type}``, at most every few seconds."""
+    now = time.monotonic()
+    if now - _db_gauges_at.get(id(ctx), -DB_GAUGES_TTL_S) < DB_GAUGES_TTL_S:
+        return
+    _db_gauges_at[id(ctx)] = now
+    # Imported here: the agents package imports this module's metrics at import time.
+    from agentlightning.agents.scheduler import TaskScheduler
+    from agentlightning.agents.service import AgentService
+
+    try:
+        await TaskScheduler(ctx).queue_depth()  # sets task_queue_depth{priority}
+        await AgentService(ctx).refresh_active_gauge()
+    except Exception as exc:  # noqa: BLE001 - a scrape answers even while the database is away
+        log.debug("database gauges not refreshed: %s", exc)
+
 
 async def refresh_gauges(ctx: AppContext) -> None:
     """Update the gauges that are measured rather than counted."""
@@ -85,6 +110,7 @@ async def refresh_gauges(ctx: AppContext) -> None:
     metrics.SYSTEM_MEMORY.set(usage["memory_percent"])
     metrics.SYSTEM_DISK.set(usage["disk_percent"])
 
+    await _refresh_database_gauges(ctx)
     metrics.POSTGRES_CONNECTIONS_ACTIVE.set(ctx.db.pool_status()["checked_out"])
     db_counts = _counter_values(metrics.DB_QUERIES, "query_type")
     metrics.POSTGRES_QUERIES_PER_SECOND.set(sum(_db_rate.rates({"all": sum(db_counts.values())}).values()))

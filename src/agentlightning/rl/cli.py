@@ -141,16 +141,39 @@ async def _train(request: Any, detach: bool) -> None:
                         if exp["status"] not in TERMINAL:
                             await service.stop(exp["id"])
                     exp = await service.get(exp["id"])
-                    m = exp["metrics"]
-                    stats = " ".join(
-                        f"{label}={m[key]:.1f}"
-                        for key, label in (("ep_rew_mean", "reward"), ("fps", "fps"))
-                        if isinstance(m.get(key), (int, float))
-                    )
-                    progress.update(bar, completed=m.get("timesteps", 0), description=exp["status"], stats=stats)
+                    completed, description, stats = progress_view(exp, request.total_timesteps, stopping=stopping)
+                    progress.update(bar, completed=completed, description=description, stats=stats)
         finally:
             await manager.stop()
         _print_result(exp)
+
+
+def progress_view(exp: dict[str, Any], total: int, *, stopping: bool = False) -> tuple[int, str, str]:
+    """What the progress bar shows for ``exp``: (steps done, stage, statistics).
+
+    The algorithms collect whole rollouts, so a run may train a little past the requested
+    ``total``; the bar stops at ``total``. Once training is done and the run is still going, it
+    is evaluating the final model (``evaluating N episodes``), which is not training time.
+    """
+    m = exp.get("metrics") or {}
+    done = int(m.get("timesteps") or 0)
+    stage = str(exp["status"])
+    if stage == "running":
+        if stopping:
+            stage = "stopping"
+        elif done >= total and m.get("final_evaluation"):
+            stage = "finishing"
+        elif done >= total:
+            episodes = ((exp.get("config") or {}).get("evaluation") or {}).get("n_episodes")
+            stage = f"evaluating {episodes} episodes" if episodes else "evaluating"
+        else:
+            stage = "training"
+    stats = " ".join(
+        f"{label}={m[key]:.1f}"
+        for key, label in (("ep_rew_mean", "reward"), ("fps", "fps"))
+        if isinstance(m.get(key), (int, float))
+    )
+    return min(done, total), stage, stats
 
 
 def _print_result(exp: dict[str, Any]) -> None:

@@ -92,3 +92,16 @@ def test_train_list_show_stop(cli_env: None) -> None:
     assert queued.exit_code == 0 and "queued" in queued.output
     queued_id = int(queued.output.split("experiment ")[1].split()[0])
     assert runner.invoke(app, ["stop", str(queued_id)]).exit_code == 0
+
+
+def test_train_progress_stops_at_the_requested_steps(cli_env: None) -> None:
+    # PPO collects rollouts of 256 steps: 1000 requested means 1024 trained; the bar says 1,000/1,000.
+    result = CliRunner().invoke(
+        app,
+        ["train", "--algo", "ppo", "--env", "CartPole-v1", "--timesteps", "1000", "--hp", "n_steps=256"]
+        + ["--hp", "batch_size=64", "--eval-episodes", "2", "--name", unique("cli-bar")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "1,000/1,000 steps" in result.output, result.output
+    assert "1,024/1,000" not in result.output
+    assert "after 1,024 steps" in result.output  # the result line tells what was really trained

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agentlightning.api.routes import agents, auth, bandit, knowledge, rl, rollouts, system, tasks, ws
+from agentlightning.api.routes import admin, agents, auth, bandit, knowledge, rl, rollouts, system, tasks, ws
 
 ROUTERS: list[APIRouter] = [
     auth.router,
+    admin.router,
     system.router,
     knowledge.router,
     rl.router,

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from agentlightning.api.deps import Ctx, context_of, exposed, public, require
 from agentlightning.api.envelope import ERROR_RESPONSES, Envelope, ErrorEnvelope, error_body, ok
@@ -14,7 +14,7 @@ from agentlightning.auth.service import Principal
 from agentlightning.core import system_status
 from agentlightning.core.schemas import HealthStatus, SystemStats, SystemStatus
 from agentlightning.core.system_config import SystemConfig, SystemConfigUpdate, get_config, update_config
-from agentlightning.observability.metrics import REGISTRY
+from agentlightning.observability.metrics import exposition
 from agentlightning.observability.system import refresh_gauges
 
 router = APIRouter(tags=["system"], responses=ERROR_RESPONSES)
@@ -78,4 +78,4 @@ async def write_config(
 async def prometheus_metrics(ctx: Ctx, _: None = Depends(exposed("metrics"))) -> Response:
     """Prometheus text exposition of every platform metric (public, admin-only or off: a setting)."""
     await refresh_gauges(ctx)
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,6 +1,7 @@
 """All ORM models, one module per owning package."""
 
 from agentlightning.storage.models.agents import Agent, AgentMessage, AgentNote
+from agentlightning.storage.models.audit import AuditEntry
 from agentlightning.storage.models.bandit import BanditArm
 from agentlightning.storage.models.base import Base
 from agentlightning.storage.models.knowledge import KnowledgeItem
@@ -17,6 +18,7 @@ __all__ = [
     "AgentNote",
     "ApiKey",
     "BanditArm",
+    "AuditEntry",
     "Base",
     "KnowledgeItem",
     "RLEnvironment",
