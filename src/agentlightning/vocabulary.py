@@ -39,6 +39,35 @@ ExperimentStatus = Literal[
     "failed",  # ended by an error, or could not be resumed (terminal)
 ]
 
+WorkflowRunStatus = Literal[
+    "pending",  # created; no step dispatched yet (the engine picks it up)
+    "running",  # the engine advances it under a lease
+    "completed",  # every step finished or was skipped (terminal)
+    "failed",  # a step failed after its retries and the definition did not route the failure (terminal)
+    "cancelled",  # cancelled by a user (or its workflow was deleted) (terminal)
+]
+
+WorkflowStepStatus = Literal[
+    "pending",  # waiting for its dependencies (or for its retry time)
+    "running",  # dispatched: a task queued or running, a tool call or a sub-workflow in progress
+    "completed",  # finished with an output (terminal)
+    "failed",  # failed after its retries (terminal)
+    "skipped",  # not run: on a branch its condition did not take, or every dependency skipped (terminal)
+    "cancelled",  # its run was cancelled or failed before it finished (terminal)
+]
+
+WorkflowStepKind = Literal[
+    "agent",  # a task for an agent, through the task queue
+    "tool",  # one call of a built-in or registered tool
+    "condition",  # a sandboxed expression over earlier outputs that picks a branch
+    "workflow",  # a sub-workflow run
+]
+
+WorkflowVisibility = Literal[
+    "private",  # its owner and holders of workflow:write only
+    "shared",  # anyone with workflow:read may read and run it
+]
+
 AGENT_STATUSES: tuple[AgentStatus, ...] = get_args(AgentStatus)
 TASK_STATUSES: tuple[TaskStatus, ...] = get_args(TaskStatus)
 TASK_PRIORITIES: tuple[TaskPriority, ...] = get_args(TaskPriority)
@@ -52,6 +81,18 @@ ComponentState = Literal[
     "down",  # not answering
 ]
 COMPONENT_STATES: tuple[ComponentState, ...] = get_args(ComponentState)
+
+WORKFLOW_RUN_STATUSES: tuple[WorkflowRunStatus, ...] = get_args(WorkflowRunStatus)
+WORKFLOW_STEP_STATUSES: tuple[WorkflowStepStatus, ...] = get_args(WorkflowStepStatus)
+WORKFLOW_STEP_KINDS: tuple[WorkflowStepKind, ...] = get_args(WorkflowStepKind)
+WORKFLOW_VISIBILITIES: tuple[WorkflowVisibility, ...] = get_args(WorkflowVisibility)
+#: Workflow run states a run never leaves.
+WORKFLOW_RUN_TERMINAL: frozenset[WorkflowRunStatus] = frozenset({"completed", "failed", "cancelled"})
+#: Workflow run states the engine still advances.
+WORKFLOW_RUN_ACTIVE: frozenset[WorkflowRunStatus] = frozenset({"pending", "running"})
+#: Step states a step never leaves.
+WORKFLOW_STEP_TERMINAL: frozenset[WorkflowStepStatus] = frozenset({"completed", "failed", "skipped", "cancelled"})
+
 
 #: Task states a task never leaves.
 TASK_TERMINAL: frozenset[TaskStatus] = frozenset({"completed", "failed", "cancelled"})

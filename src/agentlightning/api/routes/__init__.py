@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agentlightning.api.routes import agents, auth, knowledge, rl, system, tasks, ws
+from agentlightning.api.routes import agents, auth, knowledge, rl, system, tasks, workflows, ws
 
 ROUTERS: list[APIRouter] = [
     auth.router,
@@ -13,5 +13,6 @@ ROUTERS: list[APIRouter] = [
     rl.router,
     agents.router,
     tasks.router,
+    workflows.router,
     ws.router,
 ]

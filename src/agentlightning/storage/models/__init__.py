@@ -7,6 +7,7 @@ from agentlightning.storage.models.rl import RLEnvironment, RLExperiment, RLMetr
 from agentlightning.storage.models.system import SystemConfigRow
 from agentlightning.storage.models.tasks import Task, TaskEvent, TraceSpan
 from agentlightning.storage.models.users import ApiKey, RefreshToken, RevokedToken, User
+from agentlightning.storage.models.workflows import Workflow, WorkflowRun, WorkflowStep, WorkflowVersion
 
 __all__ = [
     "Agent",
@@ -25,4 +26,8 @@ __all__ = [
     "TaskEvent",
     "TraceSpan",
     "User",
+    "Workflow",
+    "WorkflowRun",
+    "WorkflowStep",
+    "WorkflowVersion",
 ]
