@@ -129,6 +129,7 @@ class WorkflowEngine:
         #: (step row, attempt) of tool calls started by this engine (a restart forgets them).
         self.tool_attempts: set[tuple[int, int]] = set()
         self._units_of: dict[int, set[int]] = {}
+        self._tasks_of: dict[int, set[int]] = {}
         self._advancing: set[int] = set()
         self._again: set[int] = set()
         self._runners: set[asyncio.Task[None]] = set()
@@ -212,16 +213,21 @@ class WorkflowEngine:
 
     async def _main(self) -> None:
         poll = self.settings.workflow_poll_interval_seconds
-        last_claim = 0.0
+        renew_every = max(poll, self.settings.workflow_lease_seconds / 3)
+        last_take = last_renew = 0.0
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll)
             self._wake.clear()
             try:
-                if self._claim_now or time.monotonic() - last_claim >= poll:
+                now = time.monotonic()
+                if now - last_renew >= renew_every:
+                    last_renew = now
+                    await self._renew()
+                if self._claim_now or now - last_take >= poll:
                     self._claim_now = False
-                    last_claim = time.monotonic()
-                    for run_id in await self._claim():
+                    last_take = now
+                    for run_id in await self._take():
                         self.schedule(run_id)
                     for run_id in await self._due():
                         self.schedule(run_id)
@@ -232,37 +238,51 @@ class WorkflowEngine:
                 self.last_error = f"claim: {exc}"
                 log.warning("workflow engine: claiming runs failed: %s", exc)
 
-    async def _claim(self) -> list[int]:
-        """Take (or keep) the leases of active runs; returns the runs newly held."""
+    def _lease_until(self) -> datetime:
+        return utcnow() + timedelta(seconds=self.settings.workflow_lease_seconds)
+
+    async def _take(self) -> list[int]:
+        """Lease active runs nobody holds (new ones, or those whose engine died); returns their ids."""
         assert self.ctx is not None
-        now = utcnow()
+        room = MAX_HELD - len(self.held)
+        if room <= 0:
+            return []
         takeable = and_(
             WorkflowRun.status.in_(WORKFLOW_RUN_ACTIVE),
-            or_(
-                WorkflowRun.lease_owner == self.instance_id,
-                WorkflowRun.lease_owner.is_(None),
-                WorkflowRun.lease_expires_at < now,
-            ),
+            or_(WorkflowRun.lease_owner.is_(None), WorkflowRun.lease_expires_at < utcnow()),
         )
-        candidates = select(WorkflowRun.id).where(takeable).order_by(WorkflowRun.id).limit(MAX_HELD)
+        candidates = select(WorkflowRun.id).where(takeable).order_by(WorkflowRun.id).limit(room)
         async with self.ctx.db.session() as s:
-            held = {
+            taken = {
                 r[0]
                 for r in await s.execute(
                     update(WorkflowRun)
                     .where(WorkflowRun.id.in_(candidates.scalar_subquery()), takeable)
-                    .values(
-                        lease_owner=self.instance_id,
-                        lease_expires_at=now + timedelta(seconds=self.settings.workflow_lease_seconds),
-                    )
+                    .values(lease_owner=self.instance_id, lease_expires_at=self._lease_until())
                     .returning(WorkflowRun.id)
                     .execution_options(synchronize_session=False)
                 )
             }
             await s.commit()
-        new = held - self.held
-        self.held = held
-        return sorted(new)
+        self.held |= taken
+        return sorted(taken)
+
+    async def _renew(self) -> None:
+        """Extend the leases of the runs this engine holds; forget those it no longer holds."""
+        assert self.ctx is not None
+        async with self.ctx.db.session() as s:
+            kept = {
+                r[0]
+                for r in await s.execute(
+                    update(WorkflowRun)
+                    .where(WorkflowRun.lease_owner == self.instance_id, WorkflowRun.status.in_(WORKFLOW_RUN_ACTIVE))
+                    .values(lease_expires_at=self._lease_until())
+                    .returning(WorkflowRun.id)
+                    .execution_options(synchronize_session=False)
+                )
+            }
+            await s.commit()
+        self.held = kept
 
     async def _due(self) -> list[int]:
         """Held runs whose ``wake_at`` has come (a timeout, a retry, or the safety interval)."""
@@ -341,7 +361,8 @@ class WorkflowEngine:
     async def advance(self, run_id: int) -> bool:
         """One pass over a run: record finished attempts, dispatch ready steps, finish the run.
 
-        Returns True when something changed (another pass may find more to do).
+        Transitions update the rows in memory too, so one pass carries a run as far as it can go;
+        returns True only when the run must be read again (its rows were just created).
         """
         assert self.ctx is not None
         async with self.ctx.db.session() as s:
@@ -356,9 +377,7 @@ class WorkflowEngine:
                     t.id: t
                     for t in (
                         await s.execute(
-                            select(Task.id, Task.status, Task.result, Task.error_message, Task.completed_at).where(
-                                Task.id.in_(task_ids)
-                            )
+                            select(Task.id, Task.status, Task.result, Task.error_message).where(Task.id.in_(task_ids))
                         )
                     ).all()
                 }
@@ -383,28 +402,21 @@ class WorkflowEngine:
             s.expunge_all()
         plan = await self._plan(run)
         now = utcnow()
-        if run.status == PENDING:
-            await self._start_run(run)
-            return True
-        if not rows:
+        if not rows:  # a run stored before its step rows (the rows are created with the run)
             await self._create_rows(run, plan)
             return True
+        if run.status == PENDING:
+            await self._start_run(run)
+            run.status = RUNNING
         aggregates = {r.step_id: r for r in rows if r.item < 0}
         items: dict[str, list[WorkflowStep]] = {}
         for r in rows:
             if r.item >= 0:
                 items.setdefault(r.step_id, []).append(r)
         for task_id in task_ids:
-            self.task_runs[task_id] = run_id
-        changed = False
+            self._track_task(run_id, task_id)
 
-        # 1. A failed step that nothing routes fails the run.
-        for step_id, agg in aggregates.items():
-            if agg.status == FAILED and plan.steps[step_id].on_failure == "fail":
-                await self._end_run(run, plan, FAILED, error=f"step '{step_id}' failed: {agg.error}")
-                return False
-
-        # 2. Running attempts: tasks, tool calls, sub-runs, deadlines.
+        # 1. Running attempts: tasks, tool calls, sub-runs, deadlines.
         for r in rows:
             if r.status != RUNNING or (r.item < 0 and plan.steps[r.step_id].for_each is not None):
                 continue
@@ -413,53 +425,84 @@ class WorkflowEngine:
             if isinstance(step, AgentStepDef) and r.task_id is not None:
                 task = tasks.get(r.task_id)
                 if task is None:
-                    changed |= await self._attempt_failed(run, plan, r, "its task was deleted")
+                    await self._attempt_failed(run, plan, r, "its task was deleted")
                 elif task.status == COMPLETED:
-                    changed |= await self._finish(run, plan, r, COMPLETED, output=_answer(task.result))
+                    await self._finish(run, plan, r, COMPLETED, output=_answer(task.result))
                 elif task.status in TASK_TERMINAL:
-                    changed |= await self._attempt_failed(run, plan, r, task.error_message or f"task {task.status}")
+                    await self._attempt_failed(run, plan, r, task.error_message or f"task {task.status}")
                 elif late:
                     with contextlib.suppress(AppError):
                         assert self.scheduler is not None
                         await self.scheduler.cancel(r.task_id)
-                    changed |= await self._attempt_failed(run, plan, r, f"timed out after {step.timeout_seconds:g}s")
+                    await self._attempt_failed(run, plan, r, f"timed out after {step.timeout_seconds:g}s")
             elif isinstance(step, ToolStepDef):
                 if (r.id, r.attempts) not in self.tool_attempts:  # cut short by a restart: call again
                     self._spawn_tool(run, plan, r, aggregates, items)
             elif isinstance(step, SubWorkflowStepDef) and r.child_run_id is not None:
                 child = children.get(r.child_run_id)
                 if child is None:
-                    changed |= await self._attempt_failed(run, plan, r, "its sub-workflow run was deleted")
+                    await self._attempt_failed(run, plan, r, "its sub-workflow run was deleted")
                 elif child.status == COMPLETED:
-                    changed |= await self._finish(run, plan, r, COMPLETED, output=child.output)
+                    await self._finish(run, plan, r, COMPLETED, output=child.output)
                 elif child.status in WORKFLOW_RUN_TERMINAL:
-                    changed |= await self._attempt_failed(run, plan, r, child.error or f"sub-workflow {child.status}")
+                    await self._attempt_failed(run, plan, r, child.error or f"sub-workflow {child.status}")
                 elif late:
                     await cancel_run_tree(self.ctx, r.child_run_id, "timed out")
-                    changed |= await self._attempt_failed(run, plan, r, f"timed out after {step.timeout_seconds:g}s")
+                    await self._attempt_failed(run, plan, r, f"timed out after {step.timeout_seconds:g}s")
 
-        # 3. Fan-out steps whose items all finished.
+        # 2. Fan-outs finish with their items; ready steps are skipped, fanned out or dispatched.
+        for _ in range(len(rows) + 10):
+            if await self._failed_run(run, plan, aggregates):
+                return False
+            changed = await self._close_fan_outs(run, plan, aggregates, items)
+            changed |= await self._dispatch_ready(run, plan, aggregates, items)
+            if not changed:
+                break
+        if await self._failed_run(run, plan, aggregates):
+            return False
+
+        # 3. Everything finished: the run's output; otherwise the next look at the latest.
+        if all(a.status in WORKFLOW_STEP_TERMINAL for a in aggregates.values()):
+            await self._complete_run(run, plan, aggregates)
+        else:
+            await self._set_wake(run, rows + [r for its in items.values() for r in its])
+        return False
+
+    async def _failed_run(self, run: WorkflowRun, plan: _Plan, aggregates: dict[str, WorkflowStep]) -> bool:
+        """End the run when a step failed and nothing routes its failure."""
+        for step_id, agg in aggregates.items():
+            if agg.status == FAILED and plan.steps[step_id].on_failure == "fail":
+                await self._end_run(run, plan, FAILED, error=f"step '{step_id}' failed: {agg.error}")
+                return True
+        return False
+
+    async def _close_fan_outs(
+        self, run: WorkflowRun, plan: _Plan, aggregates: dict[str, WorkflowStep], items: dict[str, list[WorkflowStep]]
+    ) -> bool:
+        changed = False
         for step_id, agg in aggregates.items():
             if agg.status != RUNNING or plan.steps[step_id].for_each is None:
                 continue
             its = sorted(items.get(step_id, []), key=lambda r: r.item)
             expected = len((agg.output or {}).get("items", [])) if isinstance(agg.output, dict) else 0
             if len(its) < expected:  # the items' insert was cut short: add the missing ones
-                await self._insert_items(run, agg, expected)
+                items[step_id] = its + await self._insert_items(run, agg, expected, {r.item for r in its})
                 changed = True
                 continue
             if all(r.status in WORKFLOW_STEP_TERMINAL for r in its):
                 failed = [r for r in its if r.status != COMPLETED]
                 if failed:
-                    changed |= await self._finish(
-                        run, plan, agg, FAILED, error=f"item {failed[0].item}: {failed[0].error}"
-                    )
+                    error = f"item {failed[0].item}: {failed[0].error}"
+                    changed |= await self._finish(run, plan, agg, FAILED, error=error)
                 else:
                     changed |= await self._finish(run, plan, agg, COMPLETED, output=[r.output for r in its])
-        if changed:
-            return True
+        return changed
 
-        # 4. Pending steps: skip, fan out or dispatch those that are ready.
+    async def _dispatch_ready(
+        self, run: WorkflowRun, plan: _Plan, aggregates: dict[str, WorkflowStep], items: dict[str, list[WorkflowStep]]
+    ) -> bool:
+        now = utcnow()
+        changed = False
         outputs = {sid: (a.output if a.status == COMPLETED else None) for sid, a in aggregates.items()}
         for step_id, agg in aggregates.items():
             if agg.status != PENDING:
@@ -471,9 +514,11 @@ class WorkflowEngine:
                 changed |= await self._finish(run, plan, agg, SKIPPED, expect=PENDING)
                 continue
             ready_at = self._ready_at(run, plan, step_id, aggregates)
-            step = plan.steps[step_id]
-            if step.for_each is not None:
-                changed |= await self._fan_out(run, plan, agg, outputs)
+            if plan.steps[step_id].for_each is not None:
+                created = await self._fan_out(run, plan, agg, outputs)
+                if created:
+                    items[step_id] = created
+                changed |= agg.status != PENDING
             else:
                 changed |= await self._dispatch(run, plan, agg, outputs, None, ready_at)
         for step_id, its in items.items():
@@ -485,15 +530,11 @@ class WorkflowEngine:
                 if r.status == PENDING and (r.not_before is None or as_utc(r.not_before) <= now):
                     item = values[r.item] if r.item < len(values) else None
                     changed |= await self._dispatch(run, plan, r, outputs, item, agg.started_at)
-        if changed:
-            return True
+        return changed
 
-        # 5. Everything finished: the run's output.
-        if all(a.status in WORKFLOW_STEP_TERMINAL for a in aggregates.values()):
-            await self._complete_run(run, plan, aggregates)
-            return False
-        await self._set_wake(run, rows)
-        return False
+    def _track_task(self, run_id: int, task_id: int) -> None:
+        self.task_runs[task_id] = run_id
+        self._tasks_of.setdefault(run_id, set()).add(task_id)
 
     def _readiness(self, plan: _Plan, step_id: str, aggregates: dict[str, WorkflowStep]) -> str | None:
         """``running`` (dispatch it), ``skipped``, or None (dependencies unfinished)."""
@@ -557,52 +598,53 @@ class WorkflowEngine:
             except IntegrityError:
                 await s.rollback()
 
-    async def _insert_items(self, run: WorkflowRun, agg: WorkflowStep, count: int) -> None:
+    async def _insert_items(
+        self, run: WorkflowRun, agg: WorkflowStep, count: int, present: set[int]
+    ) -> list[WorkflowStep]:
+        """Add the item rows a crash kept from being inserted."""
         assert self.ctx is not None
+        missing = [
+            {"run_id": run.id, "step_id": agg.step_id, "item": i, "kind": agg.kind, "status": PENDING, "attempts": 0}
+            for i in range(count)
+            if i not in present
+        ]
+        if not missing:
+            return []
         async with self.ctx.db.session() as s:
-            present = {
-                r[0]
-                for r in await s.execute(
-                    select(WorkflowStep.item).where(WorkflowStep.run_id == run.id, WorkflowStep.step_id == agg.step_id)
+            try:
+                created = list(
+                    (await s.execute(insert(WorkflowStep).values(missing).returning(WorkflowStep))).scalars()
                 )
-            }
-            missing = [
-                {
-                    "run_id": run.id,
-                    "step_id": agg.step_id,
-                    "item": i,
-                    "kind": agg.kind,
-                    "status": PENDING,
-                    "attempts": 0,
-                }
-                for i in range(count)
-                if i not in present
-            ]
-            if missing:
-                try:
-                    await s.execute(insert(WorkflowStep), missing)
-                    await s.commit()
-                except IntegrityError:
-                    await s.rollback()
+                await s.commit()
+            except IntegrityError:
+                await s.rollback()
+                return []
+        return created
 
-    async def _fan_out(self, run: WorkflowRun, plan: _Plan, agg: WorkflowStep, outputs: dict[str, Any]) -> bool:
-        """Evaluate ``for_each`` and create one item row per element (the step is then ``running``)."""
+    async def _fan_out(
+        self, run: WorkflowRun, plan: _Plan, agg: WorkflowStep, outputs: dict[str, Any]
+    ) -> list[WorkflowStep]:
+        """Evaluate ``for_each`` and create one item row per element (the step is then ``running``);
+        returns the item rows (none when the step finished at once or another pass got there first)."""
         assert self.ctx is not None
         step = plan.steps[agg.step_id]
+        assert step.for_each is not None
         try:
             values = templates.evaluate(step.for_each, self._vars(run, outputs))
         except Exception as exc:  # noqa: BLE001 - a template error fails the step, not the engine
-            return await self._finish(run, plan, agg, FAILED, error=f"for_each: {exc}", expect=PENDING)
+            await self._finish(run, plan, agg, FAILED, error=f"for_each: {exc}", expect=PENDING)
+            return []
+        problem = None
         if not isinstance(values, list):
-            return await self._finish(
-                run, plan, agg, FAILED, error=f"for_each gave {type(values).__name__}, not a list", expect=PENDING
-            )
-        if len(values) > MAX_ITEMS:
-            return await self._finish(
-                run, plan, agg, FAILED, error=f"for_each gave {len(values)} items; at most {MAX_ITEMS}", expect=PENDING
-            )
+            problem = f"for_each gave {type(values).__name__}, not a list"
+        elif len(values) > MAX_ITEMS:
+            problem = f"for_each gave {len(values)} items; at most {MAX_ITEMS}"
+        if problem is not None:
+            await self._finish(run, plan, agg, FAILED, error=problem, expect=PENDING)
+            return []
         if not values:
-            return await self._finish(run, plan, agg, COMPLETED, output=[], expect=PENDING)
+            await self._finish(run, plan, agg, COMPLETED, output=[], expect=PENDING)
+            return []
         now = utcnow()
         async with self.ctx.db.session() as s:
             res = await s.execute(
@@ -612,16 +654,31 @@ class WorkflowEngine:
             )
             if not affected_rows(res):
                 await s.rollback()
-                return False
-            await s.execute(
-                insert(WorkflowStep),
-                [
-                    {"run_id": run.id, "step_id": agg.step_id, "item": i, "kind": agg.kind, "status": PENDING}
-                    for i in range(len(values))
-                ],
+                return []
+            created = list(
+                (
+                    await s.execute(
+                        insert(WorkflowStep)
+                        .values(
+                            [
+                                {
+                                    "run_id": run.id,
+                                    "step_id": agg.step_id,
+                                    "item": i,
+                                    "kind": agg.kind,
+                                    "status": PENDING,
+                                    "attempts": 0,
+                                }
+                                for i in range(len(values))
+                            ]
+                        )
+                        .returning(WorkflowStep)
+                    )
+                ).scalars()
             )
             await s.commit()
-        return True
+        agg.status, agg.attempts, agg.started_at, agg.output = RUNNING, 1, now, {"items": values}
+        return created
 
     async def _dispatch(
         self,
@@ -672,15 +729,13 @@ class WorkflowEngine:
                 )
             except AppError as exc:
                 if await self._start_attempt(unit, attempt, deadline):
-                    unit.attempts, unit.status = attempt, RUNNING
                     await self._attempt_failed(run, plan, unit, f"{exc.code}: {exc.message}")
                 return True
-            self.task_runs[int(task["id"])] = run.id
+            self._track_task(run.id, int(task["id"]))
             return await self._start_attempt(unit, attempt, deadline, task_id=int(task["id"]))
         if isinstance(step, ToolStepDef):
             if not await self._start_attempt(unit, attempt, deadline):
                 return False
-            unit.attempts, unit.status = attempt, RUNNING
             self._spawn_tool(run, plan, unit, None, None, values=values)
             return True
         if isinstance(step, SubWorkflowStepDef):
@@ -758,7 +813,13 @@ class WorkflowEngine:
                 )
             )
             await s.commit()
-        return bool(affected_rows(res))
+        if not affected_rows(res):
+            return False
+        unit.status, unit.attempts, unit.deadline_at, unit.not_before = RUNNING, attempt, deadline, None
+        unit.started_at = unit.started_at or now
+        for key, value in values.items():
+            setattr(unit, key, value)
+        return True
 
     async def _finish(
         self,
@@ -804,6 +865,9 @@ class WorkflowEngine:
                     error=error,
                 )
             await s.commit()
+        unit.status, unit.output, unit.error, unit.completed_at = status, output, error, now
+        if attempts is not None:
+            unit.attempts, unit.started_at = attempts, now
         if event is not None:
             await self.ctx.events.announce([event])
         return True
@@ -825,7 +889,11 @@ class WorkflowEngine:
                     .values(status=PENDING, not_before=utcnow() + timedelta(seconds=delay), error=error[:4000])
                 )
                 await s.commit()
-            return bool(affected_rows(res))
+            if not affected_rows(res):
+                return False
+            unit.status, unit.error = PENDING, error[:4000]
+            unit.not_before = utcnow() + timedelta(seconds=delay)
+            return True
         return await self._finish(run, plan, unit, FAILED, error=error[:4000])
 
     def _spawn_tool(
@@ -951,7 +1019,8 @@ class WorkflowEngine:
         if ended:
             WORKFLOW_RUNS.labels(status).inc()
             self.held.discard(run.id)
-            self.task_runs = {t: r for t, r in self.task_runs.items() if r != run.id}
+            for task_id in self._tasks_of.pop(run.id, set()):
+                self.task_runs.pop(task_id, None)
             self.tool_attempts = {(u, a) for u, a in self.tool_attempts if u not in self._units_of.pop(run.id, set())}
             if run.parent_run_id is not None and run.parent_run_id in self.held:
                 self.schedule(run.parent_run_id)

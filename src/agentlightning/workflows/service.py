@@ -337,7 +337,7 @@ class WorkflowService:
         parent_step_id: int | None = None,
         idempotency_key: str | None = None,
     ) -> tuple[WorkflowRun, Event]:
-        """Insert a ``pending`` run with its ``workflow_started`` event (announce it after)."""
+        """Insert a ``pending`` run, its step rows and its ``workflow_started`` event (announce it after)."""
         now = utcnow()
         async with self.ctx.db.session() as s:
             run = WorkflowRun(
@@ -356,6 +356,13 @@ class WorkflowService:
             )
             s.add(run)
             await s.flush()
+            steps = version.definition.get("steps") or []
+            s.add_all(
+                WorkflowStep(
+                    run_id=run.id, step_id=step["id"], item=-1, kind=step["kind"], status="pending", attempts=0
+                )
+                for step in steps
+            )
             event = await record_run_event(s, run, workflow.name, "workflow_started")
             await s.commit()
         return run, event

@@ -9,6 +9,7 @@ are errors (``StrictUndefined``), and the sandbox refuses attribute access to Py
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -47,10 +48,16 @@ def parse(text: str) -> nodes.Template:
     return _env.parse(text)
 
 
+@functools.lru_cache(maxsize=2048)
 def compile_expression(text: str) -> Any:
-    """A compiled expression (bare, or wrapped in ``{{ }}``); raises :class:`TemplateError`."""
+    """A compiled expression (bare, or wrapped in ``{{ }}``), cached; raises :class:`TemplateError`."""
     inner = _expression_of(text)
     return _env.compile_expression(inner if inner is not None else text, undefined_to_none=False)
+
+
+@functools.lru_cache(maxsize=2048)
+def _template(text: str) -> Any:
+    return _env.from_string(text)
 
 
 def expression_tree(text: str) -> nodes.Template:
@@ -69,7 +76,7 @@ def render(text: str, context: dict[str, Any]) -> Any:
     """A template's value: the expression's own value for ``{{ expr }}``, else the rendered text."""
     if _expression_of(text) is not None:
         return evaluate(text, context)
-    return _env.from_string(text).render(**context)
+    return _template(text).render(**context)
 
 
 def render_value(value: Any, context: dict[str, Any]) -> Any:
