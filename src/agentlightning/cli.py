@@ -24,6 +24,7 @@ FEATURE_COMMANDS: list[tuple[str, str, str]] = [
     ("agentlightning.rl.cli", "app", "rl"),
     ("agentlightning.knowledge.cli", "app", "kb"),
     ("agentlightning.agents.sql_cli", "app", "sql"),
+    ("agentlightning.workflows.cli", "app", "workflow"),
 ]
 
 
