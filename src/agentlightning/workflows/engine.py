@@ -564,8 +564,8 @@ class WorkflowEngine:
         return RUNNING
 
     def _ready_at(self, run: WorkflowRun, plan: _Plan, step_id: str, aggregates: dict[str, WorkflowStep]) -> Any:
-        times = [aggregates[d].completed_at for d in plan.deps[step_id] if aggregates[d].completed_at is not None]
-        return max((as_utc(t) for t in times), default=as_utc(run.started_at or run.created_at))
+        times = [as_utc(c) for d in plan.deps[step_id] if (c := aggregates[d].completed_at) is not None]
+        return max(times, default=as_utc(run.started_at or run.created_at))
 
     def _vars(self, run: WorkflowRun, outputs: dict[str, Any], item: Any = None, index: int = -1) -> dict[str, Any]:
         values: dict[str, Any] = {"input": run.input or {}, "steps": outputs}

@@ -403,12 +403,12 @@ class WorkflowService:
         if not can_manage(actor):
             stmt = stmt.where(WorkflowRun.owner == actor.username)
         async with self.ctx.db.session() as s:
-            run = await s.scalar(stmt.order_by(WorkflowRun.id.desc()).limit(1))
-        if run is None:
+            latest = await s.scalar(stmt.order_by(WorkflowRun.id.desc()).limit(1))
+        if latest is None:
             raise NotFound(
                 "WORKFLOW_RUN_NOT_FOUND", f"Workflow '{row.name}' has no runs yet", details={"workflow_id": row.id}
             )
-        return await self._with_steps(run, row.name)
+        return await self._with_steps(latest, row.name)
 
     async def runs(
         self, ref: int | str, actor: Principal, *, page: int = 1, page_size: int = 50

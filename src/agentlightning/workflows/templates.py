@@ -109,10 +109,10 @@ def _plain(value: Any) -> Any:
 def step_references(tree: nodes.Node) -> Iterator[str]:
     """The step ids a template reads (``steps.x`` and ``steps['x']``)."""
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        target = node.node
+        target = getattr(node, "node", None)
         if not (isinstance(target, nodes.Name) and target.name == "steps"):
             continue
         if isinstance(node, nodes.Getattr):
-            yield node.attr
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            yield str(node.attr)
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
             yield node.arg.value
