@@ -326,7 +326,7 @@ def check_definition(definition: WorkflowDefinition, prefix: str = "body") -> li
             except templates.TemplateError as exc:
                 problems.append(Problem(field, f"template syntax error: {exc}", "template_syntax"))
                 continue
-            for ref in templates.step_references(tree):
+            for ref in sorted(set(templates.step_references(tree))):
                 if ref not in index:
                     problems.append(Problem(field, f"template reads steps.{ref}: no such step", "unknown_step"))
                 elif ref not in ancestors[step.id]:

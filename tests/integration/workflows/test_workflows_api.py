@@ -224,3 +224,91 @@ async def test_a_plain_user_sees_only_shared_workflows_and_own_runs(
     assert (await client.get(f"/api/v2/workflows/{shared['id']}/status", headers=other)).status_code == 404
     # The developer sees every run.
     assert (await client.get(f"/api/v2/workflow-runs/{run_id}", headers=developer)).status_code == 200
+
+
+async def test_retries_failure_routes_and_sub_workflows(
+    client: httpx.AsyncClient, admin: dict[str, str], engine: WorkflowEngine
+) -> None:
+    child = await _workflow(
+        client,
+        admin,
+        {
+            "steps": [
+                {"id": "double", "kind": "tool", "tool": "calculator", "args": {"expression": "{{ input.x }} * 2"}}
+            ],
+            "output": "{{ steps.double.result }}",
+        },
+    )
+    assert child.status_code == 201, child.text
+    child_name = child.json()["data"]["name"]
+    definition = {
+        "steps": [
+            {
+                "id": "broken",
+                "kind": "tool",
+                "tool": "calculator",
+                "args": {"expression": "1 / 0"},
+                "retry": {"max_attempts": 2, "backoff_seconds": 0},
+                "on_failure": "rescue",
+            },
+            {
+                "id": "after_broken",
+                "kind": "tool",
+                "tool": "calculator",
+                "args": {"expression": "1"},
+                "depends_on": ["broken"],
+            },
+            {"id": "rescue", "kind": "tool", "tool": "calculator", "args": {"expression": "7"}},
+            {
+                "id": "shaky",
+                "kind": "tool",
+                "tool": "calculator",
+                "args": {"expression": "nope("},
+                "on_failure": "continue",
+            },
+            {
+                "id": "sub",
+                "kind": "workflow",
+                "workflow": child_name,
+                "depends_on": ["shaky"],
+                "input": {"x": "{{ input.x }}"},
+            },
+        ]
+    }
+    created = await _workflow(client, admin, definition)
+    assert created.status_code == 201, created.text
+    run_id = (
+        await client.post(
+            f"/api/v2/workflows/{created.json()['data']['id']}/execute", json={"input": {"x": 5}}, headers=admin
+        )
+    ).json()["data"]["run_id"]
+    run = await wait_for_run(client, admin, run_id)
+    assert run["status"] == "completed", (run["error"], run["steps"])
+    steps = {s["step_id"]: s for s in run["steps"]}
+    assert steps["broken"]["status"] == "failed" and steps["broken"]["attempts"] == 2
+    assert steps["rescue"]["status"] == "completed" and steps["after_broken"]["status"] == "skipped"
+    assert steps["shaky"]["status"] == "failed" and steps["sub"]["status"] == "completed"
+    assert steps["sub"]["output"] == 10 and steps["sub"]["child_run_id"]
+    child_run = (await client.get(f"/api/v2/workflow-runs/{steps['sub']['child_run_id']}", headers=admin)).json()[
+        "data"
+    ]
+    assert child_run["parent_run_id"] == run_id and child_run["input"] == {"x": 5}
+
+
+async def test_an_unrouted_failure_fails_the_run_with_the_step_error(
+    client: httpx.AsyncClient, admin: dict[str, str], engine: WorkflowEngine
+) -> None:
+    definition = {
+        "steps": [
+            {"id": "bad", "kind": "tool", "tool": "calculator", "args": {"expression": "1 / 0"}},
+            {"id": "never", "kind": "tool", "tool": "calculator", "args": {"expression": "1"}, "depends_on": ["bad"]},
+        ]
+    }
+    created = await _workflow(client, admin, definition)
+    run_id = (await client.post(f"/api/v2/workflows/{created.json()['data']['id']}/execute", headers=admin)).json()[
+        "data"
+    ]["run_id"]
+    run = await wait_for_run(client, admin, run_id)
+    assert run["status"] == "failed" and "step 'bad' failed" in run["error"], run
+    steps = {s["step_id"]: s for s in run["steps"]}
+    assert steps["never"]["status"] == "cancelled"
