@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agentlightning.api.routes import agents, auth, knowledge, rl, system, tasks, workflows, ws
+from agentlightning.api.routes import agents, auth, knowledge, rl, rollouts, system, tasks, workflows, ws
 
 ROUTERS: list[APIRouter] = [
     auth.router,
@@ -13,6 +13,7 @@ ROUTERS: list[APIRouter] = [
     rl.router,
     agents.router,
     tasks.router,
+    rollouts.router,
     workflows.router,
     ws.router,
 ]
