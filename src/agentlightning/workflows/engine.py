@@ -47,7 +47,15 @@ from agentlightning.storage.models import Task, Workflow, WorkflowRun, WorkflowS
 from agentlightning.storage.types import as_utc, utcnow
 from agentlightning.vocabulary import TASK_TERMINAL, WORKFLOW_RUN_ACTIVE, WORKFLOW_RUN_TERMINAL, WORKFLOW_STEP_TERMINAL
 from agentlightning.workflows import templates
-from agentlightning.workflows.service import MAX_DEPTH, TOPIC, WorkflowService, cancel_run_tree, record_run_event
+from agentlightning.workflows.service import (
+    MAX_DEPTH,
+    TOPIC,
+    WorkflowService,
+    cancel_run_tree,
+    finish_run_rollout,
+    record_run_event,
+    start_run_rollout,
+)
 from agentlightning.workflows.spec import (
     MAX_ITEMS,
     AgentStepDef,
@@ -406,7 +414,7 @@ class WorkflowEngine:
             await self._create_rows(run, plan)
             return True
         if run.status == PENDING:
-            await self._start_run(run)
+            await self._start_run(run, plan)
             run.status = RUNNING
         aggregates = {r.step_id: r for r in rows if r.item < 0}
         items: dict[str, list[WorkflowStep]] = {}
@@ -574,15 +582,18 @@ class WorkflowEngine:
         return values
 
     # --- transitions ---------------------------------------------------------------------------
-    async def _start_run(self, run: WorkflowRun) -> None:
+    async def _start_run(self, run: WorkflowRun, plan: _Plan) -> None:
+        """``pending`` -> ``running``, with the run's rollout (steps' task rollouts nest under it)."""
         assert self.ctx is not None
+        rollout_id = await start_run_rollout(self.ctx, run, plan.workflow_name)
         async with self.ctx.db.session() as s:
             await s.execute(
                 update(WorkflowRun)
                 .where(WorkflowRun.id == run.id, WorkflowRun.status == PENDING)
-                .values(status=RUNNING, started_at=utcnow())
+                .values(status=RUNNING, started_at=utcnow(), rollout_id=rollout_id)
             )
             await s.commit()
+        run.rollout_id = rollout_id
 
     async def _create_rows(self, run: WorkflowRun, plan: _Plan) -> None:
         """One ``pending`` row per step (a replay after a crash finds them and inserts nothing)."""
@@ -711,10 +722,7 @@ class WorkflowEngine:
                 context = templates.render_value(step.context, values)
             except Exception as exc:  # noqa: BLE001
                 return await self._finish(run, plan, unit, FAILED, error=f"template: {exc}", expect=PENDING)
-            context = {
-                **(context if isinstance(context, dict) else {}),
-                "workflow": {"run_id": run.id, "workflow_id": run.workflow_id, "step": _step_key(unit)},
-            }
+            context = dict(context) if isinstance(context, dict) else {"value": context}
             if run.rollout_id:
                 context["rollout_parent_id"] = run.rollout_id
             try:
@@ -1016,6 +1024,8 @@ class WorkflowEngine:
                 await s.commit()
             if event is not None:
                 await self.ctx.events.announce([event])
+            if ended:
+                await finish_run_rollout(self.ctx, run.rollout_id, COMPLETED, output)
         if ended:
             WORKFLOW_RUNS.labels(status).inc()
             self.held.discard(run.id)

@@ -11,6 +11,7 @@ task endpoints apply the same rule to them.
 from __future__ import annotations
 
 import builtins
+import logging
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -18,6 +19,7 @@ from sqlalchemy import delete, func, or_, select, update
 from agentlightning.agents.scheduler import TaskScheduler
 from agentlightning.agents.tools.registry import default_registry
 from agentlightning.errors import AppError, Conflict, NotFound, ValidationFailed
+from agentlightning.rollouts.service import RolloutService
 from agentlightning.storage.events import Event, record_event
 from agentlightning.storage.models import Agent, Workflow, WorkflowRun, WorkflowStep, WorkflowVersion
 from agentlightning.storage.types import as_utc, utcnow
@@ -34,12 +36,15 @@ from agentlightning.workflows.spec import (
     check_definition,
     definition_dict,
 )
+from agentlightning.workflows.templates import jsonable_value
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from agentlightning.auth.service import Principal
     from agentlightning.core.context import AppContext
+
+log = logging.getLogger(__name__)
 
 #: The event topic of workflow events (stored in the outbox like task events).
 TOPIC = "workflows"
@@ -478,6 +483,7 @@ async def cancel_run_tree(ctx: AppContext, run_id: int, reason: str, *, status: 
             await s.execute(update(WorkflowRun).where(WorkflowRun.id == run.parent_run_id).values(wake_at=now))
         await s.commit()
     await ctx.events.announce([event])
+    await finish_run_rollout(ctx, run.rollout_id, "failed", {"error": reason[:4000], "status": status})
     scheduler = TaskScheduler(ctx)
     for task_id, child_run_id in stopped:
         if task_id is not None:
@@ -488,6 +494,44 @@ async def cancel_run_tree(ctx: AppContext, run_id: int, reason: str, *, status: 
         if child_run_id is not None:
             await cancel_run_tree(ctx, child_run_id, f"parent run {run_id} ended: {reason}"[:4000])
     return True
+
+
+def run_rollout_id(run_id: int) -> str:
+    """The id of a run's rollout (deterministic, so starting it again after a crash is a no-op)."""
+    return f"wf-run-{run_id}"
+
+
+async def start_run_rollout(ctx: AppContext, run: WorkflowRun, workflow_name: str | None) -> str | None:
+    """Open the run's rollout (source ``workflow``, nested under its parent run's); None when the
+    rollouts service refuses (the run goes on without one)."""
+    rollout_id = run_rollout_id(run.id)
+    try:
+        await RolloutService(ctx).start(
+            source="workflow",
+            owner=run.owner,
+            rollout_id=rollout_id,
+            parent_id=run_rollout_id(run.parent_run_id) if run.parent_run_id is not None else None,
+            input={"workflow": workflow_name, "version": run.version, "input": run.input or {}},
+            metadata={"workflow_id": run.workflow_id, "workflow_run_id": run.id},
+        )
+    except Conflict:
+        pass  # started before a crash: keep it
+    except AppError as exc:
+        log.warning("workflow run %s: no rollout (%s)", run.id, exc)
+        return None
+    return rollout_id
+
+
+async def finish_run_rollout(ctx: AppContext, rollout_id: str | None, status: str, output: Any) -> None:
+    """Close a run's rollout as ``completed`` or ``failed`` (errors are logged, never raised)."""
+    if rollout_id is None:
+        return
+    try:
+        await RolloutService(ctx).finish(
+            rollout_id, status="completed" if status == "completed" else "failed", output=jsonable_value(output)
+        )
+    except AppError as exc:
+        log.warning("rollout %s not finished: %s", rollout_id, exc)
 
 
 def _has_template(value: Any) -> bool:
