@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from agentlightning.agents.pool import WorkerPool
 from agentlightning.core.context import AppContext
-from agentlightning.storage.models import Task, TaskEvent
+from agentlightning.storage.models import Rollout, Task, TaskEvent
 from agentlightning.workflows.engine import WorkflowEngine
 from tests.helpers import unique
 from tests.integration.agents.helpers import create_agent
@@ -64,6 +64,13 @@ async def test_sample_workflow_runs_to_the_right_output(
         f"wf:{run_id}:{s}:1" for s in ("plan", "big", "final", "fan[0]", "fan[1]", "fan[2]")
     )
     assert "workflow_started" in events and "workflow_completed" in events and events.count("step_completed") >= 6
+    # The run is a rollout (source workflow); its agent steps' task rollouts nest under it.
+    assert run["rollout_id"] == f"wf-run-{run_id}"
+    async with ctx.db.session() as s:
+        parent = await s.get(Rollout, run["rollout_id"])
+        nested = (await s.execute(select(Rollout.source).where(Rollout.parent_id == run["rollout_id"]))).scalars().all()
+    assert parent is not None and parent.source == "workflow" and parent.status == "completed"
+    assert sorted(nested) == ["task"] * 6
     status = await client.get(f"/api/v2/workflows/{workflow['name']}/status", headers=admin)
     assert status.status_code == 200 and status.json()["data"]["run_id"] == run_id
     runs = await client.get(f"/api/v2/workflows/{workflow['id']}/runs", headers=admin)
