@@ -116,7 +116,9 @@ async def _run(base_url: str, dsn: str, n_runs: int) -> float:
             done = await conn.fetchval("SELECT count(*) FROM workflow_runs WHERE status = 'completed'")
             failed = await conn.fetchval("SELECT count(*) FROM workflow_runs WHERE status IN ('failed', 'cancelled')")
             if failed:
-                errors = await conn.fetch("SELECT error FROM workflow_runs WHERE status IN ('failed', 'cancelled') LIMIT 5")
+                errors = await conn.fetch(
+                    "SELECT error FROM workflow_runs WHERE status IN ('failed', 'cancelled') LIMIT 5"
+                )
                 raise RuntimeError(f"{failed} run(s) failed: {[r['error'] for r in errors]}")
             if done >= n_runs:
                 return time.perf_counter() - started
