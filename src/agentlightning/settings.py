@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     #: How often the engine claims runs, renews its leases and looks at runs due (events wake it sooner).
     workflow_poll_interval_seconds: float = Field(default=1.0, gt=0)
     #: A run whose engine stops renewing for this long is taken over by another engine (or the next start).
-    workflow_lease_seconds: float = Field(default=15.0, gt=0)
+    workflow_lease_seconds: float = Field(default=30.0, gt=0)
     #: Runs one engine advances at the same time.
     workflow_engine_concurrency: int = Field(default=32, ge=1, le=1024)
     # Embedded local model (agentlightning.agents.llm.local; see docs/local-model.md)

@@ -75,7 +75,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: The engine looks at every run it holds at least this often, whatever the events say.
-SAFETY_INTERVAL_S = 15.0
+SAFETY_INTERVAL_S = 60.0
 #: Runs one engine holds at most (claims stop there; others engines take the rest).
 MAX_HELD = 5000
 TASK_DONE_EVENTS = frozenset({"task_completed", "task_failed", "task_cancelled"})
