@@ -9,7 +9,9 @@ until the last run is ``completed``.
 
 It also prints the engine's scheduling latency per step, p50/p95: from the moment a step became
 ready (the run's creation for ``a``; the previous step's task finishing for ``b`` and ``c``) to the
-moment the engine queued its task, from the rows' timestamps.
+moment the engine queued its task, from the rows' timestamps: under the burst (where it includes
+the wait behind the backlog of 1,000 runs) and for 20 runs started one at a time afterwards (the
+engine's own reaction time).
 
 The last line is ``workflow_runs_per_s=<value>``.
 
@@ -82,6 +84,28 @@ def _definition(agent: str) -> dict[str, object]:
     }
 
 
+async def _one_at_a_time(base_url: str, dsn: str, n_runs: int) -> None:
+    """Runs started one after another (each waited for): the engine's latency without a backlog."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        login = await http.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+        headers = {"Authorization": f"Bearer {login.json()['data']['access_token']}"}
+        listing = await http.get("/api/v2/workflows", headers=headers)
+        workflow_id = listing.json()["data"]["items"][0]["id"]
+        for i in range(n_runs):
+            started = await http.post(
+                f"/api/v2/workflows/{workflow_id}/execute", json={"input": {"n": i}}, headers=headers
+            )
+            run_id = started.json()["data"]["run_id"]
+            deadline = time.monotonic() + 120
+            while True:
+                run = (await http.get(f"/api/v2/workflow-runs/{run_id}", headers=headers)).json()["data"]
+                if run["status"] in ("completed", "failed", "cancelled"):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"run {run_id} still {run['status']}")
+                await asyncio.sleep(0.05)
+
+
 async def _run(base_url: str, dsn: str, n_runs: int) -> float:
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
         login = await http.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
@@ -134,8 +158,8 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def _latencies(dsn: str) -> tuple[dict[str, list[float]], list[float]]:
-    """Seconds from a step becoming ready to its task being queued, per step."""
+async def _latencies(dsn: str, after_run: int = 0) -> tuple[dict[str, list[float]], list[float]]:
+    """Seconds from a step becoming ready to its task being queued, per step (runs after ``after_run``)."""
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
@@ -145,7 +169,9 @@ async def _latencies(dsn: str) -> tuple[dict[str, list[float]], list[float]]:
             FROM workflow_steps s
             JOIN workflow_runs r ON r.id = s.run_id
             JOIN tasks t ON t.id = s.task_id
-            """
+            WHERE s.run_id > $1
+            """,
+            after_run,
         )
     finally:
         await conn.close()
@@ -169,6 +195,7 @@ async def _latencies(dsn: str) -> tuple[dict[str, list[float]], list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--one-at-a-time", type=int, default=20, help="runs started sequentially afterwards")
     args = parser.parse_args()
     db_name = f"agl_bench_wf_{uuid.uuid4().hex[:8]}"
     asyncio.run(_admin(f'CREATE DATABASE "{db_name}"'))
@@ -210,6 +237,8 @@ def main() -> None:
                 try:
                     elapsed = asyncio.run(_run(base_url, dsn, args.runs))
                     latencies, notice = asyncio.run(_latencies(dsn))
+                    asyncio.run(_one_at_a_time(base_url, dsn, args.one_at_a_time))
+                    quiet, _ = asyncio.run(_latencies(dsn, after_run=args.runs))
                 finally:
                     for proc in workers:
                         proc.terminate()
@@ -233,6 +262,12 @@ def main() -> None:
     print(f"task_done_to_step_done_ms p50={_pct(notice_ms, 0.5):.1f} p95={_pct(notice_ms, 0.95):.1f}")
     every = [v * 1000 for step in STEPS for v in latencies[step]]
     print(f"scheduling_latency_ms all p50={_pct(every, 0.5):.1f} p95={_pct(every, 0.95):.1f}")
+    for step in STEPS:
+        values = [v * 1000 for v in quiet[step]]
+        print(
+            f"one_at_a_time_scheduling_latency_ms step={step} n={len(values)} "
+            f"p50={_pct(values, 0.5):.1f} p95={_pct(values, 0.95):.1f}"
+        )
     print(f"workflow_runs_per_s={rate:.2f}")
 
 

@@ -28,6 +28,7 @@ import os
 import socket
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,8 @@ log = logging.getLogger(__name__)
 SAFETY_INTERVAL_S = 60.0
 #: Runs one engine holds at most (claims stop there; others engines take the rest).
 MAX_HELD = 5000
+#: Terminal task events of unknown tasks remembered (a step's task can finish before its dispatch is recorded).
+UNTRACKED_KEPT = 10_000
 TASK_DONE_EVENTS = frozenset({"task_completed", "task_failed", "task_cancelled"})
 RUN_DONE_EVENTS = frozenset({"workflow_completed", "workflow_failed", "workflow_cancelled"})
 #: Step statuses values as variables (the vocabulary's names; see ``vocabulary.WorkflowStepStatus``).
@@ -138,6 +141,8 @@ class WorkflowEngine:
         self.tool_attempts: set[tuple[int, int]] = set()
         self._units_of: dict[int, set[int]] = {}
         self._tasks_of: dict[int, set[int]] = {}
+        #: Tasks whose terminal event arrived before this engine knew them (a very fast worker).
+        self._done_untracked: OrderedDict[int, None] = OrderedDict()
         self._advancing: set[int] = set()
         self._again: set[int] = set()
         self._runners: set[asyncio.Task[None]] = set()
@@ -209,9 +214,14 @@ class WorkflowEngine:
             async for event in sub:
                 topic, name, data = event.get("topic"), event.get("event"), event.get("data") or {}
                 if topic == "tasks" and name in TASK_DONE_EVENTS:
-                    run_id = self.task_runs.get(int(data.get("task_id") or 0))
+                    task_id = int(data.get("task_id") or 0)
+                    run_id = self.task_runs.get(task_id)
                     if run_id is not None:
                         self.schedule(run_id)
+                    else:  # perhaps a step's task that finished before its dispatch was recorded
+                        self._done_untracked[task_id] = None
+                        while len(self._done_untracked) > UNTRACKED_KEPT:
+                            self._done_untracked.popitem(last=False)
                 elif topic == TOPIC:
                     if name == "workflow_started":
                         self._claim_now = True
@@ -543,6 +553,8 @@ class WorkflowEngine:
     def _track_task(self, run_id: int, task_id: int) -> None:
         self.task_runs[task_id] = run_id
         self._tasks_of.setdefault(run_id, set()).add(task_id)
+        if self._done_untracked.pop(task_id, 0) is None:  # its event came first: look again
+            self.schedule(run_id)
 
     def _readiness(self, plan: _Plan, step_id: str, aggregates: dict[str, WorkflowStep]) -> str | None:
         """``running`` (dispatch it), ``skipped``, or None (dependencies unfinished)."""
