@@ -319,3 +319,22 @@ async def test_an_unrouted_failure_fails_the_run_with_the_step_error(
     assert run["status"] == "failed" and "step 'bad' failed" in run["error"], run
     steps = {s["step_id"]: s for s in run["steps"]}
     assert steps["never"]["status"] == "cancelled"
+
+
+async def test_a_step_past_its_timeout_is_cancelled_and_fails_the_run(
+    client: httpx.AsyncClient, admin: dict[str, str], engine: WorkflowEngine
+) -> None:
+    # No worker pool: the task never starts, so the attempt times out.
+    agent = await create_agent(client, admin, unique("wfagent"))
+    definition = {
+        "steps": [{"id": "slow", "kind": "agent", "agent": agent["name"], "task": "never runs", "timeout_seconds": 1}]
+    }
+    created = await _workflow(client, admin, definition)
+    run_id = (await client.post(f"/api/v2/workflows/{created.json()['data']['id']}/execute", headers=admin)).json()[
+        "data"
+    ]["run_id"]
+    run = await wait_for_run(client, admin, run_id, timeout=60)
+    assert run["status"] == "failed" and "timed out after 1s" in run["error"], run
+    task_id = run["steps"][0]["task_id"]
+    task = (await client.get(f"/api/v2/tasks/{task_id}", headers=admin)).json()["data"]
+    assert task["status"] == "cancelled"
