@@ -19,7 +19,8 @@ The last line is ``workflow_runs_per_s=<value>``.
 
 Env: ``AGL_TEST_PG_DSN`` (admin DSN, default postgresql://postgres@127.0.0.1:5432/postgres),
 ``AGL_TEST_REDIS_URL`` (default redis://127.0.0.1:6379); a Redis database is locked for the run
-(:class:`tests.services.RedisSlot`) and events use a unique channel prefix.
+(:class:`tests.services.RedisSlot`) and events use a unique channel prefix.  ``AGL_BENCH_LOG_DIR``
+keeps the server's log there.
 """
 
 from __future__ import annotations
