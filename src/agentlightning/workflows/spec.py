@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentlightning.validation import JsonObject, Text
 from agentlightning.vocabulary import TaskPriority, WorkflowVisibility
@@ -147,6 +147,13 @@ class WorkflowCreate(WorkflowDefinition):
     name: Annotated[Text, Field(min_length=1, max_length=255, pattern=NAME_PATTERN)]
     description: Annotated[Text, Field(max_length=4000)] | None = None
     visibility: WorkflowVisibility = "private"
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_number(cls, value: str) -> str:
+        if value.isdigit():
+            raise ValueError("a name cannot be all digits (it would read as an id)")
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 __all__ = [
@@ -32,7 +33,30 @@ __all__ = [
 MAX_TEMPLATE_CHARS = 20_000
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 
-_env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+#: Largest string or list a ``*`` may build, and largest exponent of ``**`` (a template cannot
+#: exhaust the engine's memory or CPU with ``'a' * 10**10``).
+MAX_REPEAT = 100_000
+MAX_EXPONENT = 1_000
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """The sandbox, with ``*`` and ``**`` bounded."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
+                raise SecurityError(f"exponent larger than {MAX_EXPONENT}")
+            return left**right
+        for seq, count in ((left, right), (right, left)):
+            if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
+                if len(seq) * max(count, 0) > MAX_REPEAT:
+                    raise SecurityError(f"a repetition longer than {MAX_REPEAT}")
+        return left * right
+
+
+_env = _BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
 def _expression_of(text: str) -> str | None:

@@ -105,6 +105,17 @@ def test_the_sandbox_refuses_python_internals(text: str) -> None:
         templates.render(text, {"input": {}, "steps": {}})
 
 
+@pytest.mark.parametrize("text", ["{{ 'a' * 10**9 }}", "{{ [1] * 1000000 }}", "{{ 2 ** 100000 }}"])
+def test_templates_cannot_build_huge_values(text: str) -> None:
+    with pytest.raises(templates.TemplateError):
+        templates.render(text, {"input": {}, "steps": {}})
+
+
+def test_all_digit_names_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        WorkflowCreate.model_validate({"name": "123", "steps": [{"id": "a", "kind": "tool", "tool": "x"}]})
+
+
 def test_undefined_names_are_errors() -> None:
     with pytest.raises(templates.TemplateError):
         templates.render("{{ input.missing }}", {"input": {}, "steps": {}})
