@@ -25,6 +25,7 @@ FEATURE_COMMANDS: list[tuple[str, str, str]] = [
     ("agentlightning.knowledge.cli", "app", "kb"),
     ("agentlightning.agents.sql_cli", "app", "sql"),
     ("agentlightning.dashboard.cli", "dashboard", "dashboard"),
+    ("agentlightning.workflows.cli", "app", "workflow"),
 ]
 
 

@@ -128,6 +128,15 @@ class Settings(BaseSettings):
     agent_memory_window: int = Field(default=20, ge=0)
     #: Python modules imported at start-up that register user tools.
     agent_tool_modules: list[str] = Field(default_factory=list)
+    # Workflows (agentlightning.workflows; see docs/workflows.md)
+    #: Run the workflow engine inside ``serve`` (it advances runs of every workflow under leases).
+    workflow_engine_enabled: bool = True
+    #: How often the engine claims runs, renews its leases and looks at runs due (events wake it sooner).
+    workflow_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    #: A run whose engine stops renewing for this long is taken over by another engine (or the next start).
+    workflow_lease_seconds: float = Field(default=30.0, gt=0)
+    #: Runs one engine advances at the same time.
+    workflow_engine_concurrency: int = Field(default=32, ge=1, le=1024)
     # Embedded local model (agentlightning.agents.llm.local; see docs/local-model.md)
     #: Which embedded model serves agents when no LLM_BASE_URL is set.
     local_model: Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"] = "qwen2.5-coder-1.5b"

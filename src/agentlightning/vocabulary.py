@@ -40,6 +40,35 @@ ExperimentStatus = Literal[
     "failed",  # ended by an error, or could not be resumed (terminal)
 ]
 
+WorkflowRunStatus = Literal[
+    "pending",  # created; no step dispatched yet (the engine picks it up)
+    "running",  # the engine advances it under a lease
+    "completed",  # every step finished or was skipped (terminal)
+    "failed",  # a step failed after its retries and the definition did not route the failure (terminal)
+    "cancelled",  # cancelled by a user (or its workflow was deleted) (terminal)
+]
+
+WorkflowStepStatus = Literal[
+    "pending",  # waiting for its dependencies (or for its retry time)
+    "running",  # dispatched: a task queued or running, a tool call or a sub-workflow in progress
+    "completed",  # finished with an output (terminal)
+    "failed",  # failed after its retries (terminal)
+    "skipped",  # not run: on a branch its condition did not take, or every dependency skipped (terminal)
+    "cancelled",  # its run was cancelled or failed before it finished (terminal)
+]
+
+WorkflowStepKind = Literal[
+    "agent",  # a task for an agent, through the task queue
+    "tool",  # one call of a built-in or registered tool
+    "condition",  # a sandboxed expression over earlier outputs that picks a branch
+    "workflow",  # a sub-workflow run
+]
+
+WorkflowVisibility = Literal[
+    "private",  # its owner and holders of workflow:write only
+    "shared",  # anyone with workflow:read may read and run it
+]
+
 #: Where a rollout (one run of an agent, with its spans and rewards) came from.
 RolloutSource = Literal[
     "task",  # a task run by the platform's workers (one rollout per task)
@@ -115,6 +144,17 @@ AuditAction = Literal[
     "user.password_reset",  # an admin set a user's password (their tokens and sessions end)
 ]
 AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
+WORKFLOW_RUN_STATUSES: tuple[WorkflowRunStatus, ...] = get_args(WorkflowRunStatus)
+WORKFLOW_STEP_STATUSES: tuple[WorkflowStepStatus, ...] = get_args(WorkflowStepStatus)
+WORKFLOW_STEP_KINDS: tuple[WorkflowStepKind, ...] = get_args(WorkflowStepKind)
+WORKFLOW_VISIBILITIES: tuple[WorkflowVisibility, ...] = get_args(WorkflowVisibility)
+#: Workflow run states a run never leaves.
+WORKFLOW_RUN_TERMINAL: frozenset[WorkflowRunStatus] = frozenset({"completed", "failed", "cancelled"})
+#: Workflow run states the engine still advances.
+WORKFLOW_RUN_ACTIVE: frozenset[WorkflowRunStatus] = frozenset({"pending", "running"})
+#: Step states a step never leaves.
+WORKFLOW_STEP_TERMINAL: frozenset[WorkflowStepStatus] = frozenset({"completed", "failed", "skipped", "cancelled"})
+
 
 #: Task states a task never leaves.
 TASK_TERMINAL: frozenset[TaskStatus] = frozenset({"completed", "failed", "cancelled"})

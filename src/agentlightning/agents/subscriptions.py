@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TASK_EVENTS = ("task_created", "task_started", "task_completed", "task_failed", "task_cancelled")
-EVENT_NAMES = (*TASK_EVENTS, "training_update")
+WORKFLOW_EVENTS = (
+    "workflow_started",
+    "step_completed",
+    "step_failed",
+    "workflow_completed",
+    "workflow_failed",
+    "workflow_cancelled",
+)
+EVENT_NAMES = (*TASK_EVENTS, "training_update", *WORKFLOW_EVENTS)
 _ids = itertools.count(1)
 
 
@@ -37,6 +45,8 @@ class Subscription:
         if self.selector is None:
             return True
         data = event.get("data") or {}
+        if event.get("topic") == "workflows":  # by workflow id or name
+            return self.selector in (str(data.get("workflow_id")), data.get("workflow_name"))
         if self.selector.isdigit():
             return str(data.get("agent_id")) == self.selector
         name, kind = data.get("agent_name"), data.get("agent_type")
@@ -90,10 +100,13 @@ def visible(event: dict[str, Any], username: str, can: Any) -> bool:
     """Whether a principal (``username``, permission check ``can``) may receive ``event``.
 
     The same rule as ``GET /api/v2/tasks/{id}``: with ``agent:write`` every task, otherwise only
-    the principal's own tasks and tasks with no recorded owner.  Training events need ``rl:read``.
+    the principal's own tasks and tasks with no recorded owner.  Training events need ``rl:read``;
+    workflow events go to the run's owner and to holders of ``workflow:write``.
     """
     if event.get("topic") == "training":
         return bool(can("rl:read"))
+    if event.get("topic") == "workflows":  # like GET /api/v2/workflow-runs/{id}: own runs, or workflow:write
+        return event.get("owner") == username or bool(can("workflow:write"))
     if event.get("topic") != "tasks":
         return False
     owner = event.get("owner")

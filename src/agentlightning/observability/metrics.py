@@ -90,6 +90,16 @@ TASK_QUEUE_DEPTH = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+# --- Workflows ------------------------------------------------------------------------------
+WORKFLOW_RUNS = Counter("workflow_runs_total", "Finished workflow runs by outcome", ["status"], registry=REGISTRY)
+WORKFLOW_STEP_SCHEDULING = Histogram(
+    "workflow_step_scheduling_seconds",
+    "Time from a workflow step becoming ready to its dispatch by the engine",
+    ["kind"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+
 # --- RL -------------------------------------------------------------------------------------
 RL_SESSIONS = Counter(
     "rl_sessions_total", "RL training sessions by outcome", ["algorithm", "status"], registry=REGISTRY

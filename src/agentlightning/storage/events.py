@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 #: Topics whose events are stored with ids (the ones WebSocket clients subscribe to).
-STORED_TOPICS = frozenset({"tasks", "training"})
+STORED_TOPICS = frozenset({"tasks", "training", "workflows"})
 #: How often the tailer looks for stored events that no notification brought.
 TAIL_INTERVAL_S = 0.5
 #: A missing id younger than this is probably a transaction still committing: not looked up yet.

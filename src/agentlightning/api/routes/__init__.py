@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agentlightning.api.routes import admin, agents, auth, bandit, knowledge, rl, rollouts, system, tasks, ws
+from agentlightning.api.routes import admin, agents, auth, bandit, knowledge, rl, rollouts, system, tasks, workflows, ws
 
 ROUTERS: list[APIRouter] = [
     auth.router,
@@ -16,5 +16,6 @@ ROUTERS: list[APIRouter] = [
     bandit.router,
     tasks.router,
     rollouts.router,
+    workflows.router,
     ws.router,
 ]

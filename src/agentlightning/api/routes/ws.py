@@ -54,7 +54,7 @@ from agentlightning.auth.service import Principal, authenticate_token
 from agentlightning.core.context import AppContext
 from agentlightning.errors import AppError
 from agentlightning.storage.faults import RETRY_AFTER_SECONDS, is_unavailable
-from agentlightning.storage.models import Agent
+from agentlightning.storage.models import Agent, Workflow
 from agentlightning.validation import parse_db_id
 
 log = logging.getLogger(__name__)
@@ -116,8 +116,11 @@ async def _known_selector(ctx: AppContext, selector: str) -> bool:
     number = parse_db_id(selector)
     if number:
         conditions.append(Agent.id == number)
+    workflow = [Workflow.name == selector] + ([Workflow.id == number] if number else [])
     async with ctx.db.session() as s:
-        return (await s.scalar(select(Agent.id).where(or_(*conditions)).limit(1))) is not None
+        if (await s.scalar(select(Agent.id).where(or_(*conditions)).limit(1))) is not None:
+            return True
+        return (await s.scalar(select(Workflow.id).where(or_(*workflow)).limit(1))) is not None
 
 
 async def _available_agents(ctx: AppContext) -> list[str]:

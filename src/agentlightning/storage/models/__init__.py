@@ -11,6 +11,7 @@ from agentlightning.storage.models.suite import SuiteTask
 from agentlightning.storage.models.system import SystemConfigRow
 from agentlightning.storage.models.tasks import Task, TaskEvent, TraceSpan
 from agentlightning.storage.models.users import ApiKey, RefreshToken, RevokedToken, User
+from agentlightning.storage.models.workflows import Workflow, WorkflowRun, WorkflowStep, WorkflowVersion
 
 __all__ = [
     "Agent",
@@ -34,4 +35,8 @@ __all__ = [
     "TaskEvent",
     "TraceSpan",
     "User",
+    "Workflow",
+    "WorkflowRun",
+    "WorkflowStep",
+    "WorkflowVersion",
 ]

@@ -1,0 +1,1 @@
+"""Durable workflows: versioned DAG definitions (spec), the service that owns their tables, and the engine."""
