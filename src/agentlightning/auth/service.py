@@ -44,6 +44,8 @@ class Principal:
     token_exp: float | None = None
     #: The user's cached record (profile fields) when authentication read it anyway.
     record: dict[str, Any] | None = None
+    #: The API key's id when authenticated by one (the gateway's per-key policy is keyed by it).
+    api_key_id: int | None = None
 
     def can(self, permission: str) -> bool:
         """True when this principal holds ``permission``."""
@@ -451,6 +453,7 @@ async def authenticate_api_key(ctx: AppContext, key: str) -> Principal:
             role=user.role,
             permissions=permissions_for(user.role),
             auth_method="api_key",
+            api_key_id=api_key.id,
         )
 
 

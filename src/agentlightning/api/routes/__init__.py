@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agentlightning.api.routes import agents, auth, knowledge, rl, system, tasks, ws
+from agentlightning.api.routes import agents, auth, gateway, knowledge, rl, system, tasks, ws
 
 ROUTERS: list[APIRouter] = [
     auth.router,
@@ -14,4 +14,6 @@ ROUTERS: list[APIRouter] = [
     agents.router,
     tasks.router,
     ws.router,
+    gateway.router,
+    gateway.admin_router,
 ]

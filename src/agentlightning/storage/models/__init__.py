@@ -2,6 +2,7 @@
 
 from agentlightning.storage.models.agents import Agent, AgentMessage, AgentNote
 from agentlightning.storage.models.base import Base
+from agentlightning.storage.models.gateway import GatewayKeyPolicy
 from agentlightning.storage.models.knowledge import KnowledgeItem
 from agentlightning.storage.models.rl import RLEnvironment, RLExperiment, RLMetricPoint
 from agentlightning.storage.models.system import SystemConfigRow
@@ -14,6 +15,7 @@ __all__ = [
     "AgentNote",
     "ApiKey",
     "Base",
+    "GatewayKeyPolicy",
     "KnowledgeItem",
     "RLEnvironment",
     "RLExperiment",

@@ -1,0 +1,126 @@
+"""The OpenAI-compatible gateway: ``/v1/chat/completions``, ``/v1/models`` and rollout rewards,
+answered in OpenAI's formats (errors too: see ``api/openai_errors.py``), plus the admin's
+per-key gateway policy under ``/api/v2/gateway`` (the platform envelope).
+
+Authentication is the platform's: an API key (or access token) in ``Authorization: Bearer`` (what
+OpenAI clients send) or ``X-API-Key``. The work is :mod:`agentlightning.gateway`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi.responses import Response, StreamingResponse
+
+from agentlightning.api.deps import Ctx, require
+from agentlightning.api.envelope import ERROR_RESPONSES, Envelope, ok
+from agentlightning.api.params import IdPath, OptText
+from agentlightning.auth.service import Principal
+from agentlightning.gateway.policy import PolicyService
+from agentlightning.gateway.schemas import (
+    ChatCompletionOut,
+    GatewayPolicyIn,
+    GatewayPolicyPublic,
+    ModelList,
+    OpenAIErrorBody,
+    RolloutRewardIn,
+    RolloutRewardOut,
+)
+from agentlightning.gateway.service import gateway_for
+
+
+_OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": OpenAIErrorBody, "description": description}
+    for status, description in (
+        (400, "Invalid request (OpenAI error format)"),
+        (401, "Missing or invalid API key"),
+        (403, "The key may not use this model"),
+        (404, "Unknown model, agent or rollout"),
+        (413, "Request body larger than the key's limit"),
+        (429, "Request rate or token budget exhausted"),
+        (500, "Upstream or internal error (the upstream's status is passed on)"),
+        (502, "Upstream unreachable"),
+        (504, "Upstream timed out"),
+    )
+}
+
+router = APIRouter(prefix="/v1", tags=["openai"], responses=_OPENAI_ERRORS)
+admin_router = APIRouter(prefix="/api/v2/gateway", tags=["gateway"], responses=ERROR_RESPONSES)
+
+RolloutIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+
+
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    response_class=Response,
+    responses={
+        200: {
+            "model": ChatCompletionOut,
+            "description": "A chat.completion, or with stream=true server-sent chat.completion.chunk events",
+            "content": {"text/event-stream": {}},
+        }
+    },
+)
+async def chat_completions(
+    request: Request,
+    ctx: Ctx,
+    principal: Principal = Depends(require("agent:assign")),
+    rollout_id: Annotated[OptText, Header(alias="X-Rollout-Id", max_length=64)] = None,
+    agent_name: Annotated[OptText, Header(alias="X-Agent-Name", max_length=255)] = None,
+    agent_id: Annotated[OptText, Header(alias="X-Agent-Id", max_length=32)] = None,
+) -> Response:
+    """OpenAI's chat completions (streaming, tools, ``stream_options.include_usage``) routed to the
+    model's upstream or the embedded model; ``X-Rollout-Id`` groups calls into one rollout (echoed
+    back), ``X-Agent-Name``/``X-Agent-Id`` or ``model: "agent:<name>"`` applies an agent's promoted
+    resources."""
+    result = await gateway_for(ctx).chat(
+        principal, await request.body(), rollout_id=rollout_id, agent_ref=agent_id or agent_name
+    )
+    if result.stream is not None:
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **result.headers}
+        return StreamingResponse(result.stream, media_type="text/event-stream", headers=headers)
+    return Response(result.body, media_type="application/json", headers=result.headers)
+
+
+@router.get("/models", response_model=ModelList)
+async def list_models(ctx: Ctx, principal: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
+    """The models this key may call (OpenAI's model list)."""
+    return await gateway_for(ctx).models(principal)
+
+
+@router.post("/rollouts/{rollout_id}/reward", response_model=RolloutRewardOut)
+async def reward_rollout(
+    rollout_id: RolloutIdPath,
+    body: RolloutRewardIn,
+    ctx: Ctx,
+    principal: Principal = Depends(require("agent:assign")),
+) -> dict[str, Any]:
+    """Attach a reward to one of your rollouts (or one of its spans: ``span_id``)."""
+    return await gateway_for(ctx).reward(principal, rollout_id, body)
+
+
+@admin_router.get("/keys/{api_key_id}/policy", response_model=Envelope[GatewayPolicyPublic])
+async def get_key_policy(
+    api_key_id: IdPath, ctx: Ctx, _: Principal = Depends(require("system:write"))
+) -> dict[str, Any]:
+    """An API key's gateway policy, the values in force and the tokens used in this window (admin)."""
+    return ok(await PolicyService(ctx).get(api_key_id))
+
+
+@admin_router.put("/keys/{api_key_id}/policy", response_model=Envelope[GatewayPolicyPublic])
+async def put_key_policy(
+    api_key_id: IdPath, body: GatewayPolicyIn, ctx: Ctx, principal: Principal = Depends(require("system:write"))
+) -> dict[str, Any]:
+    """Set an API key's gateway policy: allowed models, request rate, token budget, body size,
+    upstream timeout (null fields take the deployment's defaults) (admin)."""
+    return ok(await PolicyService(ctx).put(api_key_id, body, principal.username), "Gateway policy saved")
+
+
+@admin_router.delete("/keys/{api_key_id}/policy", response_model=Envelope[GatewayPolicyPublic])
+async def delete_key_policy(
+    api_key_id: IdPath, ctx: Ctx, _: Principal = Depends(require("system:write"))
+) -> dict[str, Any]:
+    """Remove an API key's gateway policy; the defaults apply again (admin)."""
+    return ok(await PolicyService(ctx).delete(api_key_id), "Gateway policy removed")
