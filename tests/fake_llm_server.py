@@ -17,6 +17,10 @@ Usage::
     with FakeLLMServer(delay_s=0.05) as llm:
         settings = make_settings(..., llm_base_url=llm.base_url)
 
+``"stream": true`` is answered with server-sent ``chat.completion.chunk`` events (and the usage
+chunk when ``stream_options.include_usage`` asks for it), as OpenAI streams. Every request body
+is kept in ``requests`` and its ``Authorization`` header in ``authorizations``.
+
 Run standalone (for benchmarks or manual tests)::
 
     python -m tests.fake_llm_server --port 9999 --delay 0
@@ -36,7 +40,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 Script = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -135,7 +139,11 @@ class FakeLLMServer:
                 )
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
-            return self._completion(body, self.script(body))
+            completion = self._completion(body, self.script(body))
+            if body.get("stream"):
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                return StreamingResponse(self._chunks(completion, include_usage), media_type="text/event-stream")
+            return completion
 
         return app
 
@@ -167,6 +175,28 @@ class FakeLLMServer:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+    @staticmethod
+    async def _chunks(completion: dict[str, Any], include_usage: bool) -> Any:
+        """The completion as OpenAI streams it: a role chunk, content word by word, tool calls,
+        the finish reason, the usage chunk when asked for, then ``[DONE]``."""
+        base = {k: completion[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+        message = completion["choices"][0]["message"]
+
+        def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            return b"data: " + json.dumps({**base, "choices": [choice]}).encode() + b"\n\n"
+
+        yield event({"role": "assistant", "content": ""})
+        words = str(message.get("content") or "").split(" ")
+        for i, word in enumerate(words if message.get("content") else []):
+            yield event({"content": word if i == 0 else " " + word})
+        for index, call in enumerate(message.get("tool_calls") or []):
+            yield event({"tool_calls": [{"index": index, **call}]})
+        yield event({}, completion["choices"][0]["finish_reason"])
+        if include_usage:
+            yield b"data: " + json.dumps({**base, "choices": [], "usage": completion["usage"]}).encode() + b"\n\n"
+        yield b"data: [DONE]\n\n"
 
     def start(self) -> FakeLLMServer:
         """Start serving; returns once the server accepts requests."""
