@@ -16,9 +16,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from agentlightning.auth.service import Principal
 from agentlightning.core.context import AppContext
 from agentlightning.observability import metrics
+from agentlightning.validation import check_json, current_limits
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,19 @@ class CallRecord:
     rollout_output: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
     charge: Callable[[], Awaitable[None]] | None = None
+
+
+def bounded(value: Any) -> Any:
+    """``value`` when it fits the platform's JSON bounds (size, depth), else a truncated preview:
+    a long conversation is still recorded, as ``{"truncated": true, "size_bytes", "preview"}``."""
+    if value is None:
+        return None
+    try:
+        return check_json(value)
+    except ValueError:
+        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode("utf-8", "replace")
+        keep = max(256, current_limits().max_bytes // 2)
+        return {"truncated": True, "size_bytes": len(text), "preview": text[:keep]}
 
 
 class Recorder:
@@ -118,9 +134,10 @@ class Recorder:
                 }
                 if not record.grouped:
                     entry["status"] = "completed" if record.span.get("status") != "error" else "failed"
-                    entry["input"] = record.rollout_input
-                    entry["output"] = record.rollout_output
-            entry["spans"].append(record.span)
+                    entry["input"] = bounded(record.rollout_input)
+                    entry["output"] = bounded(record.rollout_output)
+            span = record.span
+            entry["spans"].append({**span, "input": bounded(span.get("input")), "output": bounded(span.get("output"))})
         for actor, rollouts in by_actor.values():
             await self._ingest(actor, list(rollouts.values()))
 

@@ -145,6 +145,11 @@ class Gateway:
                 resources = await self.resources.get(agent_ref)
                 agent_id = resources.get("agent_id")
                 apply_resources(body, resources)
+                if body["model"] != requested and not requested.startswith(AGENT_MODEL_PREFIX):
+                    try:
+                        self.registry.route(body["model"])
+                    except NotFound:  # the agent's model is not served here: keep the caller's
+                        body["model"] = requested
                 if body["model"].startswith(AGENT_MODEL_PREFIX):
                     raise NotFound(
                         "MODEL_NOT_FOUND",
@@ -353,26 +358,16 @@ class Gateway:
         """Attach a reward to one of the caller's rollouts (after the calls queued so far are written)."""
         from agentlightning.rollouts.service import RolloutService
 
-        await self.recorder.flush()
-        service = RolloutService(self.ctx)
-        await service.get(principal, rollout_id)  # NotFound unless the caller may see it
-        stored = await service.add_reward(
+        await self.recorder.flush()  # the caller's calls so far are stored before the reward
+        stored = await RolloutService(self.ctx).add_reward(
             rollout_id,
             body.reward,
             source="gateway",
-            actor=principal,
+            actor=principal,  # ROLLOUT_NOT_FOUND unless the caller may see the rollout
             span_id=body.span_id,
             comment=body.comment,
         )
-        data = stored.model_dump(mode="json") if hasattr(stored, "model_dump") else dict(stored)
-        return {
-            **data,
-            "object": "rollout.reward",
-            "rollout_id": rollout_id,
-            "reward": body.reward,
-            "span_id": body.span_id,
-            "comment": body.comment,
-        }
+        return {**stored, "object": "rollout.reward", "reward": stored["value"]}
 
     async def close(self) -> None:
         """Write what is queued and close the upstream connections."""

@@ -27,3 +27,10 @@ async def flush(app: FastAPI) -> None:
 def received(llm: FakeLLMServer, marker: str) -> list[dict[str, Any]]:
     """The request bodies the upstream received whose messages mention ``marker``."""
     return [body for body in list(llm.requests) if marker in str(body.get("messages"))]
+
+
+async def rollout_of(app: FastAPI, rollout_id: str) -> dict[str, Any]:
+    """A rollout with its spans and rewards, as the rollouts service stores it."""
+    from agentlightning.rollouts.service import RolloutService
+
+    return dict(await RolloutService(app.state.ctx).get(None, rollout_id))
