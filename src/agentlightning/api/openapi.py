@@ -75,6 +75,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             operation = operations.get(method.lower())
             if operation is None or check is None:
                 continue
+            if path.startswith("/v1/"):  # OpenAI-compatible: invalid input is a 400 there, never a 422
+                operation.get("responses", {}).pop("422", None)
             if check.access == "public":
                 for status in ("401", "403"):
                     operation.get("responses", {}).pop(status, None)
