@@ -104,7 +104,10 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
     if is_openai_path(request.url.path):
         return openai_error_response(
-            503, "The database is unavailable; retry shortly", code="database_unavailable", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+            503,
+            "The database is unavailable; retry shortly",
+            code="database_unavailable",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     return database_unavailable_response()
 

@@ -66,4 +66,3 @@ def openai_app_error(exc: AppError, status: int, headers: dict[str, str] | None)
 def openai_platform_code(code: str) -> str:
     """OpenAI's code for one of the platform's error codes (lower case otherwise)."""
     return OPENAI_CODES.get(code, code.lower())
-

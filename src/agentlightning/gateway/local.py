@@ -31,7 +31,8 @@ def _text(content: Any) -> str:
 
 
 def _tool_call(call: dict[str, Any]) -> ToolCall:
-    fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+    found = call.get("function")
+    fn: dict[str, Any] = found if isinstance(found, dict) else {}
     raw = fn.get("arguments")
     try:
         args = raw if isinstance(raw, dict) else json.loads(raw or "{}")
@@ -46,7 +47,7 @@ def to_request(body: dict[str, Any], max_new_tokens: int) -> LLMRequest:
     """An OpenAI chat request as the provider-neutral :class:`LLMRequest`."""
     messages: list[ChatMessage] = []
     for m in body["messages"]:
-        role = "system" if m.get("role") == "developer" else m.get("role")
+        role: Any = "system" if m.get("role") == "developer" else m.get("role")
         calls = [_tool_call(c) for c in m.get("tool_calls") or () if isinstance(c, dict)]
         messages.append(
             ChatMessage(

@@ -23,6 +23,7 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import FixedWindowRateLimiter, SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import select
 
 from agentlightning.core.context import AppContext
@@ -198,9 +199,7 @@ class PolicyService:
     async def _key(self, session: Any, api_key_id: int) -> ApiKey:
         key = await session.get(ApiKey, api_key_id)
         if key is None:
-            raise NotFound(
-                "API_KEY_NOT_FOUND", f"API key {api_key_id} not found", details={"api_key_id": api_key_id}
-            )
+            raise NotFound("API_KEY_NOT_FOUND", f"API key {api_key_id} not found", details={"api_key_id": api_key_id})
         return key
 
     async def _public(self, api_key_id: int, row: GatewayKeyPolicy | None) -> dict[str, Any]:
@@ -253,9 +252,7 @@ class PolicyService:
         """Drop a key's policy: the defaults apply again."""
         async with self.ctx.db.session() as session:
             await self._key(session, api_key_id)
-            await session.execute(
-                GatewayKeyPolicy.__table__.delete().where(GatewayKeyPolicy.api_key_id == api_key_id)
-            )
+            await session.execute(sa_delete(GatewayKeyPolicy).where(GatewayKeyPolicy.api_key_id == api_key_id))
             await session.commit()
         self._forget(api_key_id)
         return await self._public(api_key_id, None)

@@ -79,10 +79,10 @@ class ProviderRegistry:
         if target is None:
             provider, sep, rest = model.partition("/")
             if sep and rest and provider in self._upstreams:
-                target = (provider, self._local_name if provider == LOCAL else rest)
+                target = (provider, (self._local_name or rest) if provider == LOCAL else rest)
         fallback = self.settings.gateway_fallback_provider
         if target is None and fallback and fallback in self._upstreams:
-            target = (fallback, self._local_name if fallback == LOCAL else model)
+            target = (fallback, (self._local_name or model) if fallback == LOCAL else model)
         if target is None:
             raise NotFound(
                 "MODEL_NOT_FOUND",

@@ -263,7 +263,9 @@ class Gateway:
         finally:
             self._finish(call, accumulator.result(), error=error)
 
-    async def _relay_local(self, call: _Call, source: AsyncIterator[bytes], completion: Completion) -> AsyncIterator[bytes]:
+    async def _relay_local(
+        self, call: _Call, source: AsyncIterator[bytes], completion: Completion
+    ) -> AsyncIterator[bytes]:
         error: AppError | None = None
         try:
             async for event in source:
@@ -391,7 +393,10 @@ def _parse(raw: bytes) -> dict[str, Any]:
         raise ValidationFailed(
             "VALIDATION_ERROR",
             f"Invalid '{param}': {first.get('msg')}",
-            details={"param": param, "errors": [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()]},
+            details={
+                "param": param,
+                "errors": [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()],
+            },
         ) from exc
     return data
 

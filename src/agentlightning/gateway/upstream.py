@@ -77,7 +77,8 @@ def completion_from_json(data: Any) -> Completion:
     choices = data.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         choice = choices[0]
-        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        found = choice.get("message")
+        message: dict[str, Any] = found if isinstance(found, dict) else {}
         content = message.get("content")
         result.content = content if isinstance(content, str) else ""
         calls = message.get("tool_calls")

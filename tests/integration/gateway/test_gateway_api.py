@@ -72,7 +72,11 @@ async def test_errors_are_openai_errors_with_the_right_status(
     invalid = await client.post("/v1/chat/completions", json=chat(temperature=7), headers=bearer)
     assert_openai_error(invalid, 400, "invalid_request_error", "invalid_request_error")
     assert invalid.json()["error"]["param"] == "temperature"
-    assert_openai_error(await client.post("/v1/chat/completions", json={"model": "fake-model", "messages": []}, headers=bearer), 400, "invalid_request_error")
+    assert_openai_error(
+        await client.post("/v1/chat/completions", json={"model": "fake-model", "messages": []}, headers=bearer),
+        400,
+        "invalid_request_error",
+    )
     broken_json = await client.post("/v1/chat/completions", content=b"{nope", headers=bearer)
     assert_openai_error(broken_json, 400, "invalid_json")
     bad_rollout = await client.post("/v1/chat/completions", json=chat(), headers={**bearer, "X-Rollout-Id": "a b"})
@@ -185,7 +189,9 @@ async def test_calls_land_as_llm_spans_grouped_by_rollout_and_take_rewards(
             "/v1/chat/completions", json=chat(text=text), headers={**bearer, "X-Rollout-Id": rollout}
         )
         assert response.status_code == 200 and response.headers["x-rollout-id"] == rollout
-    streamed = await client.post("/v1/chat/completions", json=chat(text="third", stream=True), headers={**bearer, "X-Rollout-Id": rollout})
+    streamed = await client.post(
+        "/v1/chat/completions", json=chat(text="third", stream=True), headers={**bearer, "X-Rollout-Id": rollout}
+    )
     assert streamed.text.endswith("data: [DONE]\n\n")
     single = await client.post("/v1/chat/completions", json=chat(text="alone"), headers=bearer)
     await flush(app)
@@ -204,7 +210,9 @@ async def test_calls_land_as_llm_spans_grouped_by_rollout_and_take_rewards(
     assert alone["status"] == "completed" and len(alone["spans"]) == 1
     assert alone["input"]["messages"][0]["content"] == "alone"
 
-    reward = await client.post(f"/v1/rollouts/{rollout}/reward", json={"reward": 0.75, "comment": "good"}, headers=bearer)
+    reward = await client.post(
+        f"/v1/rollouts/{rollout}/reward", json={"reward": 0.75, "comment": "good"}, headers=bearer
+    )
     assert reward.status_code == 200, reward.text
     assert reward.json()["reward"] == 0.75 and reward.json()["object"] == "rollout.reward"
     span_reward = await client.post(
@@ -232,7 +240,9 @@ async def test_a_hostile_user_cannot_touch_another_users_rollouts(
     assert ok.status_code == 200
     await flush(app)
     # Mallory can neither reward Alice's rollout nor see that it exists...
-    stolen = await client.post(f"/v1/rollouts/{rollout}/reward", json={"reward": -1}, headers={"X-API-Key": mallory_key})
+    stolen = await client.post(
+        f"/v1/rollouts/{rollout}/reward", json={"reward": -1}, headers={"X-API-Key": mallory_key}
+    )
     assert_openai_error(stolen, 404, "rollout_not_found")
     # ... nor add her calls to it: her call is served, but its span is not written into Alice's rollout.
     sneaky = await client.post(
@@ -251,7 +261,10 @@ async def test_promoted_agent_resources_reach_the_upstream(
     developer = await login("developer")
     name = unique("support")
     agent = await create_agent(
-        client, developer, name, config={"system_prompt": "You are prompt v1.", "model": "fake-model", "temperature": 0.1}
+        client,
+        developer,
+        name,
+        config={"system_prompt": "You are prompt v1.", "model": "fake-model", "temperature": 0.1},
     )
     _, key = await new_key(client, await login("user"))
     bearer = {"Authorization": f"Bearer {key}"}
@@ -262,7 +275,9 @@ async def test_promoted_agent_resources_reach_the_upstream(
         "messages": [{"role": "system", "content": "client prompt"}, {"role": "user", "content": marker}],
         "temperature": 1.5,
     }
-    assert (await client.post("/v1/chat/completions", json=body, headers={**bearer, "X-Agent-Name": name})).status_code == 200
+    assert (
+        await client.post("/v1/chat/completions", json=body, headers={**bearer, "X-Agent-Name": name})
+    ).status_code == 200
     (seen,) = received(llm, marker)
     assert seen["messages"][0] == {"role": "system", "content": "You are prompt v1."}
     assert seen["model"] == "fake-model" and seen["temperature"] == 0.1
@@ -283,7 +298,9 @@ async def test_promoted_agent_resources_reach_the_upstream(
 
     marker = unique("by-id")
     assert (
-        await client.post("/v1/chat/completions", json=chat(text=marker), headers={**bearer, "X-Agent-Id": str(agent["id"])})
+        await client.post(
+            "/v1/chat/completions", json=chat(text=marker), headers={**bearer, "X-Agent-Id": str(agent["id"])}
+        )
     ).status_code == 200
     assert received(llm, marker)[0]["messages"][0]["content"] == "You are prompt v2."
     unknown = await client.post("/v1/chat/completions", json=chat(), headers={**bearer, "X-Agent-Name": "nobody-here"})

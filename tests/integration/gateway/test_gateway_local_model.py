@@ -35,7 +35,9 @@ async def test_openai_client_against_the_embedded_model(
     reply = await ai.chat.completions.with_raw_response.create(model="local", messages=messages, max_tokens=8)
     completion = reply.parse()
     assert completion.choices[0].message.content
-    assert completion.usage is not None and completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
+    assert (
+        completion.usage is not None and completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
+    )
     stream = await ai.chat.completions.create(
         model="local", messages=messages, max_tokens=8, stream=True, stream_options={"include_usage": True}
     )

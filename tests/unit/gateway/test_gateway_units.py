@@ -25,7 +25,10 @@ def _settings(**values: Any) -> Settings:
 
 def test_sse_reader_splits_events_across_chunk_boundaries() -> None:
     reader = SSEReader()
-    stream = b'data: {"a": 1}\n\ndata: {"b"' + b": 2}\r\n\r\n: comment\n\nevent: x\ndata: line1\ndata: line2\n\ndata: [DONE]\n\n"
+    stream = (
+        b'data: {"a": 1}\n\ndata: {"b"'
+        + b": 2}\r\n\r\n: comment\n\nevent: x\ndata: line1\ndata: line2\n\ndata: [DONE]\n\n"
+    )
     events = []
     for i in range(0, len(stream), 7):  # arbitrary chunking
         events += reader.feed(stream[i : i + 7])
@@ -40,7 +43,16 @@ def test_stream_accumulator_rebuilds_text_tool_calls_and_usage() -> None:
         {"model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
         {"choices": [{"index": 0, "delta": {"content": "Hel"}}]},
         {"choices": [{"index": 0, "delta": {"content": "lo"}}]},
-        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "calc", "arguments": '{"x"'}}]}}]},
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "tool_calls": [{"index": 0, "id": "c1", "function": {"name": "calc", "arguments": '{"x"'}}]
+                    },
+                }
+            ]
+        },
         {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]}}]},
         {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
         {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}},
@@ -50,15 +62,24 @@ def test_stream_accumulator_rebuilds_text_tool_calls_and_usage() -> None:
         acc.feed(chunk)
     result = acc.result()
     assert result.content == "Hello" and result.model == "m" and result.finish_reason == "tool_calls"
-    assert result.tool_calls == [{"id": "c1", "type": "function", "function": {"name": "calc", "arguments": '{"x": 1}'}}]
+    assert result.tool_calls == [
+        {"id": "c1", "type": "function", "function": {"name": "calc", "arguments": '{"x": 1}'}}
+    ]
     assert (result.prompt_tokens, result.completion_tokens, result.total_tokens) == (3, 4, 7)
 
 
 def test_completion_and_upstream_errors_are_read_defensively() -> None:
     assert completion_from_json({"choices": "nope", "usage": {"prompt_tokens": "x"}}).total_tokens == 0
-    reply = completion_from_json({"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 2, "completion_tokens": 1}})
+    reply = completion_from_json(
+        {
+            "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 2, "completion_tokens": 1},
+        }
+    )
     assert reply.content == "hi" and reply.total_tokens == 3
-    error = _error_of(503, json.dumps({"error": {"message": "overloaded", "type": "server_error", "code": "busy"}}).encode())
+    error = _error_of(
+        503, json.dumps({"error": {"message": "overloaded", "type": "server_error", "code": "busy"}}).encode()
+    )
     assert error.upstream_status == 503 and error.payload["code"] == "busy" and "overloaded" in error.message
     assert _error_of(502, b"<html>bad gateway</html>").payload == {}
 
@@ -71,7 +92,11 @@ def test_registry_routes_listed_prefixed_local_and_fallback_names() -> None:
     )
     registry = ProviderRegistry(settings)
     route = registry.route("qwen-7b")
-    assert (route.provider, route.upstream_model, route.url) == ("vllm", "qwen-7b", "http://vllm.invalid/v1/chat/completions")
+    assert (route.provider, route.upstream_model, route.url) == (
+        "vllm",
+        "qwen-7b",
+        "http://vllm.invalid/v1/chat/completions",
+    )
     assert registry.route("vllm/any-model").upstream_model == "any-model"
     assert registry.route("base-model").provider == "default"
     assert registry.route("local").kind == "local"
@@ -87,7 +112,11 @@ def test_registry_routes_listed_prefixed_local_and_fallback_names() -> None:
 def test_resources_replace_or_insert_the_system_prompt() -> None:
     body: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "q"}]}
     apply_resources(body, {"system_prompt": "P", "model": "m2", "temperature": 0.3})
-    assert body["messages"][0] == {"role": "system", "content": "P"} and body["model"] == "m2" and body["temperature"] == 0.3
+    assert (
+        body["messages"][0] == {"role": "system", "content": "P"}
+        and body["model"] == "m2"
+        and body["temperature"] == 0.3
+    )
     body = {"model": "m", "messages": [{"role": "developer", "content": "old"}, {"role": "user", "content": "q"}]}
     apply_resources(body, {"system_prompt": "", "model": None, "temperature": None})
     assert body["messages"][0]["content"] == "old" and body["model"] == "m" and "temperature" not in body

@@ -29,7 +29,6 @@ from agentlightning.gateway.schemas import (
 )
 from agentlightning.gateway.service import gateway_for
 
-
 _OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": OpenAIErrorBody, "description": description}
     for status, description in (

@@ -21,9 +21,7 @@ def upgrade() -> None:
     json_type = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
     op.create_table(
         "gateway_key_policies",
-        sa.Column(
-            "api_key_id", sa.Integer(), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
-        ),
+        sa.Column("api_key_id", sa.Integer(), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("allowed_models", json_type, nullable=True),
         sa.Column("rate_limit", sa.String(64), nullable=True),
         sa.Column("token_budget", sa.Integer(), nullable=True),
