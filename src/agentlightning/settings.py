@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     agl_admin_username: str = "admin"
     agl_admin_password: str | None = None
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    #: Seconds a valid API key is remembered per process (no query per call; a disabled user or a
+    #: changed role still counts at once, a revoked key within these seconds elsewhere). 0: off.
+    auth_api_key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
     # Gateway
     rate_limit_default: str = "600/minute"
@@ -134,6 +137,8 @@ class Settings(BaseSettings):
     gateway_record_queue_size: int = Field(default=10_000, ge=10)
     #: Spans written per batch by the recorder.
     gateway_record_batch_size: int = Field(default=200, ge=1)
+    #: Seconds the recorder gathers calls before writing them (one write for many calls).
+    gateway_record_interval_seconds: float = Field(default=0.25, ge=0, le=60)
     #: Record prompts and responses of /v1 calls as rollout spans (token counts are always kept).
     gateway_record_calls: bool = True
 

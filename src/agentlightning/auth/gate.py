@@ -138,6 +138,8 @@ class AuthGate:
             "account_address": parse(settings.login_failures_per_account_address),
         }
         self._warned_at = 0.0
+        #: Authenticated API keys by hash: (monotonic expiry, principal), AUTH_API_KEY_CACHE_SECONDS.
+        self.api_keys: dict[str, tuple[float, Any]] = {}
         # In-process mode: parsed user records, dropped whenever the SQLite files change (another
         # process such as the CLI may have changed a user; stat() is far cheaper than a query).
         self._records: dict[int, tuple[float, dict[str, Any]]] = {}

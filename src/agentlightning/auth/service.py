@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -426,13 +427,37 @@ async def authenticate_token(ctx: AppContext, token: str, *, rate_limit: bool = 
 
 
 async def authenticate_api_key(ctx: AppContext, key: str) -> Principal:
-    """The owner of an unrevoked, unexpired API key."""
+    """The owner of an unrevoked, unexpired API key.
+
+    A key found valid is remembered for ``AUTH_API_KEY_CACHE_SECONDS`` (a machine client such as
+    an OpenAI SDK calls many times a second): within that time the user's cached record still
+    decides (a disabled user or a changed role is refused at once), and revoking the key in this
+    process forgets it at once; another process notices a revocation within those seconds.
+    """
+    gate = gate_for(ctx)
+    digest = cache_keys.token_hash(key)
+    ttl = ctx.settings.auth_api_key_cache_seconds
+    if ttl > 0:
+        hit = gate.api_keys.get(digest)
+        if hit is not None and hit[0] > time.monotonic():
+            cached: Principal = hit[1]
+            record = await gate.record(cached.user_id)
+            if record is None or (record.get("is_active") and record.get("role") == cached.role):
+                return cached
+        gate.api_keys.pop(digest, None)
+    principal = await _api_key_principal(ctx, digest)
+    if ttl > 0:
+        if len(gate.api_keys) > 100_000:
+            gate.api_keys.clear()
+        gate.api_keys[digest] = (time.monotonic() + ttl, principal)
+    return principal
+
+
+async def _api_key_principal(ctx: AppContext, digest: str) -> Principal:
     async with ctx.db.session() as session:
         row = (
             await session.execute(
-                select(ApiKey, User)
-                .join(User, User.id == ApiKey.user_id)
-                .where(ApiKey.key_hash == cache_keys.token_hash(key))
+                select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == digest)
             )
         ).first()
         if row is None:
@@ -491,6 +516,7 @@ async def revoke_api_key(ctx: AppContext, user_id: int, key_id: int) -> None:
             raise NotFound("API_KEY_NOT_FOUND", f"API key {key_id} not found", details={"api_key_id": key_id})
         record.revoked_at = record.revoked_at or utcnow()
         await session.commit()
+    gate_for(ctx).api_keys.clear()  # this process stops accepting it now
 
 
 def _profile_of(user: User) -> dict[str, Any]:

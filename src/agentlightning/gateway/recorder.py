@@ -1,7 +1,8 @@
 """Recording ``/v1`` calls as rollouts and ``llm`` spans, off the response's critical path.
 
 A call puts one :class:`CallRecord` on a bounded queue and returns; one task drains the queue in
-batches: it charges each call's tokens to its key's budget and writes the spans through the
+batches (the first record of a batch waits ``GATEWAY_RECORD_INTERVAL_SECONDS`` for others, so a
+busy gateway writes once for many calls): it charges each call's tokens to its key's budget and writes the spans through the
 rollouts service (``RolloutService.ingest``, the one writer of rollouts and spans), grouped by
 caller. A full queue drops its oldest record (counted in ``gateway_records_total{result=
 "dropped"}``) rather than slow calls down; a failed write is logged and counted, never raised.
@@ -61,11 +62,14 @@ def bounded(value: Any) -> Any:
 class Recorder:
     """The bounded queue and its one draining task."""
 
-    def __init__(self, ctx: AppContext, *, capacity: int, batch_size: int) -> None:
+    def __init__(self, ctx: AppContext, *, capacity: int, batch_size: int, linger_s: float = 0.0) -> None:
         self.ctx = ctx
         self.batch_size = batch_size
+        #: How long the first record of a batch waits for others (one write for many calls).
+        self.linger_s = linger_s
         self.queue: asyncio.Queue[CallRecord] = asyncio.Queue(maxsize=capacity)
         self._task: asyncio.Task[None] | None = None
+        self._hurry = asyncio.Event()
 
     def put(self, record: CallRecord) -> None:
         """Queue a record (never waits: the oldest is dropped when full)."""
@@ -84,7 +88,11 @@ class Recorder:
     async def flush(self) -> None:
         """Wait until every queued record is written."""
         if self._task is not None and not self._task.done():
-            await self.queue.join()
+            self._hurry.set()  # no lingering: write what is queued now
+            try:
+                await self.queue.join()
+            finally:
+                self._hurry.clear()
 
     async def close(self) -> None:
         """Write what is queued, then stop the task."""
@@ -99,6 +107,9 @@ class Recorder:
     async def _run(self) -> None:
         while True:
             batch = [await self.queue.get()]
+            if self.linger_s > 0 and not self._hurry.is_set() and self.queue.qsize() < self.batch_size:
+                with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), timeout=self.linger_s)
             while len(batch) < self.batch_size:
                 try:
                     batch.append(self.queue.get_nowait())

@@ -80,7 +80,10 @@ class Gateway:
         self.budgets = Budgets(ctx)
         self.resources = ResourceCache(ctx, settings.gateway_cache_seconds)
         self.recorder = Recorder(
-            ctx, capacity=settings.gateway_record_queue_size, batch_size=settings.gateway_record_batch_size
+            ctx,
+            capacity=settings.gateway_record_queue_size,
+            batch_size=settings.gateway_record_batch_size,
+            linger_s=settings.gateway_record_interval_seconds,
         )
         self._policies: dict[int | None, tuple[float, Policy]] = {}
         self._local: LocalModel | None = None
