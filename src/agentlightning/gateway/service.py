@@ -265,6 +265,7 @@ class Gateway:
             yield b"data: " + orjson.dumps({"error": openai_error_object(exc)}) + b"\n\n"
         finally:
             self._finish(call, accumulator.result(), error=error)
+            await _close(chunks)  # a client that went away frees the upstream connection now
 
     async def _relay_local(
         self, call: _Call, source: AsyncIterator[bytes], completion: Completion
@@ -278,6 +279,7 @@ class Gateway:
             yield b"data: " + orjson.dumps({"error": openai_error_object(exc)}) + b"\n\n"
         finally:
             self._finish(call, completion, error=error)
+            await _close(source)  # a client that went away stops the generation now
 
     def _local_model(self) -> LocalModel:
         if self._local is None:
@@ -378,6 +380,13 @@ class Gateway:
         """Write what is queued and close the upstream connections."""
         await self.recorder.close()
         await self.upstreams.close()
+
+
+async def _close(stream: AsyncIterator[bytes]) -> None:
+    """Close an async generator (no-op for other iterators)."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def _parse(raw: bytes) -> dict[str, Any]:

@@ -316,3 +316,36 @@ async def test_recording_never_waits_for_the_database(client: httpx.AsyncClient,
     assert all(r.status_code == 200 for r in responses)
     await flush(app)
     assert app.state.ctx is not None
+
+
+async def test_revoked_keys_and_disabled_users_are_refused_at_once(
+    client: httpx.AsyncClient, login: Login, app: FastAPI
+) -> None:
+    """API keys are remembered a few seconds per process, but revoking one (or disabling its user)
+    takes effect on the next call."""
+    from agentlightning.auth.service import set_active
+
+    user = await login("user")
+    key_id, key = await new_key(client, user)
+    _, second = await new_key(client, user)
+    assert (await client.post("/v1/chat/completions", json=chat(), headers={"X-API-Key": key})).status_code == 200
+    assert (await client.post("/v1/chat/completions", json=chat(), headers={"X-API-Key": second})).status_code == 200
+    assert (await client.delete(f"/auth/api-keys/{key_id}", headers=user)).status_code == 200
+    revoked = await client.post("/v1/chat/completions", json=chat(), headers={"X-API-Key": key})
+    assert_openai_error(revoked, 401, "invalid_api_key", "authentication_error")
+    username = (await client.get("/auth/profile", headers=user)).json()["data"]["username"]
+    await set_active(app.state.ctx, username, False)
+    disabled = await client.post("/v1/chat/completions", json=chat(), headers={"X-API-Key": second})
+    assert_openai_error(disabled, 401, "invalid_api_key")
+
+
+async def test_gateway_metrics_by_model(client: httpx.AsyncClient, login: Login) -> None:
+    _, key = await new_key(client, await login("user"))
+    for model in ("fake-model", "fake/some-unlisted-model"):
+        response = await client.post("/v1/chat/completions", json=chat(model), headers={"X-API-Key": key})
+        assert response.status_code == 200, response.text
+    text = (await client.get("/metrics", headers=await login("admin"))).text
+    assert 'gateway_requests_total{model="fake-model",outcome="ok"}' in text
+    assert 'gateway_requests_total{model="fake/*",outcome="ok"}' in text  # unlisted names never become labels
+    assert 'gateway_tokens_total{direction="in",model="fake-model"}' in text
+    assert 'gateway_request_duration_seconds_bucket{le="0.005",model="fake-model"}' in text
