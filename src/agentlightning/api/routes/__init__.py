@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agentlightning.api.routes import agents, auth, gateway, knowledge, rl, system, tasks, ws
+from agentlightning.api.routes import agents, auth, gateway, knowledge, rl, rollouts, system, tasks, ws
 
 ROUTERS: list[APIRouter] = [
     auth.router,
@@ -13,6 +13,7 @@ ROUTERS: list[APIRouter] = [
     rl.router,
     agents.router,
     tasks.router,
+    rollouts.router,
     ws.router,
     gateway.router,
     gateway.admin_router,
