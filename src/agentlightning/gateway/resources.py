@@ -34,11 +34,7 @@ class ResourceCache:
         entry = self._entries.get(ref)
         if entry is not None and entry[0] > now:
             return entry[1]
-        service = AgentService(self.ctx)
-        agent = await service.get(ref)
-        resources = await _resources(service, agent)
-        resources.setdefault("agent_id", agent.id)
-        resources["agent_name"] = agent.name
+        resources = await AgentService(self.ctx).resources(ref)
         if len(self._entries) > 10_000:
             self._entries.clear()
         self._entries[ref] = (now + self.ttl_s, resources)
@@ -67,22 +63,3 @@ def apply_resources(body: dict[str, Any], resources: dict[str, Any]) -> None:
     if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
         body["temperature"] = float(temperature)
 
-
-async def _resources(service: AgentService, agent: Any) -> dict[str, Any]:
-    """``AgentService.resources`` (the rollouts contract); until that lands, the same fields read
-    from the agent row as the contract defines them."""
-    method = getattr(service, "resources", None)
-    if method is not None:
-        found = await method(agent.id)
-        return dict(found.model_dump() if hasattr(found, "model_dump") else found)
-    config = agent.config or {}
-    return {
-        "agent_id": agent.id,
-        "version": int(config.get("resources_version") or 1),
-        "system_prompt": config.get("system_prompt"),
-        "model": config.get("model"),
-        "temperature": config.get("temperature"),
-        "tools": list(config.get("tools") or []),
-        "adapter": config.get("adapter"),
-        "variant": config.get("variant"),
-    }

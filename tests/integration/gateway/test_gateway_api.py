@@ -253,6 +253,9 @@ async def test_a_hostile_user_cannot_touch_another_users_rollouts(
     detail = await rollout_of(app, rollout)
     assert [s["input"]["messages"][-1]["content"] for s in detail["spans"]] == ["mine"]
     assert detail["rewards"] == []
+    # Through the API: Alice sees her rollout, Mallory does not.
+    assert (await client.get(f"/api/v2/rollouts/{rollout}", headers=alice)).json()["data"]["id"] == rollout
+    assert (await client.get(f"/api/v2/rollouts/{rollout}", headers=mallory)).status_code == 404
 
 
 async def test_promoted_agent_resources_reach_the_upstream(
