@@ -62,4 +62,3 @@ def apply_resources(body: dict[str, Any], resources: dict[str, Any]) -> None:
     temperature = resources.get("temperature")
     if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
         body["temperature"] = float(temperature)
-

@@ -24,7 +24,15 @@ from pydantic import ValidationError
 
 from agentlightning.auth.service import Principal
 from agentlightning.core.context import AppContext
-from agentlightning.errors import AppError, BadRequest, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
+from agentlightning.errors import (
+    AppError,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    UpstreamFailed,
+    ValidationFailed,
+)
 from agentlightning.gateway.local import LocalModel
 from agentlightning.gateway.policy import Budgets, Policy, effective_policy, identity_of
 from agentlightning.gateway.recorder import CallRecord, Recorder
@@ -118,6 +126,14 @@ class Gateway:
         ]
         return {"object": "list", "data": data}
 
+    async def model(self, principal: Principal, model: str) -> dict[str, Any]:
+        """``GET /v1/models/{model}``: one model the caller may use (``model_not_found`` otherwise)."""
+        route = self.registry.route(model)
+        policy = await self.policy_for(principal)
+        if not policy.allows(route.model, route.provider):
+            raise NotFound("MODEL_NOT_FOUND", f"The model '{model}' does not exist", details={"param": "model"})
+        return {"id": model, "object": "model", "created": 0, "owned_by": route.provider}
+
     # --- chat -----------------------------------------------------------------------------------
     async def chat(
         self,
@@ -208,7 +224,12 @@ class Gateway:
             else:
                 forwarded = {**call.request, "model": route.upstream_model}
                 payload = await self.upstreams.complete(route, orjson.dumps(forwarded), call.policy.upstream_timeout_s)
-                completion = completion_from_json(orjson.loads(payload))
+                try:
+                    completion = completion_from_json(orjson.loads(payload))
+                except orjson.JSONDecodeError as exc:
+                    raise UpstreamFailed(
+                        f"The upstream for '{route.model}' answered with something other than JSON", upstream_status=502
+                    ) from exc
         except AppError as exc:
             self._finish(call, Completion(), error=exc)
             raise

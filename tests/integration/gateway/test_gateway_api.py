@@ -89,6 +89,9 @@ async def test_errors_are_openai_errors_with_the_right_status(
         await ai.chat.completions.create(**chat("fake-model"))
     assert denied.value.code == "model_not_allowed"
     assert {m.id for m in (await ai.models.list()).data} == {"gpt-4o-mini", "broken-model"}
+    assert (await ai.models.retrieve("broken/any-name")).owned_by == "broken"
+    with pytest.raises(openai.NotFoundError):
+        await ai.models.retrieve("fake-model")  # served here, but not to this key
     assert (await ai.chat.completions.create(**chat("gpt-4o-mini"))).choices[0].message.content == "Answer: hi"
     with pytest.raises(openai.APIStatusError) as too_big:
         await ai.chat.completions.create(**chat("gpt-4o-mini", "x" * 4000))

@@ -23,6 +23,7 @@ from agentlightning.gateway.schemas import (
     GatewayPolicyIn,
     GatewayPolicyPublic,
     ModelList,
+    ModelPublic,
     OpenAIErrorBody,
     RolloutRewardIn,
     RolloutRewardOut,
@@ -87,6 +88,16 @@ async def chat_completions(
 async def list_models(ctx: Ctx, principal: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
     """The models this key may call (OpenAI's model list)."""
     return await gateway_for(ctx).models(principal)
+
+
+@router.get("/models/{model:path}", response_model=ModelPublic)
+async def get_model(
+    model: Annotated[str, Path(min_length=1, max_length=256)],
+    ctx: Ctx,
+    principal: Principal = Depends(require("agent:read")),
+) -> dict[str, Any]:
+    """One model, if this key may call it (OpenAI's model object)."""
+    return await gateway_for(ctx).model(principal, model)
 
 
 @router.post("/rollouts/{rollout_id}/reward", response_model=RolloutRewardOut)
