@@ -100,6 +100,11 @@ async def test_async_client_completion_stream_and_tools(
     )
     assert reply.choices[0].message.content == "Result: 42"
 
+    # The reward endpoint through the same client (as docs/gateway.md shows it).
+    rollout = raw.headers["x-rollout-id"]
+    rewarded = await ai.post(f"/rollouts/{rollout}/reward", body={"reward": 1.0}, cast_to=httpx.Response)
+    assert rewarded.json()["rollout_id"] == rollout and rewarded.json()["reward"] == 1.0
+
     models = await ai.models.list()
     assert {"fake-model", "gpt-4o-mini", "broken-model"} <= {m.id for m in models.data}
     await ai.close()
