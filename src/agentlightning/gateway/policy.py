@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import FixedWindowRateLimiter, SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter as SyncFixedWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter as SyncSlidingWindowCounterRateLimiter
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import select
 
+from agentlightning.auth.gate import LoopMemoryStorage
 from agentlightning.core.context import AppContext
 from agentlightning.errors import NotFound, RateLimited
 from agentlightning.gateway.schemas import GatewayPolicyIn
@@ -114,11 +116,20 @@ class Budgets:
                 key_prefix=f"{ctx.settings.agl_events_prefix}:gwlimits",
                 connection_pool=ctx.cache.client.connection_pool,  # type: ignore[arg-type]  # passed to redis-py
             )
+            self.requests: Any = SlidingWindowCounterRateLimiter(storage)
+            self.tokens: Any = FixedWindowRateLimiter(storage)
+            self._sync = False
         else:
-            storage = MemoryStorage()
-        self.requests = SlidingWindowCounterRateLimiter(storage)
-        self.tokens = FixedWindowRateLimiter(storage)
+            # In-process: limits' synchronous strategies over the auth gate's loop-friendly memory
+            # storage (on one event loop a call runs to completion; no lock or await per call).
+            memory = LoopMemoryStorage()
+            self.requests = SyncSlidingWindowCounterRateLimiter(memory)
+            self.tokens = SyncFixedWindowRateLimiter(memory)
+            self._sync = True
         self._warned_at = 0.0
+
+    async def _call(self, result: Any) -> Any:
+        return result if self._sync else await result
 
     def _down(self, exc: BaseException) -> None:
         if time.monotonic() - self._warned_at > 30:
@@ -128,7 +139,7 @@ class Budgets:
     async def admit(self, who: str, policy: Policy) -> None:
         """Count one request of ``who``; 429 over its rate or with its token budget spent."""
         try:
-            allowed = await self.requests.hit(policy.rate, self.namespace, "req", who)
+            allowed = await self._call(self.requests.hit(policy.rate, self.namespace, "req", who))
         except Exception as exc:  # the store is down: serve rather than refuse everyone
             self._down(exc)
             return
@@ -144,7 +155,7 @@ class Budgets:
         if policy.budget is None:
             return
         try:
-            left = await self.tokens.test(policy.budget, self.namespace, "tok", who)
+            left = await self._call(self.tokens.test(policy.budget, self.namespace, "tok", who))
         except Exception as exc:
             self._down(exc)
             return
@@ -160,7 +171,7 @@ class Budgets:
 
     async def _retry_after(self, strategy: Any, item: RateLimitItem, kind: str, who: str) -> int:
         try:
-            stats = await strategy.get_window_stats(item, self.namespace, kind, who)
+            stats = await self._call(strategy.get_window_stats(item, self.namespace, kind, who))
             return max(1, math.ceil(stats.reset_time - time.time()))
         except Exception:
             return int(item.get_expiry())
@@ -170,7 +181,7 @@ class Budgets:
         if policy.budget is None or tokens <= 0:
             return
         try:
-            await self.tokens.hit(policy.budget, self.namespace, "tok", who, cost=tokens)
+            await self._call(self.tokens.hit(policy.budget, self.namespace, "tok", who, cost=tokens))
         except Exception as exc:
             self._down(exc)
 
@@ -179,7 +190,8 @@ class Budgets:
         if policy.budget is None:
             return 0
         try:  # the counter itself (window stats stop at the budget; a last call may go past it)
-            return int(await self.tokens.storage.get(policy.budget.key_for(self.namespace, "tok", who)) or 0)
+            key = policy.budget.key_for(self.namespace, "tok", who)
+            return int(await self._call(self.tokens.storage.get(key)) or 0)
         except Exception as exc:
             self._down(exc)
             return 0

@@ -161,6 +161,8 @@ class Gateway:
             if agent_ref is None and requested.startswith(AGENT_MODEL_PREFIX):
                 agent_ref = requested[len(AGENT_MODEL_PREFIX) :]
             if agent_ref:
+                if len(agent_ref) > 255:
+                    raise BadRequest("INVALID_AGENT", "An agent reference is at most 255 characters")
                 resources = await self.resources.get(agent_ref)
                 agent_id = resources.get("agent_id")
                 apply_resources(body, resources)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response, StreamingResponse
 
 from agentlightning.api.deps import Ctx, require
 from agentlightning.api.envelope import ERROR_RESPONSES, Envelope, ok
-from agentlightning.api.params import IdPath, OptText
+from agentlightning.api.params import IdPath
 from agentlightning.auth.service import Principal
 from agentlightning.gateway.policy import PolicyService
 from agentlightning.gateway.schemas import (
+    ChatCompletionIn,
     ChatCompletionOut,
     GatewayPolicyIn,
     GatewayPolicyPublic,
@@ -62,21 +63,42 @@ RolloutIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Z
             "content": {"text/event-stream": {}},
         }
     },
+    openapi_extra={
+        "parameters": [
+            {
+                "name": name,
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": size},
+                "description": text,
+            }
+            for name, size, text in (
+                ("X-Rollout-Id", 64, "Group calls into this rollout (^[A-Za-z0-9_.:-]{1,64}$); echoed back"),
+                ("X-Agent-Name", 255, "Apply this agent's promoted resources"),
+                ("X-Agent-Id", 32, "Apply this agent's promoted resources (by id)"),
+            )
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ChatCompletionIn.model_json_schema()}},
+        },
+    },
 )
 async def chat_completions(
-    request: Request,
-    ctx: Ctx,
-    principal: Principal = Depends(require("agent:assign")),
-    rollout_id: Annotated[OptText, Header(alias="X-Rollout-Id", max_length=64)] = None,
-    agent_name: Annotated[OptText, Header(alias="X-Agent-Name", max_length=255)] = None,
-    agent_id: Annotated[OptText, Header(alias="X-Agent-Id", max_length=32)] = None,
+    request: Request, ctx: Ctx, principal: Principal = Depends(require("agent:assign"))
 ) -> Response:
     """OpenAI's chat completions (streaming, tools, ``stream_options.include_usage``) routed to the
     model's upstream or the embedded model; ``X-Rollout-Id`` groups calls into one rollout (echoed
     back), ``X-Agent-Name``/``X-Agent-Id`` or ``model: "agent:<name>"`` applies an agent's promoted
     resources."""
+    # The optional headers are read here (documented in openapi_extra) rather than declared as
+    # parameters: FastAPI's per-parameter validation is a measurable share of a proxied call.
+    sent = request.headers
     result = await gateway_for(ctx).chat(
-        principal, await request.body(), rollout_id=rollout_id, agent_ref=agent_id or agent_name
+        principal,
+        await request.body(),
+        rollout_id=sent.get("x-rollout-id"),
+        agent_ref=sent.get("x-agent-id") or sent.get("x-agent-name"),
     )
     if result.stream is not None:
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **result.headers}
