@@ -193,6 +193,16 @@ class AuthGate:
         self._records.pop(user_id, None)
         await self.ctx.cache.delete(cache_keys.user_profile(user_id))
 
+    def remembered_api_key(self, digest: str) -> Any:
+        """The principal of an API key this process found valid within its memory time, or None."""
+        hit = self.api_keys.get(digest)
+        if hit is None:
+            return None
+        if hit[0] <= time.monotonic():
+            self.api_keys.pop(digest, None)
+            return None
+        return hit[1]
+
     # --- tokens ---------------------------------------------------------------------------------
     def verify(self, token: str) -> tuple[AccessClaims, str]:
         """The token's verified claims and its SHA-256 (signature checked once per process)."""

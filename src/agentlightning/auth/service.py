@@ -385,6 +385,20 @@ async def authenticate_token(ctx: AppContext, token: str, *, rate_limit: bool = 
     """
     gate = gate_for(ctx)
     if tokens.looks_like_api_key(token):
+        if rate_limit:
+            # A key remembered by this process: revocation, the user's record and the quota in one
+            # round trip, as for an access token.
+            digest = cache_keys.token_hash(token)
+            cached = gate.remembered_api_key(digest)
+            if cached is not None:
+                revoked, record, allowed = await gate.admit(digest, cached.user_id)
+                if record is None and not revoked:
+                    record = await _load_user_record(ctx, cached.user_id)
+                if not revoked and record is not None and _record_admits(record, cached.role):
+                    if allowed is False:
+                        raise await gate.refuse("user", str(cached.user_id))
+                    return cached
+                gate.api_keys.pop(digest, None)
         principal = await authenticate_api_key(ctx, token)
         if rate_limit:
             await gate.check("user", str(principal.user_id))
@@ -438,11 +452,13 @@ async def authenticate_api_key(ctx: AppContext, key: str) -> Principal:
     digest = cache_keys.token_hash(key)
     ttl = ctx.settings.auth_api_key_cache_seconds
     if ttl > 0:
-        hit = gate.api_keys.get(digest)
-        if hit is not None and hit[0] > time.monotonic():
-            cached: Principal = hit[1]
-            record = await gate.record(cached.user_id)
-            if record is None or (record.get("is_active") and record.get("role") == cached.role):
+        cached: Principal | None = gate.remembered_api_key(digest)
+        if cached is not None:
+            revoked = await ctx.cache.exists(cache_keys.jwt_blacklist(digest))
+            record = None if revoked else await gate.record(cached.user_id)
+            if record is None and not revoked:
+                record = await _load_user_record(ctx, cached.user_id)
+            if not revoked and record is not None and _record_admits(record, cached.role):
                 return cached
         gate.api_keys.pop(digest, None)
     principal = await _api_key_principal(ctx, digest)
@@ -451,6 +467,11 @@ async def authenticate_api_key(ctx: AppContext, key: str) -> Principal:
             gate.api_keys.clear()
         gate.api_keys[digest] = (time.monotonic() + ttl, principal)
     return principal
+
+
+def _record_admits(record: dict[str, Any], role: str) -> bool:
+    """True when a user's cached record still admits a principal of ``role``."""
+    return bool(record.get("is_active")) and record.get("role") == role
 
 
 async def _api_key_principal(ctx: AppContext, digest: str) -> Principal:
@@ -515,8 +536,12 @@ async def revoke_api_key(ctx: AppContext, user_id: int, key_id: int) -> None:
         if record is None or record.user_id != user_id:
             raise NotFound("API_KEY_NOT_FOUND", f"API key {key_id} not found", details={"api_key_id": key_id})
         record.revoked_at = record.revoked_at or utcnow()
+        digest = record.key_hash
         await session.commit()
-    gate_for(ctx).api_keys.clear()  # this process stops accepting it now
+    # This process forgets it now; the others see the blacklist entry on their next use of it.
+    gate_for(ctx).api_keys.pop(digest, None)
+    ttl = int(ctx.settings.auth_api_key_cache_seconds) + 1
+    await ctx.cache.set(cache_keys.jwt_blacklist(digest), str(int(utcnow().timestamp())), ttl)
 
 
 def _profile_of(user: User) -> dict[str, Any]:

@@ -329,6 +329,7 @@ async def test_revoked_keys_and_disabled_users_are_refused_at_once(
 ) -> None:
     """API keys are remembered a few seconds per process, but revoking one (or disabling its user)
     takes effect on the next call."""
+    from agentlightning.auth.gate import gate_for
     from agentlightning.auth.service import set_active
 
     user = await login("user")
@@ -336,9 +337,14 @@ async def test_revoked_keys_and_disabled_users_are_refused_at_once(
     _, second = await new_key(client, user)
     assert (await client.post("/v1/chat/completions", json=chat(), headers={"X-API-Key": key})).status_code == 200
     assert (await client.post("/v1/chat/completions", json=chat(), headers={"X-API-Key": second})).status_code == 200
+    gate = gate_for(app.state.ctx)
+    remembered = dict(gate.api_keys)  # what another API process would still remember
     assert (await client.delete(f"/auth/api-keys/{key_id}", headers=user)).status_code == 200
     revoked = await client.post("/v1/chat/completions", json=chat(), headers={"X-API-Key": key})
     assert_openai_error(revoked, 401, "invalid_api_key", "authentication_error")
+    gate.api_keys.update(remembered)  # ... is refused too: the revocation's blacklist entry decides
+    revoked = await client.post("/v1/chat/completions", json=chat(), headers={"X-API-Key": key})
+    assert_openai_error(revoked, 401, "invalid_api_key")
     username = (await client.get("/auth/profile", headers=user)).json()["data"]["username"]
     await set_active(app.state.ctx, username, False)
     disabled = await client.post("/v1/chat/completions", json=chat(), headers={"X-API-Key": second})
