@@ -128,8 +128,25 @@ async def test_ingest_bounds_and_unknown_agent(client: httpx.AsyncClient, login:
     assert empty.status_code == 422
     unknown = await _ingest(client, user, {"agent_name": unique("ghost")})
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "AGENT_NOT_FOUND"
-    twice = await _ingest(client, user, {"id": "dup"}, {"id": "dup"})
-    assert twice.status_code == 422
+    # One id twice in a batch: the second part appends to the first (a long rollout in parts).
+    rid = unique("parts")
+    parts = await _ingest(
+        client,
+        user,
+        {"id": rid, "status": "running", "spans": [_span(unique("p")[:32])]},
+        {"id": rid, "status": "completed", "spans": [_span(unique("q")[:32])], "rewards": [{"value": 0.5}]},
+    )
+    assert parts.status_code == 200, parts.text
+    assert parts.json()["data"] == {"ids": [rid, rid], "created": 1, "spans_added": 2, "rewards_added": 1}
+    detail = (await client.get(f"/api/v2/rollouts/{rid}", headers=user)).json()["data"]
+    assert detail["status"] == "completed" and len(detail["spans"]) == 2 and detail["reward"] == 0.5
+    # A long conversation fits (a span's input may hold up to 1 MiB); more is refused with a 413.
+    long_messages = {"messages": [{"role": "user", "content": "x" * 200_000}]}
+    fits = await _ingest(client, user, {"spans": [_span(unique("long")[:32], input=long_messages)]})
+    assert fits.status_code == 200, fits.text
+    huge = {"messages": [{"role": "user", "content": "x" * 1_100_000}]}
+    refused = await _ingest(client, user, {"spans": [_span(unique("huge")[:32], input=huge)]})
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
     anonymous = await client.post("/api/v2/rollouts", json={"rollouts": [{}]})
     assert anonymous.status_code == 401
 
