@@ -22,7 +22,8 @@ import orjson
 from agentlightning.auth.service import Principal
 from agentlightning.core.context import AppContext
 from agentlightning.observability import metrics
-from agentlightning.validation import check_json, current_limits
+from agentlightning.rollouts.schemas import MAX_PAYLOAD_BYTES
+from agentlightning.validation import JsonLimits, check_json, current_limits
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +48,17 @@ class CallRecord:
 
 
 def bounded(value: Any) -> Any:
-    """``value`` when it fits the platform's JSON bounds (size, depth), else a truncated preview:
-    a long conversation is still recorded, as ``{"truncated": true, "size_bytes", "preview"}``."""
+    """``value`` when it fits what a span or rollout may hold (``MAX_PAYLOAD_BYTES``, the
+    platform's nesting depth), else a truncated preview: a very long conversation is still
+    recorded, as ``{"truncated": true, "size_bytes", "preview"}``."""
     if value is None:
         return None
+    limits = JsonLimits(max_bytes=MAX_PAYLOAD_BYTES, max_depth=current_limits().max_depth)
     try:
-        return check_json(value)
+        return check_json(value, limits)
     except ValueError:
         text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode("utf-8", "replace")
-        keep = max(256, current_limits().max_bytes // 2)
+        keep = max(256, MAX_PAYLOAD_BYTES // 2)
         return {"truncated": True, "size_bytes": len(text), "preview": text[:keep]}
 
 

@@ -14,6 +14,7 @@ from agentlightning.gateway.recorder import bounded
 from agentlightning.gateway.registry import ProviderRegistry
 from agentlightning.gateway.resources import apply_resources
 from agentlightning.gateway.upstream import SSEReader, StreamAccumulator, _error_of, completion_from_json
+from agentlightning.rollouts.schemas import MAX_PAYLOAD_BYTES
 from agentlightning.settings import Settings
 from agentlightning.storage.models import GatewayKeyPolicy
 from agentlightning.validation import current_limits
@@ -137,7 +138,9 @@ def test_policy_defaults_and_allow_list() -> None:
 def test_recorded_values_are_bounded() -> None:
     small = {"messages": [{"role": "user", "content": "hi"}]}
     assert bounded(small) == small and bounded(None) is None
-    big = {"messages": [{"role": "user", "content": "x" * (current_limits().max_bytes * 2)}]}
+    long = {"messages": [{"role": "user", "content": "x" * (current_limits().max_bytes * 2)}]}
+    assert bounded(long) == long  # a long conversation fits a span (up to MAX_PAYLOAD_BYTES)
+    big = {"messages": [{"role": "user", "content": "x" * (MAX_PAYLOAD_BYTES * 2)}]}
     cut = bounded(big)
-    assert cut["truncated"] is True and cut["size_bytes"] > current_limits().max_bytes
-    assert len(cut["preview"]) <= current_limits().max_bytes
+    assert cut["truncated"] is True and cut["size_bytes"] > MAX_PAYLOAD_BYTES
+    assert len(cut["preview"]) <= MAX_PAYLOAD_BYTES
