@@ -47,6 +47,7 @@ from agentlightning.gateway.upstream import (
     completion_from_json,
 )
 from agentlightning.observability import metrics
+from agentlightning.rollouts.schemas import TASK_ROLLOUT_PREFIX
 
 
 @dataclass(slots=True)
@@ -185,15 +186,16 @@ class Gateway:
                     f"This API key may not use the model '{route.model}'",
                     details={"param": "model"},
                 )
-            who = identity_of(principal.api_key_id, principal.user_id)
-            await self.budgets.admit(who, policy)
             grouped = rollout_id is not None
             if rollout_id is None:
                 rollout_id = uuid.uuid4().hex
-            elif not ROLLOUT_ID.match(rollout_id):
+            elif not ROLLOUT_ID.match(rollout_id) or rollout_id.startswith(TASK_ROLLOUT_PREFIX):
                 raise BadRequest(
-                    "INVALID_ROLLOUT_ID", "X-Rollout-Id must match ^[A-Za-z0-9_.:-]{1,64}$", details={"param": None}
+                    "INVALID_ROLLOUT_ID",
+                    f"X-Rollout-Id must match ^[A-Za-z0-9_.:-]{{1,64}}$ and not start with '{TASK_ROLLOUT_PREFIX}'",
                 )
+            who = identity_of(principal.api_key_id, principal.user_id)
+            await self.budgets.admit(who, policy)
             call = _Call(
                 principal=principal,
                 policy=policy,

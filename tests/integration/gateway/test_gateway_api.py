@@ -81,6 +81,8 @@ async def test_errors_are_openai_errors_with_the_right_status(
     assert_openai_error(broken_json, 400, "invalid_json")
     bad_rollout = await client.post("/v1/chat/completions", json=chat(), headers={**bearer, "X-Rollout-Id": "a b"})
     assert_openai_error(bad_rollout, 400, "invalid_rollout_id")
+    task_rollout = await client.post("/v1/chat/completions", json=chat(), headers={**bearer, "X-Rollout-Id": "task-1"})
+    assert_openai_error(task_rollout, 400, "invalid_rollout_id")  # task runs' rollouts are the platform's
     assert_openai_error(await client.get("/v1/nothing-here", headers=bearer), 404, "not_found")
 
     # The key's model allow-list: 403; its body limit: 413.
