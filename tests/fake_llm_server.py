@@ -17,6 +17,10 @@ Usage::
     with FakeLLMServer(delay_s=0.05) as llm:
         settings = make_settings(..., llm_base_url=llm.base_url)
 
+``"stream": true`` is answered with server-sent ``chat.completion.chunk`` events (and the usage
+chunk when ``stream_options.include_usage`` asks for it), as OpenAI streams. Every request body
+is kept in ``requests`` and its ``Authorization`` header in ``authorizations``.
+
 Run standalone (for benchmarks or manual tests)::
 
     python -m tests.fake_llm_server --port 9999 --delay 0
@@ -137,7 +141,8 @@ class FakeLLMServer:
                 await asyncio.sleep(self.delay_s)
             completion = self._completion(body, self.script(body))
             if body.get("stream"):
-                return StreamingResponse(self._sse(body, completion), media_type="text/event-stream")
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                return StreamingResponse(self._chunks(completion, include_usage), media_type="text/event-stream")
             return completion
 
         return app
@@ -172,27 +177,26 @@ class FakeLLMServer:
         }
 
     @staticmethod
-    async def _sse(body: dict[str, Any], completion: dict[str, Any]) -> Any:
-        """``completion`` as the chunks of a streamed reply (``stream: true``): the role, the
-        content word by word, each tool call, the finish reason, then usage when
-        ``stream_options.include_usage`` asks for it, and ``[DONE]``."""
-        head = {k: completion[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+    async def _chunks(completion: dict[str, Any], include_usage: bool) -> Any:
+        """The completion as OpenAI streams it: a role chunk, content word by word, tool calls,
+        the finish reason, the usage chunk when asked for, then ``[DONE]``."""
+        base = {k: completion[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
         message = completion["choices"][0]["message"]
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
             choice = {"index": 0, "delta": delta, "finish_reason": finish}
-            return f"data: {json.dumps(head | {'choices': [choice]})}\n\n"
+            return b"data: " + json.dumps({**base, "choices": [choice]}).encode() + b"\n\n"
 
-        yield chunk({"role": "assistant", "content": ""})
-        words = (message.get("content") or "").split(" ")
+        yield event({"role": "assistant", "content": ""})
+        words = str(message.get("content") or "").split(" ")
         for i, word in enumerate(words if message.get("content") else []):
-            yield chunk({"content": word if i == 0 else f" {word}"})
+            yield event({"content": word if i == 0 else " " + word})
         for index, call in enumerate(message.get("tool_calls") or []):
-            yield chunk({"tool_calls": [{"index": index, **call}]})
-        yield chunk({}, completion["choices"][0]["finish_reason"])
-        if (body.get("stream_options") or {}).get("include_usage"):
-            yield f"data: {json.dumps(head | {'choices': [], 'usage': completion['usage']})}\n\n"
-        yield "data: [DONE]\n\n"
+            yield event({"tool_calls": [{"index": index, **call}]})
+        yield event({}, completion["choices"][0]["finish_reason"])
+        if include_usage:
+            yield b"data: " + json.dumps({**base, "choices": [], "usage": completion["usage"]}).encode() + b"\n\n"
+        yield b"data: [DONE]\n\n"
 
     def start(self) -> FakeLLMServer:
         """Start serving; returns once the server accepts requests."""

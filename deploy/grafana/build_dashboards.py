@@ -361,6 +361,61 @@ def system_overview() -> dict[str, Any]:
             6,
         )
     )
+    p.append(lay.row("OpenAI-compatible gateway (/v1)"))
+    p.append(
+        panel(
+            lay,
+            "timeseries",
+            "Gateway calls by model",
+            [("sum by (model, outcome) (rate(gateway_requests_total[$__rate_interval]))", "{{model}} {{outcome}}")],
+            "reqps",
+            12,
+        )
+    )
+    p.append(
+        panel(
+            lay,
+            "timeseries",
+            "Gateway tokens by model",
+            [("sum by (model, direction) (rate(gateway_tokens_total[$__rate_interval]))", "{{model}} {{direction}}")],
+            "short",
+            12,
+            description="Tokens per second: in = prompt, out = completion.",
+        )
+    )
+    p.append(
+        panel(
+            lay,
+            "timeseries",
+            "Gateway call time",
+            [
+                (
+                    "histogram_quantile(0.50, sum by (le) (rate(gateway_request_duration_seconds_bucket[$__rate_interval])))",
+                    "p50",
+                ),
+                (
+                    "histogram_quantile(0.95, sum by (le) (rate(gateway_request_duration_seconds_bucket[$__rate_interval])))",
+                    "p95",
+                ),
+            ],
+            "s",
+            12,
+            description="To the end of the reply (the whole stream for streamed calls), upstream included.",
+        )
+    )
+    p.append(
+        panel(
+            lay,
+            "timeseries",
+            "Gateway errors and recording",
+            [
+                ("sum by (model, code) (rate(gateway_errors_total[$__rate_interval]))", "{{model}} {{code}}"),
+                ("sum by (result) (rate(gateway_records_total{result!=\"written\"}[$__rate_interval]))", "spans {{result}}"),
+            ],
+            "reqps",
+            12,
+        )
+    )
     return dashboard(
         "agl-system-overview",
         "Agent Lightning / System Overview",

@@ -92,3 +92,26 @@ class OperationFailed(AppError):
     """The platform accepted the request but could not complete it (an evaluation crashed, ...)."""
 
     code = "OPERATION_FAILED"
+
+
+class UpstreamFailed(AppError):
+    """An upstream (an LLM server the platform forwards to) answered with an error or not at all.
+
+    ``upstream_status`` is the status to pass on: the upstream's own, 502 when it could not be
+    reached, 504 when it did not answer in time. ``payload`` is the upstream's error object when
+    it sent one (OpenAI's ``{"message", "type", "param", "code"}``).
+    """
+
+    code = "UPSTREAM_ERROR"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_status: int = 502,
+        payload: dict[str, Any] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__("UPSTREAM_ERROR", message, details=details)
+        self.upstream_status = upstream_status
+        self.payload = payload or {}

@@ -24,6 +24,9 @@ class LLMProviderSetting(BaseModel):
     base_url: str
     api_key: str | None = None
     model: str | None = None
+    #: Model names the OpenAI-compatible gateway (``/v1``) routes to this upstream; a request may
+    #: also name ``<provider>/<model>``. Empty: only ``model`` (when set) and the prefixed form.
+    models: list[str] = Field(default_factory=list)
 
 
 class SqlDataSource(BaseModel):
@@ -69,6 +72,9 @@ class Settings(BaseSettings):
     agl_admin_username: str = "admin"
     agl_admin_password: str | None = None
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    #: Seconds a valid API key is remembered per process (no query per call; a disabled user or a
+    #: changed role still counts at once, a revoked key within these seconds elsewhere). 0: off.
+    auth_api_key_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
     # Gateway
     rate_limit_default: str = "600/minute"
@@ -109,6 +115,32 @@ class Settings(BaseSettings):
     #: HTTP client under the ``openai`` SDK for the platform's upstreams: "auto" = aiohttp (the SDK's
     #: ``DefaultAioHttpClient``) when installed and no proxy is set in the environment, else httpx.
     llm_http_client: Literal["auto", "httpx", "aiohttp"] = "auto"
+
+    # OpenAI-compatible gateway (agentlightning.gateway; /v1/chat/completions, /v1/models)
+    #: Serve the embedded local model through /v1 (as ``local`` and its catalogue name).
+    gateway_local_model: bool = True
+    #: Upstream (an ``LLM_PROVIDERS`` name, ``default`` or ``local``) for model names no upstream
+    #: lists; unset: such a model is a 404 ``model_not_found``.
+    gateway_fallback_provider: str | None = None
+    #: Defaults of an API key without a gateway policy of its own (admins set one per key).
+    gateway_default_rate_limit: str = "600/minute"
+    #: Tokens (prompt + completion) one key may use per ``gateway_budget_window``; 0: unlimited.
+    gateway_default_token_budget: int = Field(default=0, ge=0)
+    gateway_budget_window: Literal["minute", "hour", "day", "month"] = "day"
+    #: Largest /v1 request body (bytes) a key may send unless its policy says otherwise.
+    gateway_max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: Seconds an upstream may take to answer (to its first byte for streams, then between chunks).
+    gateway_upstream_timeout_seconds: float = Field(default=120.0, gt=0)
+    #: Seconds a key's policy and an agent's promoted resources are kept in memory per process.
+    gateway_cache_seconds: float = Field(default=3.0, ge=0)
+    #: Calls waiting to be recorded as rollout spans; beyond it the oldest wait is dropped (counted).
+    gateway_record_queue_size: int = Field(default=10_000, ge=10)
+    #: Spans written per batch by the recorder.
+    gateway_record_batch_size: int = Field(default=200, ge=1)
+    #: Seconds the recorder gathers calls before writing them (one write for many calls).
+    gateway_record_interval_seconds: float = Field(default=0.25, ge=0, le=60)
+    #: Record prompts and responses of /v1 calls as rollout spans (token counts are always kept).
+    gateway_record_calls: bool = True
 
     # Agents: task workers, runtime and tools (agentlightning.agents)
     #: Run task workers inside ``serve`` (in addition to any ``agentlightning worker`` processes).
@@ -261,6 +293,7 @@ class Settings(BaseSettings):
         "agl_metrics_access",
         "agl_metrics_port",
         "local_model_path",
+        "gateway_fallback_provider",
         mode="before",
     )
     @classmethod

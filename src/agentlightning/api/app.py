@@ -14,7 +14,7 @@ from fastapi.datastructures import Default, DefaultPlaceholder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -24,6 +24,12 @@ from agentlightning.api.deps import exposed
 from agentlightning.api.envelope import FastJSONResponse, error_response, validation_error_body
 from agentlightning.api.errors import headers_for, status_for
 from agentlightning.api.middleware import GatewayMiddleware, install_log_redaction
+from agentlightning.api.openai_errors import (
+    is_openai_path,
+    openai_app_error,
+    openai_error_response,
+    openai_platform_code,
+)
 from agentlightning.api.openapi import install_openapi
 from agentlightning.api.routes import ROUTERS
 from agentlightning.api.routing import install_static_route_index
@@ -32,6 +38,7 @@ from agentlightning.auth.service import ensure_admin
 from agentlightning.core.context import AppContext
 from agentlightning.core.services import start_services, stop_services
 from agentlightning.errors import AppError
+from agentlightning.gateway.service import close_gateway
 from agentlightning.observability.metrics import mark_process_dead
 from agentlightning.settings import Settings, get_settings
 from agentlightning.storage.faults import RETRY_AFTER_SECONDS, UNAVAILABLE_TYPES, is_bad_data, is_unavailable
@@ -53,17 +60,23 @@ _STATUS_CODES = {
 }
 
 
-async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
+    if is_openai_path(request.url.path):  # the gateway's /v1 routes answer in OpenAI's format
+        return openai_app_error(exc, status_for(exc), headers_for(exc))
     return error_response(exc.code, exc.message, exc.details, status_code=status_for(exc), headers=headers_for(exc))
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and message == "Not Found":
         message = "No such resource"
+    if is_openai_path(request.url.path):
+        return openai_error_response(
+            exc.status_code, message, code=openai_platform_code(code), headers=getattr(exc, "headers", None)
+        )
     return error_response(code, message, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 
@@ -77,23 +90,38 @@ def database_unavailable_response() -> JSONResponse:
     )
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
     """Connection-level database failures (see :mod:`agentlightning.storage.faults`) are a 503;
     a value the database refused is a 422; anything else is a bug for the gateway's 500."""
     if is_bad_data(exc):
         log.warning("bad input reached the database on %s %s: %s", request.method, request.url.path, exc)
+        if is_openai_path(request.url.path):
+            return openai_error_response(422, "Invalid request: a value cannot be stored", code="invalid_value")
         return error_response(
             "VALIDATION_ERROR", "Invalid request: a value cannot be stored", {"errors": []}, status_code=422
         )
     if not is_unavailable(exc):
         raise exc  # a real bug (a constraint, a bad statement): the gateway's 500 handles it
     log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    if is_openai_path(request.url.path):
+        return openai_error_response(
+            503,
+            "The database is unavailable; retry shortly",
+            code="database_unavailable",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     return database_unavailable_response()
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     status, body = validation_error_body(list(exc.errors()), exc.body)
+    if is_openai_path(request.url.path):
+        error = body["error"]
+        fields = error.get("details", {}).get("errors") or [{}]
+        return openai_error_response(
+            status, error["message"], code=openai_platform_code(error["code"]), param=fields[0].get("field")
+        )
     return FastJSONResponse(body, status_code=status)
 
 
@@ -208,6 +236,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
         finally:
             if metrics_server is not None:
                 metrics_server.shutdown()
+            await close_gateway(ctx)  # writes the gateway's queued call records
             await stop_services(ctx)
             await ctx.close()
             mark_process_dead()

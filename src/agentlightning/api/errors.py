@@ -16,6 +16,7 @@ from agentlightning.errors import (
     RateLimited,
     ServiceUnavailable,
     Unauthorized,
+    UpstreamFailed,
     ValidationFailed,
 )
 
@@ -36,6 +37,8 @@ _STATUS_BY_CLASS: tuple[tuple[type[AppError], int], ...] = (
 
 def status_for(exc: AppError) -> int:
     """The HTTP status an error answers with (400 for a bare :class:`AppError`)."""
+    if isinstance(exc, UpstreamFailed):  # the upstream's own status, passed on
+        return exc.upstream_status if 400 <= exc.upstream_status <= 599 else 502
     for cls, status in _STATUS_BY_CLASS:
         if isinstance(exc, cls):
             return status

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentlightning.api.envelope import REQUEST_ID as REQUEST_ID  # defined beside the envelope that reads it
 from agentlightning.api.envelope import dumps, error_body
+from agentlightning.api.openai_errors import is_openai_path
 from agentlightning.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -134,14 +135,20 @@ class GatewayMiddleware:
 
         try:
             if content_length > limit:
-                await _send_envelope(send_wrapper, 413, "PAYLOAD_TOO_LARGE", str(BodyTooLarge(limit).detail))
+                await _send_envelope(
+                    send_wrapper, 413, "PAYLOAD_TOO_LARGE", str(BodyTooLarge(limit).detail), openai=is_openai_path(path)
+                )
             else:
                 await self.app(scope, receive_limited, send_wrapper)
         except Exception:
             log.exception("unhandled error serving %s %s (request %s)", scope.get("method"), path, request_id)
             if not state[1]:
                 await _send_envelope(
-                    send_wrapper, 500, "INTERNAL_ERROR", "An internal error occurred; it has been logged"
+                    send_wrapper,
+                    500,
+                    "INTERNAL_ERROR",
+                    "An internal error occurred; it has been logged",
+                    openai=is_openai_path(path),
                 )
             state[0] = 500
         finally:
@@ -158,8 +165,13 @@ class GatewayMiddleware:
             REQUEST_ID.reset(token)
 
 
-async def _send_envelope(send: Send, status: int, code: str, message: str) -> None:
-    body = dumps(error_body(code, message))
+async def _send_envelope(send: Send, status: int, code: str, message: str, *, openai: bool = False) -> None:
+    """The error envelope (or, under ``/v1/``, OpenAI's error object: see ``api/openai_errors.py``)."""
+    if openai:
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        body = dumps({"error": {"message": message, "type": kind, "param": None, "code": code.lower()}})
+    else:
+        body = dumps(error_body(code, message))
     await send(
         {
             "type": "http.response.start",

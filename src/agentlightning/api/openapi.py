@@ -9,6 +9,7 @@ built once, on the first ``GET /openapi.json``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,11 +71,14 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schema.setdefault("components", {}).setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
     for route, path in _routes(app):
         check = permission_of(route)
-        operations = schema.get("paths", {}).get(path, {})
+        # The document names a converter-typed parameter without its converter ({model:path} -> {model}).
+        operations = schema.get("paths", {}).get(re.sub(r":\w+}", "}", path), {})
         for method in route.methods or ():
             operation = operations.get(method.lower())
             if operation is None or check is None:
                 continue
+            if path.startswith("/v1/"):  # OpenAI-compatible: invalid input is a 400 there, never a 422
+                operation.get("responses", {}).pop("422", None)
             if check.access == "public":
                 for status in ("401", "403"):
                     operation.get("responses", {}).pop(status, None)

@@ -138,6 +138,8 @@ class AuthGate:
             "account_address": parse(settings.login_failures_per_account_address),
         }
         self._warned_at = 0.0
+        #: Authenticated API keys by hash: (monotonic expiry, principal), AUTH_API_KEY_CACHE_SECONDS.
+        self.api_keys: dict[str, tuple[float, Any]] = {}
         # In-process mode: parsed user records, dropped whenever the SQLite files change (another
         # process such as the CLI may have changed a user; stat() is far cheaper than a query).
         self._records: dict[int, tuple[float, dict[str, Any]]] = {}
@@ -190,6 +192,16 @@ class AuthGate:
         """Drop a user's cached record (the next request reads the database)."""
         self._records.pop(user_id, None)
         await self.ctx.cache.delete(cache_keys.user_profile(user_id))
+
+    def remembered_api_key(self, digest: str) -> Any:
+        """The principal of an API key this process found valid within its memory time, or None."""
+        hit = self.api_keys.get(digest)
+        if hit is None:
+            return None
+        if hit[0] <= time.monotonic():
+            self.api_keys.pop(digest, None)
+            return None
+        return hit[1]
 
     # --- tokens ---------------------------------------------------------------------------------
     def verify(self, token: str) -> tuple[AccessClaims, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -45,6 +46,8 @@ class Principal:
     token_exp: float | None = None
     #: The user's cached record (profile fields) when authentication read it anyway.
     record: dict[str, Any] | None = None
+    #: The API key's id when authenticated by one (the gateway's per-key policy is keyed by it).
+    api_key_id: int | None = None
 
     def can(self, permission: str) -> bool:
         """True when this principal holds ``permission``."""
@@ -521,6 +524,20 @@ async def authenticate_token(ctx: AppContext, token: str, *, rate_limit: bool = 
     """
     gate = gate_for(ctx)
     if tokens.looks_like_api_key(token):
+        if rate_limit:
+            # A key remembered by this process: revocation, the user's record and the quota in one
+            # round trip, as for an access token.
+            digest = cache_keys.token_hash(token)
+            cached = gate.remembered_api_key(digest)
+            if cached is not None:
+                revoked, record, allowed = await gate.admit(digest, cached.user_id)
+                if record is None and not revoked:
+                    record = await _load_user_record(ctx, cached.user_id)
+                if not revoked and record is not None and _record_admits(record, cached.role):
+                    if allowed is False:
+                        raise await gate.refuse("user", str(cached.user_id))
+                    return cached
+                gate.api_keys.pop(digest, None)
         principal = await authenticate_api_key(ctx, token)
         if rate_limit:
             await gate.check("user", str(principal.user_id))
@@ -563,13 +580,44 @@ async def authenticate_token(ctx: AppContext, token: str, *, rate_limit: bool = 
 
 
 async def authenticate_api_key(ctx: AppContext, key: str) -> Principal:
-    """The owner of an unrevoked, unexpired API key."""
+    """The owner of an unrevoked, unexpired API key.
+
+    A key found valid is remembered for ``AUTH_API_KEY_CACHE_SECONDS`` (a machine client such as
+    an OpenAI SDK calls many times a second): within that time the user's cached record still
+    decides (a disabled user or a changed role is refused at once), and revoking the key in this
+    process forgets it at once; another process notices a revocation within those seconds.
+    """
+    gate = gate_for(ctx)
+    digest = cache_keys.token_hash(key)
+    ttl = ctx.settings.auth_api_key_cache_seconds
+    if ttl > 0:
+        cached: Principal | None = gate.remembered_api_key(digest)
+        if cached is not None:
+            revoked = await ctx.cache.exists(cache_keys.jwt_blacklist(digest))
+            record = None if revoked else await gate.record(cached.user_id)
+            if record is None and not revoked:
+                record = await _load_user_record(ctx, cached.user_id)
+            if not revoked and record is not None and _record_admits(record, cached.role):
+                return cached
+        gate.api_keys.pop(digest, None)
+    principal = await _api_key_principal(ctx, digest)
+    if ttl > 0:
+        if len(gate.api_keys) > 100_000:
+            gate.api_keys.clear()
+        gate.api_keys[digest] = (time.monotonic() + ttl, principal)
+    return principal
+
+
+def _record_admits(record: dict[str, Any], role: str) -> bool:
+    """True when a user's cached record still admits a principal of ``role``."""
+    return bool(record.get("is_active")) and record.get("role") == role
+
+
+async def _api_key_principal(ctx: AppContext, digest: str) -> Principal:
     async with ctx.db.session() as session:
         row = (
             await session.execute(
-                select(ApiKey, User)
-                .join(User, User.id == ApiKey.user_id)
-                .where(ApiKey.key_hash == cache_keys.token_hash(key))
+                select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == digest)
             )
         ).first()
         if row is None:
@@ -590,6 +638,7 @@ async def authenticate_api_key(ctx: AppContext, key: str) -> Principal:
             role=user.role,
             permissions=permissions_for(user.role),
             auth_method="api_key",
+            api_key_id=api_key.id,
         )
 
 
@@ -626,7 +675,12 @@ async def revoke_api_key(ctx: AppContext, user_id: int, key_id: int) -> None:
         if record is None or record.user_id != user_id:
             raise NotFound("API_KEY_NOT_FOUND", f"API key {key_id} not found", details={"api_key_id": key_id})
         record.revoked_at = record.revoked_at or utcnow()
+        digest = record.key_hash
         await session.commit()
+    # This process forgets it now; the others see the blacklist entry on their next use of it.
+    gate_for(ctx).api_keys.pop(digest, None)
+    ttl = int(ctx.settings.auth_api_key_cache_seconds) + 1
+    await ctx.cache.set(cache_keys.jwt_blacklist(digest), str(int(utcnow().timestamp())), ttl)
 
 
 def _profile_of(user: User) -> dict[str, Any]:

@@ -199,3 +199,37 @@ KNOWLEDGE_VECTOR_INDEX_SIZE = Gauge(
 
 # --- Gateway --------------------------------------------------------------------------------
 RATE_LIMITED = Counter("http_rate_limited_total", "Requests refused with 429", ["scope"], registry=REGISTRY)
+
+# --- OpenAI-compatible gateway (/v1) ----------------------------------------------------------
+# ``model`` is a configured model name or ``<provider>/*`` (never a free-form client string).
+GATEWAY_REQUESTS = Counter(
+    "gateway_requests_total",
+    "Gateway chat completions by model and outcome (ok, error)",
+    ["model", "outcome"],
+    registry=REGISTRY,
+)
+GATEWAY_TOKENS = Counter(
+    "gateway_tokens_total",
+    "Tokens through the gateway by model (in: prompt, out: completion)",
+    ["model", "direction"],
+    registry=REGISTRY,
+)
+GATEWAY_LATENCY = Histogram(
+    "gateway_request_duration_seconds",
+    "Gateway chat completion time (to the end of the stream) by model",
+    ["model"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+GATEWAY_ERRORS = Counter(
+    "gateway_errors_total",
+    "Gateway chat completions that failed, by model and error code",
+    ["model", "code"],
+    registry=REGISTRY,
+)
+GATEWAY_RECORDS = Counter(
+    "gateway_records_total",
+    "Gateway calls recorded as rollout spans (written, dropped, failed)",
+    ["result"],
+    registry=REGISTRY,
+)

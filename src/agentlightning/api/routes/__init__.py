@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agentlightning.api.routes import admin, agents, auth, bandit, knowledge, rl, rollouts, system, tasks, workflows, ws
+from agentlightning.api.routes import (
+    admin,
+    agents,
+    auth,
+    bandit,
+    gateway,
+    knowledge,
+    rl,
+    rollouts,
+    system,
+    tasks,
+    workflows,
+    ws,
+)
 
 ROUTERS: list[APIRouter] = [
     auth.router,
@@ -18,4 +31,6 @@ ROUTERS: list[APIRouter] = [
     rollouts.router,
     workflows.router,
     ws.router,
+    gateway.router,
+    gateway.admin_router,
 ]

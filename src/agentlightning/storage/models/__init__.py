@@ -4,6 +4,7 @@ from agentlightning.storage.models.agents import Agent, AgentMessage, AgentNote
 from agentlightning.storage.models.audit import AuditEntry
 from agentlightning.storage.models.bandit import BanditArm
 from agentlightning.storage.models.base import Base
+from agentlightning.storage.models.gateway import GatewayKeyPolicy
 from agentlightning.storage.models.knowledge import KnowledgeItem
 from agentlightning.storage.models.rl import RLEnvironment, RLExperiment, RLMetricPoint
 from agentlightning.storage.models.rollouts import Reward, Rollout
@@ -21,6 +22,7 @@ __all__ = [
     "BanditArm",
     "AuditEntry",
     "Base",
+    "GatewayKeyPolicy",
     "KnowledgeItem",
     "RLEnvironment",
     "RLExperiment",
