@@ -118,7 +118,7 @@ class TaskExecutor:
             if reward is not None:
                 # Shielded: once the outcome is stored the lease is gone, and the pool may cancel
                 # this run at any moment; the listeners (the bandit's posterior) must still hear it.
-                await asyncio.shield(notify_reward_listeners([reward]))
+                await asyncio.shield(notify_reward_listeners([reward], scope=self.ctx))
             AGENT_REQUESTS.labels(agent_id=agent_label, status="completed").inc()
             AGENT_RESPONSE_TIME.labels(agent_id=agent_label).observe(elapsed_ms / 1000)
             if cache_key and not result.get("cached") and is_trustworthy(result):

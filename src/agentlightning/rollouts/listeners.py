@@ -7,6 +7,7 @@ logged and never reaches the writer of the reward.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,28 +37,33 @@ class RewardEvent:
 
 
 RewardListener = Callable[[RewardEvent], Awaitable[None]]
-_LISTENERS: list[RewardListener] = []
+#: Each listener with the scope it listens to (a weak reference to an ``AppContext``), or ``None``
+#: for every reward of the process.  A process may hold several contexts at once (tests, CLI
+#: commands next to a server), each with its own database: a listener hears only its own.
+_LISTENERS: list[tuple[RewardListener, weakref.ref[Any] | None]] = []
 
 
-def register_reward_listener(fn: RewardListener) -> RewardListener:
-    """Call ``fn`` with every reward stored from now on in this process (usable as a decorator)."""
-    if fn not in _LISTENERS:
-        _LISTENERS.append(fn)
+def register_reward_listener(fn: RewardListener, scope: object | None = None) -> RewardListener:
+    """Call ``fn`` with every reward stored from now on in this process, or only with those stored
+    through ``scope`` (the ``AppContext`` whose writers notify it) when given."""
+    if all(existing is not fn for existing, _ in _LISTENERS):
+        _LISTENERS.append((fn, None if scope is None else weakref.ref(scope)))
     return fn
 
 
 def unregister_reward_listener(fn: RewardListener) -> None:
     """Stop calling ``fn`` (no error when it was not registered)."""
-    if fn in _LISTENERS:
-        _LISTENERS.remove(fn)
+    _LISTENERS[:] = [(existing, scope) for existing, scope in _LISTENERS if existing is not fn]
 
 
-async def notify_reward_listeners(events: Iterable[RewardEvent]) -> None:
-    """Pass each event to every listener, in order; errors are logged, never raised."""
+async def notify_reward_listeners(events: Iterable[RewardEvent], scope: object | None = None) -> None:
+    """Pass each event to the listeners of ``scope`` (the context that stored it) and to the
+    process-wide ones, in order; errors are logged, never raised."""
     if not _LISTENERS:
         return
+    listeners = [fn for fn, ref in _LISTENERS if ref is None or (scope is not None and ref() is scope)]
     for event in events:
-        for fn in list(_LISTENERS):
+        for fn in listeners:
             try:
                 await fn(event)
             except Exception:  # noqa: BLE001 - a listener never fails the reward's writer

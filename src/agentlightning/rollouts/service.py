@@ -356,7 +356,7 @@ class RolloutService:
             data = reward_to_dict(reward)
             event = _event(row, reward.value, source, span_id)
             await s.commit()
-        await notify_reward_listeners([event])
+        await notify_reward_listeners([event], scope=self.ctx)
         return data
 
     async def finish(self, rollout_id: str, *, status: RolloutStatus = "completed", output: Any = None) -> None:
@@ -471,7 +471,7 @@ class RolloutService:
                     events.append(_event(row, reward.value, source, reward.span_id))
             s.add_all(rewards)
             await s.commit()
-        await notify_reward_listeners(events)
+        await notify_reward_listeners(events, scope=self.ctx)
         created = len(existing) - stored_before
         return {"ids": ids, "created": created, "spans_added": spans_added, "rewards_added": len(rewards)}
 
@@ -533,7 +533,7 @@ class RolloutService:
             data = reward_to_dict(reward)
             event = _event(row, reward.value, "feedback", None)
             await s.commit()
-        await notify_reward_listeners([event])
+        await notify_reward_listeners([event], scope=self.ctx)
         return data
 
     # --- reading ---------------------------------------------------------------------------

@@ -42,6 +42,11 @@ EXPECTED_UNSAMPLED = {
     "http_rate_limited_total": "no request is refused with 429 here",
     "knowledge_search_duration_seconds_bucket": "only searches that reach the database are timed",
     "agent_active_count": "set by the agent status endpoint",
+    "gateway_requests_total": "no call goes through the /v1 gateway here (tests/integration/gateway drive it)",
+    "gateway_tokens_total": "no call goes through the /v1 gateway here",
+    "gateway_records_total": "no call goes through the /v1 gateway here",
+    "gateway_errors_total": "no call goes through the /v1 gateway here",
+    "gateway_request_duration_seconds_bucket": "no call goes through the /v1 gateway here",
 }
 
 

@@ -73,7 +73,7 @@ async def test_bandit_converges_online_and_survives_a_restart(
                 source="verifier",
                 metadata={"variant": name, "task_type": "maths"},
             )
-            await notify_reward_listeners([event])
+            await notify_reward_listeners([event], scope=ctx)
     finally:
         remove_reward_listener(ctx)
     assert chosen[40:].count("good") >= 32  # most of the later pulls go to the better variant

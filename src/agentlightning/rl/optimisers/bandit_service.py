@@ -262,7 +262,7 @@ def install_reward_listener(ctx: AppContext) -> None:
             return
         await on_reward(live, event)
 
-    _LISTENERS[key] = (ref, register_reward_listener(listener))
+    _LISTENERS[key] = (ref, register_reward_listener(listener, scope=ctx))
 
 
 def remove_reward_listener(ctx: AppContext) -> None:
