@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agentlightning.api.routes import agents, auth, knowledge, rl, system, tasks, ws
+from agentlightning.api.routes import agents, auth, auto_rl, knowledge, rl, system, tasks, ws
 
 ROUTERS: list[APIRouter] = [
     auth.router,
     system.router,
     knowledge.router,
     rl.router,
+    auto_rl.router,
     agents.router,
     tasks.router,
     ws.router,

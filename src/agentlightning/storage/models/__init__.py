@@ -1,6 +1,7 @@
 """All ORM models, one module per owning package."""
 
 from agentlightning.storage.models.agents import Agent, AgentMessage, AgentNote
+from agentlightning.storage.models.auto_rl import AutoRLLease, AutoRLPolicy, AutoRLPromotion, AutoRLTrigger
 from agentlightning.storage.models.base import Base
 from agentlightning.storage.models.knowledge import KnowledgeItem
 from agentlightning.storage.models.rl import RLEnvironment, RLExperiment, RLMetricPoint
@@ -13,6 +14,10 @@ __all__ = [
     "AgentMessage",
     "AgentNote",
     "ApiKey",
+    "AutoRLLease",
+    "AutoRLPolicy",
+    "AutoRLPromotion",
+    "AutoRLTrigger",
     "Base",
     "KnowledgeItem",
     "RLEnvironment",
