@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from agentlightning.core.system_config import get_config
+from agentlightning.errors import ValidationFailed
 from agentlightning.storage.models import AutoRLPolicy
 from agentlightning.storage.types import utcnow
 
@@ -115,9 +116,19 @@ class PolicyService:
     async def update(self, agent_id: int, body: PolicyUpdate, *, actor: str) -> EffectivePolicy:
         """Apply a partial update (explicit nulls reset a field to the system default)."""
         from agentlightning.agents.service import AgentService
+        from agentlightning.rl.auto.triggers import experiment_config
 
         await AgentService(self.ctx).get(agent_id)
         changes = body.model_dump(exclude_unset=True)
+        if changes.get("options"):
+            try:
+                experiment_config(changes["options"])
+            except ValueError as exc:
+                raise ValidationFailed(
+                    "VALIDATION_ERROR",
+                    f"Invalid policy options: {exc}",
+                    details={"errors": [{"field": "body.options", "message": str(exc)[:500]}]},
+                ) from exc
         async with self.ctx.db.session() as s:
             row = await s.get(AutoRLPolicy, agent_id)
             if row is None:

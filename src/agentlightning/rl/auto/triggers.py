@@ -15,9 +15,9 @@ from sqlalchemy import func, select, update
 from agentlightning.errors import Conflict
 from agentlightning.rl.auto.policy import PolicyService
 from agentlightning.rl.auto.schemas import AgentExperimentConfig, AgentExperimentCreate
-from agentlightning.storage.models import AutoRLTrigger
+from agentlightning.storage.models import AutoRLTrigger, RLExperiment
 from agentlightning.storage.types import utcnow
-from agentlightning.vocabulary import AutoRLOutcome, AutoRLReason
+from agentlightning.vocabulary import EXPERIMENT_TERMINAL, AutoRLOutcome, AutoRLReason
 
 if TYPE_CHECKING:
     from agentlightning.core.context import AppContext
@@ -44,14 +44,39 @@ def trigger_dict(row: AutoRLTrigger) -> dict[str, Any]:
     }
 
 
+#: Keys of a policy's ``options`` that choose the tasks (the rest go to the optimiser).
+TASK_KEYS = ("suite", "task_types", "train", "heldout", "train_tasks", "heldout_tasks")
+
+
+def experiment_config(options: dict[str, Any]) -> AgentExperimentConfig:
+    """The experiment config of a triggered run: task selection from ``options``, the rest for the optimiser."""
+    tasks = {k: v for k, v in options.items() if k in TASK_KEYS}
+    rest = {k: v for k, v in options.items() if k not in TASK_KEYS}
+    return AgentExperimentConfig.model_validate({**tasks, "options": rest})
+
+
 class TriggerService:
     """Starts optimisations and records their outcome."""
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
 
+    async def reconcile(self) -> None:
+        """End running triggers whose experiment ended without telling (e.g. stopped while still queued)."""
+        async with self.ctx.db.session() as s:
+            stale = list(
+                await s.execute(
+                    select(AutoRLTrigger.id, RLExperiment.status)
+                    .join(RLExperiment, RLExperiment.id == AutoRLTrigger.experiment_id)
+                    .where(AutoRLTrigger.outcome == "running", RLExperiment.status.in_(tuple(EXPERIMENT_TERMINAL)))
+                )
+            )
+        for trigger_id, status in stale:
+            await self.finish_trigger(trigger_id, "failed" if status == "failed" else "stopped", {"experiment": status})
+
     async def in_flight(self, agent_id: int) -> bool:
         """True while an Auto-RL optimisation of the agent has not ended."""
+        await self.reconcile()
         async with self.ctx.db.session() as s:
             found = await s.scalar(
                 select(AutoRLTrigger.id).where(AutoRLTrigger.agent_id == agent_id, AutoRLTrigger.outcome == "running")
@@ -105,7 +130,7 @@ class TriggerService:
             name=f"auto-rl-agent{agent_id}-{trigger_id}-{utcnow().strftime('%Y%m%d%H%M%S')}",
             algorithm=algo,
             agent_id=agent_id,
-            config=AgentExperimentConfig(options=policy.options),
+            config=experiment_config(policy.options),
         )
         try:
             experiment = await ExperimentService(self.ctx).create_agent(
@@ -152,6 +177,7 @@ class TriggerService:
 
     async def counts(self) -> dict[int, dict[str, Any]]:
         """Per agent: triggers by outcome and the last trigger time."""
+        await self.reconcile()
         async with self.ctx.db.session() as s:
             rows = await s.execute(
                 select(
