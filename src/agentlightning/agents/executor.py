@@ -1,5 +1,5 @@
-"""Runs one claimed task end to end: cache lookup, agent runtime, single write of the outcome,
-metrics and the trace.  Task events are stored and published by the scheduler with the state
+"""Runs one claimed task end to end: cache lookup, agent runtime, single write of the outcome
+with its trace and rollout (and the verifier's reward), metrics.  Task events are stored and published by the scheduler with the state
 change they announce (the outbox), never here."""
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from agentlightning.agents.scheduler import ClaimedTask, TaskScheduler
 from agentlightning.agents.tools.registry import ToolRegistry, default_registry
 from agentlightning.agents.tracing import TraceRecorder
 from agentlightning.observability.metrics import AGENT_REQUESTS, AGENT_RESPONSE_TIME
+from agentlightning.rollouts.capture import TaskRollout
+from agentlightning.rollouts.listeners import notify_reward_listeners
+from agentlightning.rollouts.schemas import task_rollout_id
 from agentlightning.storage import cache_keys
 
 if TYPE_CHECKING:
@@ -69,7 +72,7 @@ class TaskExecutor:
         """Run ``task``; returns its final status, or None when the lease was lost meanwhile."""
         agent_label = str(task.agent.id)
         started = time.perf_counter()
-        recorder = TraceRecorder(task_id=task.id, agent_id=task.agent.id)
+        recorder = TraceRecorder(task_id=task.id, agent_id=task.agent.id, rollout_id=task_rollout_id(task.id))
         cache_key = response_cache_key(task) if self._cacheable(task) else None
         try:
             result: dict[str, Any] | None = None
@@ -92,9 +95,25 @@ class TaskExecutor:
             # The trace is stored with the result (one transaction): a completed task has its trace.
             spans = recorder.rows()
             recorder.spans.clear()
-            if not await self.scheduler.complete(task, result, elapsed_ms, spans, summary=_summary(result)):
+            # The run's rollout (and its verifier reward) is written with the outcome too.
+            rollout = TaskRollout.build(
+                task_id=task.id,
+                agent_id=task.agent.id,
+                description=task.description,
+                context=task.context,
+                status="completed",
+                answer=str(result.get("answer", "")),
+                trace_id=str(result.get("trace_id") or recorder.trace_id),
+                extra_metadata=_rollout_metadata(task, result),
+            )
+            if not await self.scheduler.complete(
+                task, result, elapsed_ms, spans, summary=_summary(result), rollout=rollout
+            ):
                 log.info("task %s: lease lost before completion; result discarded", task.id)
                 return None
+            reward = rollout.event()
+            if reward is not None:
+                await notify_reward_listeners([reward])
             AGENT_REQUESTS.labels(agent_id=agent_label, status="completed").inc()
             AGENT_RESPONSE_TIME.labels(agent_id=agent_label).observe(elapsed_ms / 1000)
             if cache_key and not result.get("cached") and is_trustworthy(result):
@@ -126,7 +145,16 @@ class TaskExecutor:
 
     async def _failed(self, task: ClaimedTask, error: str, *, retryable: bool, started: float) -> str | None:
         elapsed_ms = int((time.perf_counter() - started) * 1000)
-        status = await self.scheduler.fail(task, error, retryable=retryable, execution_ms=elapsed_ms)
+        rollout = TaskRollout.build(
+            task_id=task.id,
+            agent_id=task.agent.id,
+            description=task.description,
+            context=task.context,
+            status="failed",
+            error=error[:4000],
+            extra_metadata=_rollout_metadata(task, {}),
+        )
+        status = await self.scheduler.fail(task, error, retryable=retryable, execution_ms=elapsed_ms, rollout=rollout)
         if status == "failed":
             AGENT_REQUESTS.labels(agent_id=str(task.agent.id), status="failed").inc()
             AGENT_RESPONSE_TIME.labels(agent_id=str(task.agent.id)).observe(elapsed_ms / 1000)
@@ -140,6 +168,16 @@ class TaskExecutor:
         and published by the scheduler)."""
         for data in failed:
             AGENT_REQUESTS.labels(agent_id=str(data.get("agent_id")), status="failed").inc()
+
+
+def _rollout_metadata(task: ClaimedTask, result: dict[str, Any]) -> dict[str, Any]:
+    """What a task's rollout records about the run besides its context's variant and task type."""
+    meta: dict[str, Any] = {"config_version": task.agent.config_version, "attempts": task.attempts}
+    if result.get("cached"):
+        meta["cached"] = True
+    if result.get("model"):
+        meta["model"] = result["model"]
+    return meta
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:

@@ -11,8 +11,9 @@
   the same transaction (the agents' rows are already locked).  One statement cannot do both: its
   snapshot is taken before it waits for an agent lock, so its running counts could miss a
   concurrent claim.
-* :data:`FINISH` writes the trace spans and the outcome together (one statement, so the task's
-  trace and result commit atomically even in autocommit mode).
+* :data:`FINISH` writes the trace spans, the outcome and the task's rollout (with its verifier
+  reward, :mod:`agentlightning.rollouts.capture`) together (one statement, so the task's trace,
+  rollout and result commit atomically even in autocommit mode).
 
 Each statement that changes a task's state also inserts its event into ``task_events`` (the
 outbox): ``task_created``, ``task_started``, ``task_completed``/``task_failed`` commit with the
@@ -28,10 +29,11 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, String, Text, bindparam, text
+from sqlalchemy import Float, Integer, String, Text, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agentlightning.rollouts.capture import PG_FINISH_CTES, PG_NO_ROLLOUT, TaskRollout
 from agentlightning.storage.types import Timestamp
 
 if TYPE_CHECKING:
@@ -212,26 +214,28 @@ FINISH = (
         WITH spans AS (
             INSERT INTO trace_spans (trace_id, span_id, parent_span_id, task_id, agent_id, kind, name, status,
                                      input, output, error, model, prompt_tokens, completion_tokens, latency_ms,
-                                     attributes, started_at, ended_at)
+                                     attributes, started_at, ended_at, rollout_id)
             SELECT s.trace_id, s.span_id, s.parent_span_id, s.task_id, s.agent_id, s.kind, s.name, s.status,
                    s.input, s.output, s.error, s.model, s.prompt_tokens, s.completion_tokens, s.latency_ms,
-                   COALESCE(s.attributes, '{}'::jsonb), s.started_at, s.ended_at
+                   COALESCE(s.attributes, '{}'::jsonb), s.started_at, s.ended_at, s.rollout_id
             FROM jsonb_to_recordset(CAST(:spans AS jsonb)) AS s(
                 trace_id text, span_id text, parent_span_id text, task_id integer, agent_id integer, kind text,
                 name text, status text, input jsonb, output jsonb, error text, model text, prompt_tokens integer,
                 completion_tokens integer, latency_ms double precision, attributes jsonb,
-                started_at timestamptz, ended_at timestamptz)
+                started_at timestamptz, ended_at timestamptz, rollout_id text)
         ), finished AS (
             UPDATE tasks
             SET status = :status, result = :result, execution_time_ms = :execution_time_ms,
                 error_message = :error_message, completed_at = :now, lease_expires_at = NULL
             WHERE id = :task_id AND lease_token = :lease_token AND status = 'running'
-            RETURNING id, agent_id, created_by
+            RETURNING id, agent_id, created_by, started_at
         ), event AS (
             INSERT INTO task_events (topic, event, task_id, agent_id, owner, data, created_at)
             SELECT 'tasks', :event, id, agent_id, created_by, CAST(:event_data AS jsonb), :now FROM finished
             RETURNING id
-        )
+        )"""
+        + PG_FINISH_CTES
+        + """
         SELECT finished.id, finished.created_by, (SELECT id FROM event) AS event_id FROM finished
         """
     )
@@ -246,6 +250,11 @@ FINISH = (
         bindparam("task_id", type_=Integer),
         bindparam("lease_token", type_=String),
         bindparam("status", type_=String),
+        bindparam("rollout_input", type_=JSONB(none_as_null=True)),
+        bindparam("rollout_output", type_=JSONB(none_as_null=True)),
+        bindparam("rollout_metadata", type_=JSONB(none_as_null=True)),
+        bindparam("reward_details", type_=JSONB(none_as_null=True)),
+        bindparam("rollout_reward", type_=Float),
     )
     .columns(id=Integer, created_by=String, event_id=Integer)
 )
@@ -259,8 +268,10 @@ def finish_parameters(
     now: datetime,
     event: str,
     event_data: dict[str, Any],
+    rollout: TaskRollout | None = None,
 ) -> dict[str, Any]:
-    """Parameters of :data:`FINISH`: the outcome under the lease token, plus the spans to insert.
+    """Parameters of :data:`FINISH`: the outcome under the lease token, plus the spans to insert
+    and the task's rollout (with its verifier reward) to write with the outcome.
 
     The statement returns the task id when the lease was still held (no row: the result was
     discarded; the spans are kept anyway, as on the two-statement path).  The terminal event
@@ -279,4 +290,4 @@ def finish_parameters(
         "lease_token": lease_token,
         "event": event,
         "event_data": event_data,
-    }
+    } | (rollout.pg_parameters() if rollout is not None else PG_NO_ROLLOUT)

@@ -34,6 +34,7 @@ from agentlightning.agents.profile import DEFAULT_MAX_CONCURRENCY, AgentProfile,
 from agentlightning.agents.queue_pg import autocommit
 from agentlightning.agents.service import AgentService
 from agentlightning.errors import AppError, Conflict, ValidationFailed
+from agentlightning.rollouts.capture import TaskRollout
 from agentlightning.storage.events import Event, jsonable, record_event, stored_event
 from agentlightning.storage.models import Agent, Task, TraceSpan
 
@@ -126,8 +127,10 @@ class QueueDialect(ABC):
         event: str,
         event_data: dict[str, Any],
         now: datetime,
+        rollout: TaskRollout | None = None,
     ) -> Event | None:
-        """Write the outcome and its event under the lease token; None when the lease was lost."""
+        """Write the outcome, its event and the task's rollout under the lease token; None when the
+        lease was lost."""
         async with self.db.session() as s:
             if spans:
                 await s.execute(insert(TraceSpan), spans)
@@ -135,7 +138,7 @@ class QueueDialect(ABC):
                 update(Task)
                 .where(Task.id == task.id, Task.lease_token == task.lease_token, Task.status == "running")
                 .values(completed_at=now, lease_expires_at=None, **values)
-                .returning(Task.created_by)
+                .returning(Task.created_by, Task.started_at)
                 .execution_options(synchronize_session=False)
             )
             found = res.first()
@@ -144,6 +147,8 @@ class QueueDialect(ABC):
                 stored = await record_event(
                     s, "tasks", event, event_data, task_id=task.id, agent_id=task.agent.id, owner=found.created_by
                 )
+                if rollout is not None:
+                    await rollout.write(s, owner=found.created_by, started_at=found.started_at, now=now)
             await s.commit()
         return stored
 
@@ -258,9 +263,10 @@ class PostgresQueue(QueueDialect):
         event: str,
         event_data: dict[str, Any],
         now: datetime,
+        rollout: TaskRollout | None = None,
     ) -> Event | None:
         data = jsonable(event_data)
-        params = queue_pg.finish_parameters(task.id, task.lease_token, spans, values, now, event, data)
+        params = queue_pg.finish_parameters(task.id, task.lease_token, spans, values, now, event, data, rollout)
         async with autocommit(self.db) as conn:
             found = (await conn.execute(queue_pg.FINISH, params)).first()
         if found is None:

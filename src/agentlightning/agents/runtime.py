@@ -17,6 +17,7 @@ from agentlightning.agents.profile import AgentProfile
 from agentlightning.agents.tools.base import ToolContext
 from agentlightning.agents.tools.registry import ToolRegistry, ToolResult
 from agentlightning.agents.tracing import TraceRecorder
+from agentlightning.rollouts.capture import model_visible_context
 
 if TYPE_CHECKING:
     from agentlightning.core.context import AppContext
@@ -100,6 +101,7 @@ class AgentRuntime:
             window = int(agent.config.get("memory_window", self.ctx.settings.agent_memory_window))
             messages += await self.memory.window(agent.id, session_id, window, user)
         user = task
+        context = model_visible_context(context)  # never the verifier's expected answer
         if context:
             user += "\n\nContext:\n" + json.dumps(context, ensure_ascii=False, default=str)
         messages.append(ChatMessage(role="user", content=user))
@@ -120,7 +122,11 @@ class AgentRuntime:
         context = context or {}
         provider = self.providers.for_agent(agent.config)
         model = self.providers.model_for(agent.config)
-        root = recorder.start("agent_run", agent.name, {"task": task, "context": context, "session_id": session_id})
+        root = recorder.start(
+            "agent_run",
+            agent.name,
+            {"task": task, "context": model_visible_context(context), "session_id": session_id},
+        )
         root.attributes.update(config_version=agent.config_version, agent_type=agent.type)
         tool_ctx = ToolContext(
             settings=self.ctx.settings,

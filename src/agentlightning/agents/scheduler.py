@@ -30,6 +30,8 @@ from sqlalchemy import String, and_, cast, func, literal, or_, select, update
 from agentlightning.agents.queue_sql import ClaimedTask, Inserted, QueueDialect, queue_dialect_for
 from agentlightning.agents.service import AgentService
 from agentlightning.errors import Conflict, NotFound
+from agentlightning.rollouts.capture import TaskRollout
+from agentlightning.rollouts.verifiers import validate_spec
 from agentlightning.storage import cache_keys
 from agentlightning.storage.db import affected_rows
 from agentlightning.storage.events import Event, record_event
@@ -113,8 +115,13 @@ class TaskScheduler:
         idempotency_key: str | None = None,
         created_by: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Queue a task; returns ``(task, created)`` (``created`` is False for an idempotent replay)."""
+        """Queue a task; returns ``(task, created)`` (``created`` is False for an idempotent replay).
+
+        A ``context.verifier`` must be a valid verifier spec (``VALIDATION_ERROR`` otherwise).
+        """
         context = context or {}
+        if "verifier" in context:
+            validate_spec(context["verifier"])
         request_hash = cache_keys.stable_hash(
             {
                 "task": task,
@@ -299,12 +306,14 @@ class TaskScheduler:
         spans: builtins.list[dict[str, Any]] | None = None,
         *,
         summary: dict[str, Any] | None = None,
+        rollout: TaskRollout | None = None,
     ) -> bool:
         """Record the result once, with its ``task_completed`` event; False when the lease was lost
         (the result is discarded).
 
         ``spans`` (trace rows of the attempt) are written in the same transaction, so a completed
         task always has its trace.  ``summary`` is the event's ``result`` (the answer, shortened).
+        ``rollout`` (the run's rollout and verifier reward) is written with the outcome.
         """
         data = _base_event(task) | {
             "status": "completed",
@@ -316,6 +325,7 @@ class TaskScheduler:
             spans,
             "task_completed",
             data,
+            rollout,
             status="completed",
             result=result,
             execution_time_ms=execution_ms,
@@ -323,10 +333,16 @@ class TaskScheduler:
         )
 
     async def fail(
-        self, task: ClaimedTask, error: str, *, retryable: bool, execution_ms: int | None = None
+        self,
+        task: ClaimedTask,
+        error: str,
+        *,
+        retryable: bool,
+        execution_ms: int | None = None,
+        rollout: TaskRollout | None = None,
     ) -> str | None:
         """Fail the attempt: back to ``pending`` when retryable and attempts remain, else ``failed``
-        (with ``task_failed``).
+        (with ``task_failed`` and, when given, the run's failed ``rollout``).
 
         Returns the new status, or None when the lease was already lost.
         """
@@ -347,6 +363,7 @@ class TaskScheduler:
             None,
             "task_failed",
             data,
+            rollout,
             status="failed",
             result=None,
             execution_time_ms=execution_ms,
@@ -360,9 +377,10 @@ class TaskScheduler:
         spans: builtins.list[dict[str, Any]] | None,
         event: str,
         data: dict[str, Any],
+        rollout: TaskRollout | None,
         **values: Any,
     ) -> bool:
-        stored = await self.queue.finish(task, spans or [], values, event, data, utcnow())
+        stored = await self.queue.finish(task, spans or [], values, event, data, utcnow(), rollout)
         if stored is None:
             return False
         await self.ctx.events.announce([stored])

@@ -44,6 +44,8 @@ class AgentConfigIn(BaseModel):
     memory_window: int | None = Field(default=None, ge=0, le=200)
     tools: list[Text] | None = Field(default=None, max_length=100)
     cache: bool | None = None
+    #: Bumped by each promotion of new resources (``GET /api/v2/agents/{id}/resources``'s ``version``).
+    resources_version: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 class AgentCreate(BaseModel):

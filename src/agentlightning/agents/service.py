@@ -124,6 +124,27 @@ class AgentService:
         """The agent's effective configuration."""
         return AgentProfile.from_row(await self.get(ref))
 
+    async def resources(self, ref: int | str) -> dict[str, Any]:
+        """The agent's currently promoted resources: what the runtime, the SDK's
+        ``enable_rl_training()`` and the gateway run it with.
+
+        Read from the agent row: ``system_prompt``, ``model``, ``config.temperature``,
+        ``config.tools``, ``config.adapter``, ``config.variant``; ``version`` is
+        ``config.resources_version`` (1 until a promotion bumps it through :meth:`update`).
+        """
+        profile = await self.profile(ref)
+        config = profile.config
+        return {
+            "agent_id": profile.id,
+            "version": int(config.get("resources_version") or 1),
+            "system_prompt": profile.system_prompt,
+            "model": config.get("model") or None,
+            "temperature": profile.temperature,
+            "tools": profile.tools,
+            "adapter": config.get("adapter"),
+            "variant": config.get("variant"),
+        }
+
     async def list(
         self, *, type: str | None = None, status: str | None = None, page: int = 1, page_size: int = 50
     ) -> tuple[builtins.list[dict[str, Any]], int]:

@@ -77,7 +77,9 @@ class Span:
         self.attributes.update(attributes)
         return self
 
-    def row(self, trace_id: str, task_id: int | None, agent_id: int | None) -> dict[str, Any]:
+    def row(
+        self, trace_id: str, task_id: int | None, agent_id: int | None, rollout_id: str | None = None
+    ) -> dict[str, Any]:
         """Column values for ``trace_spans``."""
         latency = self.latency_ms if self.latency_ms is not None else (time.perf_counter() - self._t0) * 1000
         return {
@@ -99,15 +101,27 @@ class Span:
             "attributes": _clip(self.attributes),
             "started_at": self.started_at,
             "ended_at": self.started_at + timedelta(milliseconds=latency),
+            "rollout_id": rollout_id,
         }
 
 
 class TraceRecorder:
-    """Collects the spans of one task attempt; :meth:`flush` persists them."""
+    """Collects the spans of one task attempt; :meth:`flush` persists them.
 
-    def __init__(self, *, task_id: int | None, agent_id: int | None, trace_id: str | None = None) -> None:
+    ``rollout_id`` is the rollout the spans belong to (a task's is ``task-<id>``).
+    """
+
+    def __init__(
+        self,
+        *,
+        task_id: int | None,
+        agent_id: int | None,
+        trace_id: str | None = None,
+        rollout_id: str | None = None,
+    ) -> None:
         self.task_id = task_id
         self.agent_id = agent_id
+        self.rollout_id = rollout_id
         self.trace_id = trace_id or uuid.uuid4().hex
         self.spans: list[Span] = []
         self.root: Span | None = None
@@ -123,7 +137,7 @@ class TraceRecorder:
 
     def rows(self) -> list[dict[str, Any]]:
         """All spans as ``trace_spans`` rows."""
-        return [s.row(self.trace_id, self.task_id, self.agent_id) for s in self.spans]
+        return [s.row(self.trace_id, self.task_id, self.agent_id, self.rollout_id) for s in self.spans]
 
     async def flush(self, db: Database) -> int:
         """Insert the collected spans (once) and return how many were written."""

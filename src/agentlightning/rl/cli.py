@@ -20,8 +20,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-app = typer.Typer(help="RL experiments: train, list, show, stop.", no_args_is_help=True)
+from agentlightning.rl.suite.cli import app as suite_app
+
+app = typer.Typer(help="RL experiments: train, list, show, stop; the verifiable suite.", no_args_is_help=True)
 console = Console()
+app.add_typer(suite_app, name="suite")
 
 
 @asynccontextmanager

@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 import agentlightning
 from agentlightning.core.context import AppContext
-from agentlightning.storage.models import Agent, RLExperiment, Task
+from agentlightning.storage.models import Agent, Reward, RLExperiment, Rollout, Task
+from agentlightning.storage.types import utcnow
 from agentlightning.vocabulary import (
     AGENT_STATUSES,
     CONSTRAINED_COLUMNS,
@@ -42,8 +43,28 @@ async def _rows(ctx: AppContext) -> dict[str, int]:
                 .returning(RLExperiment.id)
             )
         ).scalar_one()
+        rollout_id = (
+            await s.execute(
+                insert(Rollout)
+                .values(id=unique("vocab"), source="sdk", status="running", created_at=utcnow(), updated_at=utcnow())
+                .returning(Rollout.id)
+            )
+        ).scalar_one()
+        reward_id = (
+            await s.execute(
+                insert(Reward)
+                .values(rollout_id=rollout_id, value=1.0, source="sdk", created_at=utcnow())
+                .returning(Reward.id)
+            )
+        ).scalar_one()
         await s.commit()
-    return {"agents": agent_id, "tasks": task_id, "rl_experiments": experiment_id}
+    return {
+        "agents": agent_id,
+        "tasks": task_id,
+        "rl_experiments": experiment_id,
+        "rollouts": rollout_id,
+        "rewards": reward_id,
+    }
 
 
 async def test_the_database_accepts_every_value_and_refuses_others(ctx: AppContext) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agentlightning.api.routes import agents, auth, auto_rl, knowledge, rl, system, tasks, ws
+from agentlightning.api.routes import agents, auth, auto_rl, knowledge, rl, rollouts, system, tasks, ws
 
 ROUTERS: list[APIRouter] = [
     auth.router,
@@ -14,5 +14,6 @@ ROUTERS: list[APIRouter] = [
     auto_rl.router,
     agents.router,
     tasks.router,
+    rollouts.router,
     ws.router,
 ]

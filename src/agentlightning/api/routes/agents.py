@@ -30,6 +30,7 @@ from agentlightning.api.envelope import ERROR_RESPONSES, Envelope, ok
 from agentlightning.api.params import OptText, PageQuery, PageSizeQuery, RefPath
 from agentlightning.api.routes.tasks import TaskEnvelope
 from agentlightning.auth.service import Principal
+from agentlightning.rollouts.schemas import AgentResources
 from agentlightning.vocabulary import AgentStatus
 
 router = APIRouter(prefix="/api/v2/agents", tags=["agents"], responses=ERROR_RESPONSES)
@@ -107,6 +108,15 @@ async def assign_task(
 async def get_agent(agent_ref: RefPath, ctx: Ctx, _: Principal = Depends(require("agent:read"))) -> dict[str, Any]:
     """One agent with its live status."""
     return ok(await AgentService(ctx).detail(agent_ref))
+
+
+@router.get("/{agent_ref}/resources", response_model=Envelope[AgentResources])
+async def agent_resources(
+    agent_ref: RefPath, ctx: Ctx, _: Principal = Depends(require("agent:read"))
+) -> dict[str, Any]:
+    """The agent's currently promoted resources (prompt, model, temperature, tools, adapter,
+    variant) and their version: what the runtime, the SDK and the gateway use."""
+    return ok(await AgentService(ctx).resources(agent_ref))
 
 
 @router.get("/{agent_ref}/status", response_model=Envelope[AgentRuntimeStatus])

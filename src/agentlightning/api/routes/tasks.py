@@ -14,6 +14,8 @@ from agentlightning.api.envelope import ERROR_RESPONSES, Envelope, ok
 from agentlightning.api.params import IdPath, OptText, PageQuery, PageSizeQuery
 from agentlightning.auth.service import Principal
 from agentlightning.errors import NotFound
+from agentlightning.rollouts.schemas import FeedbackIn, RewardPublic
+from agentlightning.rollouts.service import RolloutService
 from agentlightning.vocabulary import TaskPriority, TaskStatus
 
 router = APIRouter(prefix="/api/v2/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
@@ -87,3 +89,12 @@ async def task_trace(
     await _visible_task(TaskScheduler(ctx), task_id, principal)
     spans = await spans_for_task(ctx.db, task_id)
     return ok({"task_id": task_id, "spans": spans}, f"{len(spans)} span(s)")
+
+
+@router.post("/{task_id}/feedback", status_code=201, response_model=Envelope[RewardPublic])
+async def task_feedback(
+    task_id: IdPath, body: FeedbackIn, ctx: Ctx, principal: Principal = Depends(require("agent:read"))
+) -> dict[str, Any]:
+    """Score a finished task's answer (0 = bad .. 1 = good, with a comment): a ``feedback`` reward
+    of the task's rollout.  Only a user who may read the task can."""
+    return ok(await RolloutService(ctx).feedback(principal, task_id, body), "Feedback stored")

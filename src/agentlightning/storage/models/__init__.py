@@ -5,6 +5,8 @@ from agentlightning.storage.models.auto_rl import AutoRLLease, AutoRLPolicy, Aut
 from agentlightning.storage.models.base import Base
 from agentlightning.storage.models.knowledge import KnowledgeItem
 from agentlightning.storage.models.rl import RLEnvironment, RLExperiment, RLMetricPoint
+from agentlightning.storage.models.rollouts import Reward, Rollout
+from agentlightning.storage.models.suite import SuiteTask
 from agentlightning.storage.models.system import SystemConfigRow
 from agentlightning.storage.models.tasks import Task, TaskEvent, TraceSpan
 from agentlightning.storage.models.users import ApiKey, RefreshToken, RevokedToken, User
@@ -24,7 +26,10 @@ __all__ = [
     "RLExperiment",
     "RLMetricPoint",
     "RefreshToken",
+    "Reward",
     "RevokedToken",
+    "Rollout",
+    "SuiteTask",
     "SystemConfigRow",
     "Task",
     "TaskEvent",

@@ -95,6 +95,7 @@ class TraceSpan(Base):
         Index("idx_trace_spans_task", "task_id"),
         Index("idx_trace_spans_agent_time", "agent_id", "started_at"),
         Index("idx_trace_spans_trace", "trace_id"),
+        Index("idx_trace_spans_rollout", "rollout_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -118,3 +119,6 @@ class TraceSpan(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, server_default="{}")
     started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    #: The rollout this span belongs to (migration 0012; no foreign key: a task's spans of a
+    #: failed attempt are written before its rollout row, which the final outcome creates).
+    rollout_id: Mapped[str | None] = mapped_column(String(64))

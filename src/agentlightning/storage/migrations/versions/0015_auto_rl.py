@@ -1,7 +1,7 @@
 """Auto-RL: per-agent policies, triggers, promotion history (for rollback) and the monitor's lease.
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0016
 Create Date: 2026-11-29
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0015"
-down_revision = "0011"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,286 @@
+"""``apo``: automatic prompt optimisation with textual gradients and beam search.
+
+The algorithm, top to bottom (after "Automatic Prompt Optimization with Gradient Descent and Beam
+Search", Pryzant et al., 2023):
+
+1. The beam starts as the incumbent system prompt.
+2. Each round draws a minibatch of training tasks and scores every prompt of the beam on it
+   (``ctx.evaluate``: one reward in [0, 1] per task). Tasks a prompt fails are its *failures*.
+3. For each prompt of the beam, the critic LLM reads the prompt and examples of its failures
+   (plus the agent's own low-reward rollouts from production) and writes a *textual gradient*:
+   what in the prompt makes the agent fail.
+4. The critic then *rewrites* the prompt along that gradient, ``branching`` times per prompt.
+5. The new prompts are scored on the same minibatch; the best ``beam_width`` prompts of the beam
+   and its children form the next beam.
+6. After the last round (or a stop request), the incumbent and the beam are scored on the same
+   larger set of training tasks; the best one is returned (the incumbent itself if nothing beats
+   it). The held-out decision belongs to the caller (Auto-RL's promotion gate).
+
+Every candidate and its scores land in ``OptimiserResult.candidates``; ``ctx.report`` streams one
+point per round. No database or HTTP here: everything comes from :class:`OptimiserContext`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentlightning.rl.optimisers.base import (
+    AgentResources,
+    Optimiser,
+    OptimiserContext,
+    OptimiserResult,
+    VerifiableTask,
+    register,
+)
+
+
+class APOConfig(BaseModel):
+    """The settings of one run, read from ``ctx.config`` (other keys are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    #: Rounds of critique, rewrite and selection.
+    rounds: int = Field(default=3, ge=1, le=50)
+    #: Prompts kept after each round.
+    beam_width: int = Field(default=2, ge=1, le=10)
+    #: Rewrites the critic proposes per prompt of the beam per round.
+    branching: int = Field(default=2, ge=1, le=10)
+    #: Training tasks each candidate is scored on per round.
+    minibatch: int = Field(default=8, ge=1, le=500)
+    #: Training tasks of the final comparison of the beam with the incumbent.
+    final_eval: int = Field(default=32, ge=1, le=5000)
+    #: A task scored below this counts as a failure the critic should see.
+    failure_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: Failure examples shown to the critic per gradient.
+    max_examples: int = Field(default=4, ge=1, le=20)
+    #: Longest prompt a rewrite may produce (longer ones are cut).
+    max_prompt_chars: int = Field(default=8000, ge=100, le=100_000)
+    seed: int = 0
+
+
+@dataclass
+class Candidate:
+    """One prompt tried during the search."""
+
+    prompt: str
+    round: int
+    parent: int | None = None
+    #: What the critic said was wrong with the parent (the textual gradient it was rewritten from).
+    gradient: str | None = None
+    #: Every minibatch reward it received, over all rounds.
+    rewards: list[float] = field(default_factory=list)
+    final_score: float | None = None
+    #: Tasks it failed in its latest scoring: ``(task, reward)``.
+    failures: list[tuple[VerifiableTask, float]] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        """Mean reward over every task it was scored on (0 before any)."""
+        return sum(self.rewards) / len(self.rewards) if self.rewards else 0.0
+
+
+# --- the critic's two prompts -----------------------------------------------------------------
+
+CRITIC_SYSTEM = (
+    "You improve the system prompts of LLM agents. You are precise and brief, and you never invent "
+    "facts about the tasks beyond what the examples show."
+)
+
+GRADIENT_TEMPLATE = """An agent runs with this system prompt:
+<prompt>
+{prompt}
+</prompt>
+
+With it, the agent failed these tasks:
+{examples}
+
+Explain in a few sentences what in the system prompt makes the agent fail, and what instruction is
+missing or wrong (for example: the output format the tasks require, a tool it should call)."""
+
+REWRITE_TEMPLATE = """An agent runs with this system prompt:
+<prompt>
+{prompt}
+</prompt>
+
+A review of its failures found:
+{gradient}
+
+Write an improved system prompt that fixes these problems and keeps what works. This is proposal
+{index} of {total}: make it differ from the others. Reply with the new prompt only, between
+<prompt> and </prompt>."""
+
+_PROMPT_TAG = re.compile(r"<prompt>\s*(.*?)\s*</prompt>", re.DOTALL | re.IGNORECASE)
+
+
+def describe_expectation(verifier: Mapping[str, Any]) -> str:
+    """What a verifier accepts, in words, for the critic (training tasks only)."""
+    kind = verifier.get("type")
+    if kind in ("exact", "numeric", "contains"):
+        return f"{kind} match of {json.dumps(verifier.get('expected'), ensure_ascii=False)}"
+    if kind == "regex":
+        return f"output matching the regular expression {verifier.get('pattern')!r}"
+    if kind == "json_schema":
+        return f"a JSON value matching the schema {json.dumps(verifier.get('schema'), ensure_ascii=False)[:600]}"
+    return f"accepted by the {verifier.get('name') or kind} verifier"
+
+
+def _clip(text: Any, limit: int = 600) -> str:
+    value = text if isinstance(text, str) else json.dumps(text, ensure_ascii=False, default=str)
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+def failure_examples(candidate: Candidate, rollouts: Sequence[Mapping[str, Any]], limit: int) -> str:
+    """The failures shown to the critic: observed on training tasks first, then production rollouts."""
+    lines: list[str] = []
+    for task, reward in candidate.failures[:limit]:
+        lines.append(
+            f"- Task: {_clip(task.prompt)}\n  Expected: {describe_expectation(task.verifier)}\n  Reward: {reward:.2f}"
+        )
+    for rollout in rollouts[: max(0, limit - len(lines))]:
+        lines.append(
+            f"- Task: {_clip(rollout.get('input'))}\n  Agent's answer: {_clip(rollout.get('output'))}\n"
+            f"  Reward: {float(rollout.get('reward') or 0.0):.2f}"
+        )
+    return "\n".join(lines) or "- (no failures recorded; the agent is not always right either)"
+
+
+def extract_prompt(reply: str, limit: int) -> str:
+    """The prompt between ``<prompt>`` tags of a rewrite (the whole reply when untagged), cut to ``limit``."""
+    match = _PROMPT_TAG.search(reply)
+    text = (match.group(1) if match else reply).strip()
+    return text[:limit]
+
+
+# --- the algorithm ----------------------------------------------------------------------------
+
+
+async def score(
+    ctx: OptimiserContext, candidate: Candidate, tasks: Sequence[VerifiableTask], threshold: float
+) -> float:
+    """Score ``candidate`` on ``tasks``; record its rewards and failures; return the mean."""
+    resources = ctx.incumbent.replace(system_prompt=candidate.prompt)
+    rewards = [min(1.0, max(0.0, float(r))) for r in await ctx.evaluate(resources, tasks)]
+    candidate.rewards.extend(rewards)
+    candidate.failures = [(task, r) for task, r in zip(tasks, rewards) if r < threshold]
+    return sum(rewards) / len(rewards) if rewards else 0.0
+
+
+async def expand(
+    ctx: OptimiserContext, parent: Candidate, parent_index: int, cfg: APOConfig, round_no: int
+) -> list[Candidate]:
+    """Textual gradient of ``parent``, then ``cfg.branching`` rewrites along it."""
+    examples = failure_examples(parent, ctx.low_reward_rollouts, cfg.max_examples)
+    gradient = (
+        await ctx.critic(
+            [
+                {"role": "system", "content": CRITIC_SYSTEM},
+                {"role": "user", "content": GRADIENT_TEMPLATE.format(prompt=parent.prompt, examples=examples)},
+            ]
+        )
+    ).strip()
+    children = []
+    for index in range(1, cfg.branching + 1):
+        if ctx.should_stop():
+            break
+        reply = await ctx.critic(
+            [
+                {"role": "system", "content": CRITIC_SYSTEM},
+                {
+                    "role": "user",
+                    "content": REWRITE_TEMPLATE.format(
+                        prompt=parent.prompt, gradient=gradient, index=index, total=cfg.branching
+                    ),
+                },
+            ]
+        )
+        prompt = extract_prompt(reply, cfg.max_prompt_chars)
+        if prompt:
+            children.append(Candidate(prompt=prompt, round=round_no, parent=parent_index, gradient=gradient))
+    return children
+
+
+@register
+class APO(Optimiser):
+    """Automatic prompt optimisation: critic-written textual gradients, rewrites, beam search."""
+
+    name = "apo"
+
+    async def optimise(self, ctx: OptimiserContext) -> OptimiserResult:
+        """Search for a system prompt that scores better than the incumbent's on the training tasks."""
+        cfg = APOConfig.model_validate(dict(ctx.config))
+        rng = random.Random(cfg.seed)
+        train = list(ctx.train_tasks)
+        if not train:
+            raise ValueError("apo needs training tasks")
+
+        incumbent = Candidate(prompt=ctx.incumbent.system_prompt, round=0)
+        tried: list[Candidate] = [incumbent]  # every candidate, in the order proposed
+        seen = {incumbent.prompt}
+        beam = [incumbent]
+
+        for round_no in range(1, cfg.rounds + 1):
+            if ctx.should_stop():
+                break
+            minibatch = rng.sample(train, min(cfg.minibatch, len(train)))
+            # Score the beam on this round's minibatch: their failures feed the critic.
+            round_scores: dict[int, float] = {}
+            for candidate in beam:
+                round_scores[id(candidate)] = await score(ctx, candidate, minibatch, cfg.failure_threshold)
+            # Expand each prompt of the beam into rewrites, scored on the same minibatch.
+            children: list[Candidate] = []
+            for parent in beam:
+                if ctx.should_stop():
+                    break
+                for child in await expand(ctx, parent, tried.index(parent), cfg, round_no):
+                    if child.prompt in seen or ctx.should_stop():
+                        continue
+                    seen.add(child.prompt)
+                    tried.append(child)
+                    round_scores[id(child)] = await score(ctx, child, minibatch, cfg.failure_threshold)
+                    children.append(child)
+            # Keep the best beam_width (ties: the older candidate, so a rewrite must win to enter).
+            pool = beam + children
+            pool.sort(key=lambda c: (-round_scores.get(id(c), 0.0), tried.index(c)))
+            beam = pool[: cfg.beam_width]
+            best_now = round_scores.get(id(beam[0]), 0.0)
+            point = {"reward": best_now, "beam_best": best_now, "candidates": float(len(tried))}
+            if id(incumbent) in round_scores:
+                point["incumbent_minibatch"] = round_scores[id(incumbent)]
+            await ctx.report(round_no, point)
+
+        # Final comparison: the incumbent and the beam on the same (larger) set of training tasks.
+        final_tasks = train if len(train) <= cfg.final_eval else rng.sample(train, cfg.final_eval)
+        finalists = [incumbent] + [c for c in beam if c is not incumbent]
+        for candidate in finalists:
+            resources = ctx.incumbent.replace(system_prompt=candidate.prompt)
+            rewards = await ctx.evaluate(resources, final_tasks)
+            candidate.final_score = sum(rewards) / len(rewards) if rewards else 0.0
+        best = max(finalists, key=lambda c: (c.final_score or 0.0, c is incumbent))
+        return OptimiserResult(
+            best=ctx.incumbent.replace(system_prompt=best.prompt),
+            best_score=float(best.final_score or 0.0),
+            incumbent_score=float(incumbent.final_score or 0.0),
+            candidates=[_describe(c, i, ctx.incumbent) for i, c in enumerate(tried)],
+        )
+
+
+def _describe(candidate: Candidate, index: int, incumbent: AgentResources) -> dict[str, Any]:
+    """One entry of ``OptimiserResult.candidates``."""
+    return {
+        "index": index,
+        "round": candidate.round,
+        "parent": candidate.parent,
+        "resources": incumbent.replace(system_prompt=candidate.prompt).as_dict(),
+        "score": candidate.final_score if candidate.final_score is not None else candidate.score,
+        "minibatch_score": candidate.score,
+        "final_score": candidate.final_score,
+        "evaluations": len(candidate.rewards),
+        "gradient": candidate.gradient,
+    }

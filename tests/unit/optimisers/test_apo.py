@@ -1,0 +1,148 @@
+"""``apo`` on a scripted critic and evaluator, and once through the scripted OpenAI-compatible server.
+
+The evaluator rewards an answer only when the system prompt carries the instruction the critic
+proposes once it has seen the failures, so a run that improves the prompt must have read them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from agentlightning.agents.llm import ProviderFactory
+from agentlightning.rl.optimisers.apo import APO, extract_prompt
+from agentlightning.rl.optimisers.base import (
+    OPTIMISERS,
+    AgentResources,
+    OptimiserContext,
+    OptimiserResult,
+    VerifiableTask,
+)
+from agentlightning.rl.optimisers.critic import llm_critic
+from tests.fake_llm_server import FakeLLMServer
+from tests.helpers import make_settings
+
+FIX = "End every reply with 'Answer: <number>'."
+BAD_PROMPT = "You are an assistant. Ramble freely."
+TASKS = [
+    VerifiableTask(id=f"t{i}", prompt=f"What is {i} * 7?", verifier={"type": "numeric", "expected": i * 7})
+    for i in range(20)
+]
+
+
+def critic_reply(text: str) -> str:
+    """The scripted critic: proposes ``FIX`` only after it was shown failures (the gradient lists them)."""
+    if "failed these tasks" in text:
+        saw_failures = "Expected: numeric match" in text
+        return "The prompt never states the answer format." if saw_failures else "Nothing to fix."
+    if "never states the answer format" in text:
+        current = text.split("<prompt>")[1].split("</prompt>")[0].strip()
+        index = re.search(r"proposal\s+(\d+)", text).group(1)  # type: ignore[union-attr]
+        return f"<prompt>{current}\n{FIX} (variant {index})</prompt>"
+    return "<prompt>You are an assistant.</prompt>"
+
+
+def scripted_critic(calls: list[str]) -> Any:
+    """:func:`critic_reply` as a ``Critic``, recording what it was asked."""
+
+    async def critic(messages: Sequence[Mapping[str, str]]) -> str:
+        calls.append(messages[-1]["content"])
+        return critic_reply(messages[-1]["content"])
+
+    return critic
+
+
+async def evaluator(resources: AgentResources, tasks: Sequence[VerifiableTask]) -> list[float]:
+    """1.0 per task when the prompt states the answer format, else 0.0."""
+    return [1.0 if FIX in resources.system_prompt else 0.0 for _ in tasks]
+
+
+def make_ctx(
+    tmp_path: Path, critic: Any, config: Mapping[str, Any], stop_after: int | None = None
+) -> tuple[OptimiserContext, list[tuple[int, dict[str, float]]]]:
+    reports: list[tuple[int, dict[str, float]]] = []
+
+    async def report(step: int, values: Mapping[str, float]) -> None:
+        reports.append((step, dict(values)))
+
+    ctx = OptimiserContext(
+        agent_id=1,
+        incumbent=AgentResources(system_prompt=BAD_PROMPT, model="m", temperature=0.2),
+        train_tasks=TASKS,
+        low_reward_rollouts=[{"input": "What is 3 * 3?", "output": "Well, numbers are fun", "reward": 0.0}],
+        evaluate=evaluator,
+        critic=critic,
+        config=config,
+        report=report,
+        should_stop=lambda: stop_after is not None and len(reports) >= stop_after,
+        workdir=tmp_path,
+    )
+    return ctx, reports
+
+
+async def test_apo_improves_a_bad_prompt(tmp_path: Path) -> None:
+    calls: list[str] = []
+    ctx, reports = make_ctx(
+        tmp_path, scripted_critic(calls), {"rounds": 2, "beam_width": 2, "branching": 2, "minibatch": 4}
+    )
+    result = await OPTIMISERS["apo"]().optimise(ctx)
+    assert isinstance(result, OptimiserResult)
+    assert FIX in result.best.system_prompt and BAD_PROMPT in result.best.system_prompt
+    assert result.best.model == "m" and result.best.temperature == 0.2  # only the prompt changes
+    assert result.incumbent_score == 0.0 and result.best_score == 1.0
+    assert [step for step, _ in reports] == [1, 2]
+    assert reports[0][1]["reward"] == 1.0
+    # Every candidate is listed with its score; the incumbent first.
+    assert result.candidates[0]["resources"]["system_prompt"] == BAD_PROMPT
+    assert len(result.candidates) >= 3
+    assert all("score" in c and "round" in c for c in result.candidates)
+    assert any("Expected: numeric match" in text for text in calls)  # the critic saw observed failures
+
+
+async def test_apo_keeps_the_incumbent_when_nothing_helps(tmp_path: Path) -> None:
+    async def useless_critic(messages: Sequence[Mapping[str, str]]) -> str:
+        return "<prompt>Be terse.</prompt>"
+
+    ctx, _ = make_ctx(tmp_path, useless_critic, {"rounds": 2, "minibatch": 3})
+    result = await APO().optimise(ctx)
+    assert result.best.system_prompt == BAD_PROMPT
+    assert result.best_score == result.incumbent_score == 0.0
+    assert [c["resources"]["system_prompt"] for c in result.candidates] == [BAD_PROMPT, "Be terse."]
+
+
+async def test_apo_honours_a_stop_request(tmp_path: Path) -> None:
+    ctx, reports = make_ctx(tmp_path, scripted_critic([]), {"rounds": 10, "minibatch": 2}, stop_after=1)
+    result = await APO().optimise(ctx)
+    assert len(reports) == 1
+    assert result.best.system_prompt  # still returns the best so far
+
+
+def test_extract_prompt() -> None:
+    assert extract_prompt("Sure!\n<prompt>\n  New prompt.\n</prompt>\nthanks", 100) == "New prompt."
+    assert extract_prompt("untagged prompt", 100) == "untagged prompt"
+    assert extract_prompt("<prompt>" + "x" * 500 + "</prompt>", 100) == "x" * 100
+
+
+async def test_apo_through_the_scripted_llm_server(tmp_path: Path) -> None:
+    """The critic is a real provider talking HTTP to the scripted OpenAI-compatible server."""
+
+    def script(body: dict[str, Any]) -> dict[str, Any]:
+        return {"content": critic_reply(body["messages"][-1]["content"])}
+
+    with FakeLLMServer(script) as llm:
+        settings = make_settings("sqlite+aiosqlite:///:memory:", None, "unused", llm_base_url=llm.base_url)
+        providers = ProviderFactory(settings)
+        try:
+            ctx, reports = make_ctx(
+                tmp_path, llm_critic(providers, {"provider": "default"}), {"rounds": 1, "branching": 1, "minibatch": 4}
+            )
+            result = await APO().optimise(ctx)
+        finally:
+            await providers.aclose()
+        assert FIX in result.best.system_prompt
+        assert result.best_score == 1.0 > result.incumbent_score
+        roles = [[m["role"] for m in body["messages"]] for body in llm.requests]
+        assert roles and all(r == ["system", "user"] for r in roles)
+        assert len(llm.requests) == 2  # one gradient, one rewrite
