@@ -127,15 +127,12 @@ async def load_tasks(
 async def _low_reward_rollouts(ctx: AppContext, agent_id: int, limit: int = 20) -> list[dict[str, Any]]:
     """The agent's recent rollouts with a low reward, for the optimiser's critic (empty if unavailable)."""
     try:
-        from agentlightning.auth.service import Principal
         from agentlightning.rollouts.schemas import RolloutFilters
         from agentlightning.rollouts.service import RolloutService
 
-        system = Principal(user_id=0, username="auto-rl", role="admin", permissions=["*"])
-        page = await RolloutService(ctx).list(
-            system, RolloutFilters(agent_id=agent_id, max_reward=0.49, page_size=limit)
-        )
-        return [{"input": r.input, "output": r.output, "reward": r.reward} for r in page.items]
+        filters = RolloutFilters(agent_id=agent_id, max_reward=0.49, rewarded=True, page_size=limit)
+        page = await RolloutService(ctx).list(None, filters)  # the system itself: every owner's rollouts
+        return [{"input": r["input"], "output": r["output"], "reward": r["reward"]} for r in page["items"]]
     except Exception:  # noqa: BLE001 - optional context for the optimiser, never a reason to fail
         return []
 

@@ -55,7 +55,7 @@ async def window_stats(ctx: AppContext, agent_id: int, window: int) -> dict[str,
     from agentlightning.rollouts.service import RolloutService
 
     stats = await RolloutService(ctx).window_stats(agent_id, window)
-    return {"n": int(stats.n), "success_rate": stats.success_rate, "mean_reward": stats.mean_reward}
+    return {"n": int(stats["n"]), "success_rate": stats["success_rate"], "mean_reward": stats["mean_reward"]}
 
 
 class AutoRLMonitor:
