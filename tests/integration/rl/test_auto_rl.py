@@ -62,12 +62,22 @@ HELDOUT_ODD = [_task(100 + i, i, i + 1) for i in range(12)]
 HELDOUT_EVEN = [_task(200 + i, i, i + 2) for i in range(12)]
 
 
+#: Runs (by work directory) that already blocked once, and a signal that one is blocking now.
+BLOCKED: set[str] = set()
+STARTED: list[asyncio.Event] = []
+
+
 class StubOptimiser(Optimiser):
     """Proposes the incumbent's prompt plus ``options.marker`` and scores both on the training tasks."""
 
     name = "apo"
 
     async def optimise(self, ctx: OptimiserContext) -> OptimiserResult:
+        if ctx.config.get("block_first") and str(ctx.workdir) not in BLOCKED:
+            BLOCKED.add(str(ctx.workdir))  # the first attempt runs until the server stops it
+            STARTED[0].set()
+            while not ctx.should_stop():
+                await asyncio.sleep(0.05)
         candidate = ctx.incumbent.replace(system_prompt=f"{ctx.incumbent.system_prompt} {ctx.config['marker']}")
         incumbent_score = mean(await ctx.evaluate(ctx.incumbent, ctx.train_tasks))
         await ctx.report(0, {"reward": incumbent_score})
@@ -313,3 +323,37 @@ async def test_auto_rl_inputs_and_permissions(
     assert second.status_code == 409 and second.json()["error"]["code"] == "AUTO_RL_RUNNING"
     stopped = await client.post(f"/api/v2/rl/experiments/{first.json()['data']['experiment_id']}/stop", headers=dev)
     assert stopped.status_code == 202
+
+
+async def test_an_optimisation_interrupted_by_a_shutdown_runs_again_from_the_start(
+    client: httpx.AsyncClient, ctx: AppContext, login: Callable[[str], Awaitable[dict[str, str]]]
+) -> None:
+    await retire_leftovers(ctx)
+    STARTED[:] = [asyncio.Event()]  # bound to this test's loop
+    dev = await login("developer")
+    agent = await _agent(client, dev, "auto-rl-restart")
+    body = {
+        "name": "restart-apo",
+        "algorithm": "apo",
+        "agent_id": agent["id"],
+        "config": {"train": TRAIN, "heldout": HELDOUT_ODD, "options": {"marker": "GOOD", "block_first": True}},
+    }
+    created = (await client.post("/api/v2/rl/experiments", json=body, headers=dev)).json()["data"]
+    first = ExperimentManager(ctx.settings)
+    await first.start(ctx)
+    try:
+        await asyncio.wait_for(STARTED[0].wait(), timeout=60)
+    finally:
+        await first.stop()  # the server shuts down mid-run: the experiment goes back to the queue
+    queued = (await client.get(f"/api/v2/rl/experiments/{created['id']}", headers=dev)).json()["data"]
+    assert queued["status"] == "queued", queued
+    second = ExperimentManager(ctx.settings)
+    await second.start(ctx)
+    try:
+        done = await _wait_experiment(client, dev, created["id"])
+    finally:
+        await second.stop()
+        await retire_leftovers(ctx)
+    assert done["status"] == "completed" and done["attempts"] == 2, done
+    assert done["metrics"]["final_evaluation"]["promoted"] is True
+    assert (await _agent_config(client, dev, agent["id"]))["resources_version"] == 2
