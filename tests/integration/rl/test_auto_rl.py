@@ -357,3 +357,16 @@ async def test_an_optimisation_interrupted_by_a_shutdown_runs_again_from_the_sta
     assert done["status"] == "completed" and done["attempts"] == 2, done
     assert done["metrics"]["final_evaluation"]["promoted"] is True
     assert (await _agent_config(client, dev, agent["id"]))["resources_version"] == 2
+
+
+async def test_one_monitor_acts_across_replicas(ctx: AppContext) -> None:
+    one = AutoRLMonitor(ctx.settings, instance_id="replica-1")
+    two = AutoRLMonitor(ctx.settings, instance_id="replica-2")
+    one._ctx = two._ctx = ctx  # the lease alone, without the loops
+    assert await one.acquire() is True
+    assert await two.acquire() is False
+    assert await one.acquire() is True  # renewing is fine
+    assert await two.tick() == []  # a replica without the lease does nothing
+    await one.stop()  # hands the lease back
+    assert await two.acquire() is True and two.leader
+    await two.stop()
