@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import random
 import tempfile
@@ -182,6 +183,12 @@ async def run(args: argparse.Namespace) -> float:
                 flush=True,
             )
 
+            if (stats["success_rate"] or 0.0) >= args.threshold:
+                raise SystemExit(
+                    f"the agent's rolling success ({stats['success_rate']:.2f}) is not under the threshold "
+                    f"({args.threshold}): the monitor has nothing to do; raise --threshold or --samples"
+                )
+
             # 4. the monitor triggers by itself; the manager runs the optimisation and the gate
             t0 = time.perf_counter()
             manager = ExperimentManager(settings)
@@ -249,7 +256,13 @@ def main() -> None:
     parser.add_argument("--max-wall-seconds", type=int, default=3600)
     parser.add_argument("--timeout", type=float, default=7200)
     parser.add_argument("--seed", type=int, default=0)
-    gain = asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--verbose", action="store_true", help="log every evaluated task and the optimiser's steps")
+    args = parser.parse_args()
+    if args.verbose:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+        for name in ("agentlightning.rl.auto", "agentlightning.rl.optimisers"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+    gain = asyncio.run(run(args))
     print(f"auto_rl_gain_pp={gain:.1f}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,7 @@ class AgentEvaluator:
         """Run one task and score its answer; a failed run scores 0."""
         async with self.semaphore:
             self.evaluations += 1
+            started = time.perf_counter()
             recorder = TraceRecorder(task_id=None, agent_id=profile.id)
             try:
                 result = await self.runtime.run(profile, task.prompt, dict(task.context or {}), recorder=recorder)
@@ -104,10 +106,14 @@ class AgentEvaluator:
                 log.info("evaluation of task %s failed: %s", task.id, exc)
                 return 0.0
         try:
-            return max(0.0, min(1.0, _score(task.verifier, result.answer)))
+            score = max(0.0, min(1.0, _score(task.verifier, result.answer)))
         except Exception:  # noqa: BLE001 - a broken verifier spec scores 0, never ends the run
             log.exception("verifier of task %s failed", task.id)
-            return 0.0
+            score = 0.0
+        log.debug(
+            "task %s scored %.2f in %.1f s: %r", task.id, score, time.perf_counter() - started, result.answer[:80]
+        )
+        return score
 
     async def __call__(self, resources: AgentResources, tasks: Sequence[VerifiableTask]) -> list[float]:
         """One reward in [0, 1] per task, in order."""
