@@ -15,6 +15,7 @@ from agentlightning.agents.scheduler import ClaimedTask, TaskScheduler
 from agentlightning.agents.tools.registry import ToolRegistry, default_registry
 from agentlightning.agents.tracing import TraceRecorder
 from agentlightning.observability.metrics import AGENT_REQUESTS, AGENT_RESPONSE_TIME
+from agentlightning.rl.optimisers.bandit_service import assign_variant, install_reward_listener
 from agentlightning.rollouts.capture import TaskRollout
 from agentlightning.rollouts.listeners import notify_reward_listeners
 from agentlightning.rollouts.schemas import task_rollout_id
@@ -64,12 +65,14 @@ class TaskExecutor:
         self.scheduler = scheduler
         self.providers = providers or ProviderFactory(ctx.settings)
         self.runtime = AgentRuntime(ctx, self.providers, tools or default_registry())
+        install_reward_listener(ctx)  # agents running a bandit learn from their runs' rewards
 
     def _cacheable(self, task: ClaimedTask) -> bool:
         return task.agent.cache_responses and not task.session_id and not task.context.get("no_cache")
 
     async def execute(self, task: ClaimedTask) -> str | None:
         """Run ``task``; returns its final status, or None when the lease was lost meanwhile."""
+        task = await assign_variant(self.ctx, task)  # config.bandit: a variant chosen for this task
         agent_label = str(task.agent.id)
         started = time.perf_counter()
         recorder = TraceRecorder(task_id=task.id, agent_id=task.agent.id, rollout_id=task_rollout_id(task.id))
@@ -113,7 +116,9 @@ class TaskExecutor:
                 return None
             reward = rollout.event()
             if reward is not None:
-                await notify_reward_listeners([reward])
+                # Shielded: once the outcome is stored the lease is gone, and the pool may cancel
+                # this run at any moment; the listeners (the bandit's posterior) must still hear it.
+                await asyncio.shield(notify_reward_listeners([reward]))
             AGENT_REQUESTS.labels(agent_id=agent_label, status="completed").inc()
             AGENT_RESPONSE_TIME.labels(agent_id=agent_label).observe(elapsed_ms / 1000)
             if cache_key and not result.get("cached") and is_trustworthy(result):

@@ -460,6 +460,16 @@ class TaskScheduler:
                 )
                 for row, data in zip(failed_rows, failed, strict=True)
             ]
+            for row in failed_rows:  # their runs' rollouts end here too (spans of the attempts carry the id)
+                if row.agent_id is not None:
+                    await TaskRollout.build(
+                        task_id=row.id,
+                        agent_id=row.agent_id,
+                        description=row.task_description,
+                        context=row.context or {},
+                        status="failed",
+                        error=row.error_message,
+                    ).write(s, owner=row.created_by, started_at=row.started_at, now=now)
             await s.commit()
         await self.ctx.events.announce(events)
         return requeued, failed

@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agentlightning.rl.optimisers.bandit import MAX_VARIANTS, BanditPolicy, Variant, check_unique_names
 from agentlightning.validation import DB_INT_MAX, DbId, JsonObject, Text, check_json, parse_db_id
 from agentlightning.vocabulary import AgentStatus, TaskPriority, TaskStatus
 
@@ -46,6 +47,17 @@ class AgentConfigIn(BaseModel):
     cache: bool | None = None
     #: Bumped by each promotion of new resources (``GET /api/v2/agents/{id}/resources``'s ``version``).
     resources_version: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    #: Online variant selection per task (``{"enabled": true, "posterior": "beta"}``; see ``variants``).
+    bandit: BanditPolicy | None = None
+    #: Declared variants (name + prompt/model/temperature/tools overrides) the bandit chooses among.
+    variants: list[Variant] | None = Field(default=None, max_length=MAX_VARIANTS)
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_variants(cls, value: list[Variant] | None) -> list[Variant] | None:
+        if value:
+            check_unique_names(value)
+        return value
 
 
 class AgentCreate(BaseModel):

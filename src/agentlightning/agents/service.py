@@ -71,7 +71,10 @@ def _clean_config(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
     except ValueError as exc:
         raise ValidationFailed("VALIDATION_ERROR", f"Invalid agent config: {exc}") from exc
     clean = {k: v for k, v in parsed.model_dump().items() if v is not None}
-    unknown = sorted(set(clean.get("tools", [])) - set(default_registry().names()))
+    declared = set(clean.get("tools", []))
+    for variant in clean.get("variants") or []:  # the bandit's variants may name their own tool sets
+        declared |= set(variant.get("tools") or [])
+    unknown = sorted(declared - set(default_registry().names()))
     if unknown:
         raise ValidationFailed(
             "VALIDATION_ERROR",

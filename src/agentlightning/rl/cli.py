@@ -1,4 +1,5 @@
-"""``agentlightning rl``: train locally with a progress bar, list, show and stop experiments.
+"""``agentlightning rl``: train locally with a progress bar, list, show and stop experiments, and
+export rollouts as TRL/VERL datasets (``rl export``).
 
 ``rl train`` goes through the same path as the API: the experiment is validated and stored,
 then an :class:`~agentlightning.rl.manager.ExperimentManager` limited to that experiment runs it
@@ -13,6 +14,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -22,7 +24,10 @@ from rich.table import Table
 
 from agentlightning.rl.suite.cli import app as suite_app
 
-app = typer.Typer(help="RL experiments: train, list, show, stop; the verifiable suite.", no_args_is_help=True)
+app = typer.Typer(
+    help="RL experiments: train, list, show, stop; export rollouts as datasets; the verifiable suite.",
+    no_args_is_help=True,
+)
 console = Console()
 app.add_typer(suite_app, name="suite")
 
@@ -229,3 +234,90 @@ def _run_app_call(factory: Any, render: Any) -> None:
         render(asyncio.run(factory()))
     except AppError as exc:
         _fail(exc.message)
+
+
+def _datetime_option(value: str | None, hint: str) -> Any:
+    from datetime import datetime, timezone
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO 8601 date/time: {value!r}", param_hint=hint) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@app.command()
+def export(
+    output: Path = typer.Argument(..., help="file to write: .jsonl or .parquet"),
+    fmt: str = typer.Option("trl", "--format", "-f", help="trl (prompt/completion/reward) or verl"),
+    file_format: str | None = typer.Option(None, "--file-format", help="jsonl or parquet (default: from the suffix)"),
+    agent: str | None = typer.Option(None, "--agent", help="agent id or name"),
+    source: str | None = typer.Option(None, "--source", help="task, sdk, gateway or workflow"),
+    status: str | None = typer.Option(None, "--status", help="running, completed or failed"),
+    since: str | None = typer.Option(None, "--since", help="created at or after (ISO 8601)"),
+    until: str | None = typer.Option(None, "--until", help="created before (ISO 8601)"),
+    min_reward: float | None = typer.Option(None, "--min-reward"),
+    max_reward: float | None = typer.Option(None, "--max-reward"),
+    rewarded_only: bool = typer.Option(False, "--rewarded-only", help="only rollouts that have a reward"),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="at most this many rollouts (newest first)"),
+) -> None:
+    """Export rollouts as a training dataset that TRL (datasets) or VERL reads."""
+    from pydantic import ValidationError
+
+    from agentlightning.errors import AppError
+    from agentlightning.rollouts.export import export_rollouts
+    from agentlightning.rollouts.schemas import RolloutFilters
+
+    if fmt not in ("trl", "verl"):
+        raise typer.BadParameter("choose trl or verl", param_hint="--format")
+    if file_format not in (None, "jsonl", "parquet"):
+        raise typer.BadParameter("choose jsonl or parquet", param_hint="--file-format")
+    try:
+        filters = RolloutFilters(
+            source=source,
+            status=status,
+            since=_datetime_option(since, "--since"),
+            until=_datetime_option(until, "--until"),
+            min_reward=min_reward,
+            max_reward=max_reward,
+            rewarded=rewarded_only,
+        )
+    except ValidationError as exc:
+        _fail("; ".join(f"--{'-'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()))
+        return
+
+    async def _export() -> Any:
+        from agentlightning.agents.service import AgentService
+
+        async with _context() as ctx:
+            scoped = filters
+            if agent is not None:
+                scoped = filters.model_copy(update={"agent_id": (await AgentService(ctx).get(agent)).id})
+            with Progress(
+                TextColumn("[bold]export[/]"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} rollouts"),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress:
+                bar = progress.add_task("export", total=None)
+                return await export_rollouts(
+                    ctx,
+                    output,
+                    fmt=fmt,  # type: ignore[arg-type]
+                    file_format=file_format,  # type: ignore[arg-type]
+                    filters=scoped,
+                    limit=limit,
+                    on_progress=lambda done, total: progress.update(bar, completed=done, total=total),
+                )
+
+    try:
+        result = asyncio.run(_export())
+    except AppError as exc:
+        _fail(exc.message)
+        return
+    console.print(
+        f"wrote {result.rows} row(s) to {result.path} ({fmt}; {result.skipped} rollout(s) without a conversation skipped)"
+    )

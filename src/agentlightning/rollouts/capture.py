@@ -99,6 +99,8 @@ class TaskRollout:
             metadata=metadata,
         )
         spec = context.get("verifier")
+        if isinstance(spec, dict):
+            rollout.metadata["verifier"] = spec  # the dataset export's ground truth
         if spec is not None and status == "completed":
             try:
                 result = verify(spec, answer or "")

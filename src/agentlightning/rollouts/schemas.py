@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from agentlightning.validation import DB_INT_MAX, DbId, JsonObject, Text, check_json
+from agentlightning.validation import DB_INT_MAX, DbId, JsonLimits, JsonObject, Text, check_json, current_limits
 from agentlightning.vocabulary import RewardSource, RolloutSource, RolloutStatus
 
 #: A client-chosen rollout id; ``task-`` is reserved for the platform's own task rollouts.
@@ -32,11 +32,17 @@ def task_rollout_id(task_id: int) -> str:
     return f"{TASK_ROLLOUT_PREFIX}{task_id}"
 
 
+#: The largest encoded input or output of one span or rollout (a long conversation's messages);
+#: the request body limit (``MAX_REQUEST_BODY_BYTES``) bounds a whole batch.
+MAX_PAYLOAD_BYTES = 1_048_576
+
+
 def _bounded_json(value: Any) -> Any:
-    return check_json(value)
+    return check_json(value, JsonLimits(max_bytes=MAX_PAYLOAD_BYTES, max_depth=current_limits().max_depth))
 
 
-#: Any JSON value (object, list, string, ...) bounded like :data:`JsonObject`.
+#: Any JSON value (object, list, string, ...) of at most :data:`MAX_PAYLOAD_BYTES`, nested no
+#: deeper than free-form JSON may be.
 JsonValue = Annotated[Any, AfterValidator(_bounded_json)]
 RolloutId = Annotated[str, Field(pattern=ROLLOUT_ID_PATTERN)]
 SpanId = Annotated[str, Field(pattern=SPAN_ID_PATTERN)]

@@ -60,8 +60,9 @@ __all__ = [
 #: Who acts: an authenticated principal (visibility applies), a username acting for the platform,
 #: or ``None`` (the platform itself).
 Actor = Union["Principal", str, None]
-#: Reward source of the rewards sent with an ingested rollout, by the rollout's source.
-_INGEST_REWARD_SOURCE: dict[str, RewardSource] = {"sdk": "sdk", "gateway": "gateway", "workflow": "system"}
+#: Reward source of the rewards sent with an ingested rollout, by the rollout's source (a client never
+#: gives a `system` reward: that is the platform's own).
+_INGEST_REWARD_SOURCE: dict[str, RewardSource] = {"sdk": "sdk", "gateway": "gateway", "workflow": "sdk"}
 
 
 def _username(actor: Actor) -> str | None:
@@ -140,6 +141,24 @@ def _not_found(rollout_id: str) -> NotFound:
     return NotFound("ROLLOUT_NOT_FOUND", f"Rollout '{rollout_id}' not found", details={"rollout_id": rollout_id})
 
 
+def _append(row: Rollout, item: Any, agent_id: int | None, now: Any) -> None:
+    """Apply an ingested rollout's fields to its existing row (what was sent, nothing else)."""
+    if item.status is not None and item.status != row.status:
+        row.status = item.status
+        row.ended_at = now if item.status in ROLLOUT_TERMINAL else None
+    if item.input is not None:
+        row.input = item.input
+    if item.output is not None:
+        row.output = item.output
+    if item.metadata:
+        row.meta = {**(row.meta or {}), **item.metadata}
+    if item.parent_id is not None:
+        row.parent_id = item.parent_id
+    if row.agent_id is None and agent_id is not None:
+        row.agent_id = agent_id
+    row.updated_at = now
+
+
 def _event(row: Rollout, value: float, source: str, span_id: str | None) -> RewardEvent:
     return RewardEvent(
         rollout_id=row.id,
@@ -209,53 +228,55 @@ class RolloutService:
             raise _not_found(rollout_id)
         return row
 
-    async def _insert_spans(self, s: AsyncSession, row: Rollout, spans: Sequence[SpanIn]) -> int:
-        if not spans:
-            return 0
+    async def _insert_spans_of(self, s: AsyncSession, groups: Sequence[tuple[Rollout, Sequence[SpanIn]]]) -> int:
+        """Insert the spans of several rollouts in one statement; returns how many were new."""
         now = utcnow()
         values = []
-        for span in spans:
-            started = span.started_at or now
-            ended = span.ended_at or (
-                started + timedelta(milliseconds=span.latency_ms) if span.latency_ms is not None else None
-            )
-            values.append(
-                {
-                    "trace_id": span.trace_id or row.id,
-                    "span_id": span.span_id,
-                    "parent_span_id": span.parent_span_id,
-                    "rollout_id": row.id,
-                    "task_id": row.task_id,
-                    "agent_id": row.agent_id,
-                    "kind": span.kind,
-                    "name": span.name,
-                    "status": span.status,
-                    "input": span.input,
-                    "output": span.output,
-                    "error": span.error,
-                    "model": span.model,
-                    "prompt_tokens": span.prompt_tokens,
-                    "completion_tokens": span.completion_tokens,
-                    "latency_ms": span.latency_ms,
-                    "attributes": span.attributes,
-                    "started_at": started,
-                    "ended_at": ended,
-                }
-            )
+        for row, spans in groups:
+            for span in spans:
+                started = span.started_at or now
+                ended = span.ended_at or (
+                    started + timedelta(milliseconds=span.latency_ms) if span.latency_ms is not None else None
+                )
+                values.append(
+                    {
+                        "trace_id": span.trace_id or row.id,
+                        "span_id": span.span_id,
+                        "parent_span_id": span.parent_span_id,
+                        "rollout_id": row.id,
+                        "task_id": row.task_id,
+                        "agent_id": row.agent_id,
+                        "kind": span.kind,
+                        "name": span.name,
+                        "status": span.status,
+                        "input": span.input,
+                        "output": span.output,
+                        "error": span.error,
+                        "model": span.model,
+                        "prompt_tokens": span.prompt_tokens,
+                        "completion_tokens": span.completion_tokens,
+                        "latency_ms": span.latency_ms,
+                        "attributes": span.attributes,
+                        "started_at": started,
+                        "ended_at": ended,
+                    }
+                )
+        if not values:
+            return 0
+        # executemany with RETURNING: one compiled statement, batched by SQLAlchemy's insertmanyvalues.
         stmt = (
             self._insert()(TraceSpan)
-            .values(values)
             .on_conflict_do_nothing(index_elements=["span_id"])
-            .returning(TraceSpan.span_id)
+            .returning(TraceSpan.span_id, sort_by_parameter_order=True)
         )
-        return len((await s.execute(stmt)).all())
+        return len((await s.execute(stmt, values)).all())
 
     async def add_spans(self, rollout_id: str, spans: Sequence[SpanIn], *, owner: Actor = None) -> int:
         """Append spans to a rollout; a span whose ``span_id`` is already stored is skipped.
         Returns how many were stored.  ``owner`` (an actor) must be allowed to see the rollout."""
         async with self.ctx.db.session() as s:
             row = await self._visible(s, owner, rollout_id)
-            added = await self._insert_spans(s, row, spans)
+            added = await self._insert_spans_of(s, [(row, spans)])
             row.updated_at = utcnow()
             await s.commit()
         return added
@@ -359,28 +380,32 @@ class RolloutService:
         """Create or append to each rollout of ``batch`` with its spans and rewards, in one transaction.
 
         A new id (or none) creates a rollout owned by ``actor``; a known id appends to it when
-        ``actor`` owns it (``ROLLOUT_ID_TAKEN`` otherwise).  Spans already stored are skipped, so
-        a retried batch changes nothing twice.
+        ``actor`` owns it (``ROLLOUT_ID_TAKEN`` otherwise); an id repeated in the batch appends to
+        the rollout its first entry made (a long rollout sent in parts of 200 spans).  Spans
+        already stored are skipped, so a retried batch changes nothing twice.  The whole batch costs a fixed number of
+        statements (lookup, rollouts, spans, span check, rewards), whatever its size.
         """
         from agentlightning.agents.service import AgentService
 
         agents = AgentService(self.ctx)
+        resolved: dict[int | str, int] = {}
         agent_ids: list[int | None] = []
         for item in batch.rollouts:  # resolve names first: an unknown agent fails the whole batch
             ref = item.agent_id if item.agent_id is not None else item.agent_name
-            agent_ids.append((await agents.get(ref)).id if ref is not None else None)
+            if ref is not None and ref not in resolved:
+                resolved[ref] = (await agents.get(ref)).id
+            agent_ids.append(resolved[ref] if ref is not None else None)
         owner = _username(actor)
+        restricted = _owner_filter(actor) is not None
         ids = [item.id or uuid.uuid4().hex for item in batch.rollouts]
-        if len(set(ids)) != len(ids):
-            raise ValidationFailed("VALIDATION_ERROR", "A batch names the same rollout id twice")
-        created = spans_added = rewards_added = 0
-        events: list[RewardEvent] = []
         now = utcnow()
         async with self.ctx.db.session() as s:
             existing = {r.id: r for r in (await s.execute(select(Rollout).where(Rollout.id.in_(ids)))).scalars()}
+            stored_before = len(existing)
+            rows: list[Rollout] = []
             for rid, item, agent_id in zip(ids, batch.rollouts, agent_ids):
                 row = existing.get(rid)
-                if row is None:
+                if row is None:  # new (a later entry with the same id appends to it)
                     status = item.status or "completed"
                     row = Rollout(
                         id=rid,
@@ -397,45 +422,58 @@ class RolloutService:
                         ended_at=now if status in ROLLOUT_TERMINAL else None,
                     )
                     s.add(row)
-                    await s.flush()
-                    created += 1
+                    existing[rid] = row
                 else:
-                    if (_owner_filter(actor) is not None and row.owner != owner) or row.source == "task":
+                    if (restricted and row.owner != owner) or row.source == "task":
                         raise Conflict(
                             "ROLLOUT_ID_TAKEN", f"Rollout id '{rid}' is already used", details={"rollout_id": rid}
                         )
-                    if item.status is not None and item.status != row.status:
-                        row.status = item.status
-                        row.ended_at = now if item.status in ROLLOUT_TERMINAL else None
-                    if item.input is not None:
-                        row.input = item.input
-                    if item.output is not None:
-                        row.output = item.output
-                    if item.metadata:
-                        row.meta = {**(row.meta or {}), **item.metadata}
-                    if item.parent_id is not None:
-                        row.parent_id = item.parent_id
-                    if row.agent_id is None and agent_id is not None:
-                        row.agent_id = agent_id
-                    row.updated_at = now
-                spans_added += await self._insert_spans(s, row, item.spans)
-                for reward in item.rewards:
-                    stored = await self._store_reward(
-                        s,
-                        row,
-                        reward.value,
-                        source=_INGEST_REWARD_SOURCE[item.source],
-                        created_by=owner,
-                        span_id=reward.span_id,
-                        name=reward.name,
-                        comment=reward.comment,
-                        details=reward.details,
+                    _append(row, item, agent_id, now)
+                rows.append(row)
+            await s.flush()  # the new rollouts, before their spans and rewards
+            spans_added = await self._insert_spans_of(s, [(row, item.spans) for row, item in zip(rows, batch.rollouts)])
+            wanted = {(row.id, r.span_id) for row, item in zip(rows, batch.rollouts) for r in item.rewards if r.span_id}
+            known: set[tuple[str, str]] = set()
+            if wanted:
+                found = await s.execute(
+                    select(TraceSpan.rollout_id, TraceSpan.span_id).where(
+                        TraceSpan.rollout_id.in_({rid for rid, _ in wanted}),
+                        TraceSpan.span_id.in_({sid for _, sid in wanted}),
                     )
-                    events.append(_event(row, stored.value, stored.source, stored.span_id))
-                    rewards_added += 1
+                )
+                known = {(str(r.rollout_id), str(r.span_id)) for r in found}
+            events: list[RewardEvent] = []
+            rewards: list[Reward] = []
+            for row, item in zip(rows, batch.rollouts):
+                source = _INGEST_REWARD_SOURCE[item.source]
+                for reward in item.rewards:
+                    if reward.span_id is not None and (row.id, reward.span_id) not in known:
+                        raise NotFound(
+                            "SPAN_NOT_FOUND",
+                            f"Rollout '{row.id}' has no span '{reward.span_id}'",
+                            details={"rollout_id": row.id, "span_id": reward.span_id},
+                        )
+                    rewards.append(
+                        Reward(
+                            rollout_id=row.id,
+                            span_id=reward.span_id,
+                            value=reward.value,
+                            source=source,
+                            name=reward.name,
+                            comment=reward.comment,
+                            details=reward.details,
+                            created_by=owner,
+                            created_at=now,
+                        )
+                    )
+                    if reward.span_id is None:
+                        row.reward = reward.value
+                    events.append(_event(row, reward.value, source, reward.span_id))
+            s.add_all(rewards)
             await s.commit()
         await notify_reward_listeners(events)
-        return {"ids": ids, "created": created, "spans_added": spans_added, "rewards_added": rewards_added}
+        created = len(existing) - stored_before
+        return {"ids": ids, "created": created, "spans_added": spans_added, "rewards_added": len(rewards)}
 
     async def feedback(self, actor: Actor, task_id: int, body: FeedbackIn) -> dict[str, Any]:
         """A user's score of a finished task, stored as a ``feedback`` reward of its rollout.

@@ -44,6 +44,7 @@ async def test_task_run_is_a_rollout_with_llm_and_tool_spans_and_verifier_reward
     register_reward_listener(listener)
     try:
         agent = await create_agent(client, admin, unique("calc"), config={"tools": ["calculator"], "cache": False})
+        tag = unique("run")
         task_id = await _assign(
             client,
             admin,
@@ -54,6 +55,7 @@ async def test_task_run_is_a_rollout_with_llm_and_tool_spans_and_verifier_reward
                 "variant": "B",
                 "task_type": "math",
                 "rollout_parent_id": "wf-run-1",
+                "tag": tag,
             },
         )
         task = await wait_for_task(client, admin, task_id)
@@ -77,7 +79,7 @@ async def test_task_run_is_a_rollout_with_llm_and_tool_spans_and_verifier_reward
         [reward] = rollout["rewards"]
         assert reward["source"] == "verifier" and reward["value"] == 1.0 and reward["details"]["passed"] is True
         # The model never saw the verifier (its expected answer) nor the platform's keys.
-        prompts = [str(r["messages"]) for r in fake_llm.requests if "(3 + 4) * 2 ** 10" in str(r["messages"])]
+        prompts = [str(r["messages"]) for r in fake_llm.requests if tag in str(r["messages"])]
         assert prompts and all("verifier" not in p and "wf-run-1" not in p for p in prompts)
         assert all("variant" in p for p in prompts)  # other context keys are still shown
         deadline = asyncio.get_running_loop().time() + 10
@@ -200,3 +202,36 @@ async def test_feedback_needs_a_finished_task_and_a_valid_score(client: httpx.As
     assert given.status_code == 201, given.text
     rollout = (await client.get(f"/api/v2/rollouts/task-{task_id}", headers=user)).json()["data"]
     assert rollout["status"] == "failed" and rollout["reward"] == 0.25
+
+
+async def test_a_task_failed_by_the_reaper_gets_its_failed_rollout(
+    client: httpx.AsyncClient, admin: dict[str, str], ctx: AppContext
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from agentlightning.agents.scheduler import TaskScheduler
+    from agentlightning.storage.models import Task
+    from agentlightning.storage.types import utcnow
+
+    agent = await create_agent(client, admin, unique("reaped"), config={"max_concurrency": 50})
+    scheduler = TaskScheduler(ctx)
+    task, _ = await scheduler.assign(task="my worker dies", agent_id=agent["id"], context={"variant": "A"})
+    async with ctx.db.session() as s:
+        await s.execute(update(Task).where(Task.id == task["id"]).values(max_attempts=1))
+        await s.commit()
+    claimed: list[Any] = []
+    while not any(c.id == task["id"] for c in claimed):
+        claimed = await scheduler.claim("dying", 50)
+        assert claimed
+    async with ctx.db.session() as s:
+        await s.execute(
+            update(Task).where(Task.id == task["id"]).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+        await s.commit()
+    _, failed = await scheduler.reap_expired()
+    assert any(f["task_id"] == task["id"] for f in failed)
+    rollout = await RolloutService(ctx).get(None, f"task-{task['id']}")
+    assert rollout["status"] == "failed" and "lease expired" in rollout["output"]["error"]
+    assert rollout["metadata"]["variant"] == "A" and rollout["owner"] is None

@@ -112,6 +112,16 @@ async def test_apo_keeps_the_incumbent_when_nothing_helps(tmp_path: Path) -> Non
     assert [c["resources"]["system_prompt"] for c in result.candidates] == [BAD_PROMPT, "Be terse."]
 
 
+async def test_apo_survives_a_failing_critic(tmp_path: Path) -> None:
+    async def broken_critic(messages: Sequence[Mapping[str, str]]) -> str:
+        raise RuntimeError("LLM call failed: upstream down")
+
+    ctx, reports = make_ctx(tmp_path, broken_critic, {"rounds": 2, "minibatch": 3})
+    result = await APO().optimise(ctx)
+    assert result.best.system_prompt == BAD_PROMPT and len(result.candidates) == 1
+    assert len(reports) == 2
+
+
 async def test_apo_honours_a_stop_request(tmp_path: Path) -> None:
     ctx, reports = make_ctx(tmp_path, scripted_critic([]), {"rounds": 10, "minibatch": 2}, stop_after=1)
     result = await APO().optimise(ctx)

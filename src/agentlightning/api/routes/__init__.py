@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agentlightning.api.routes import agents, auth, auto_rl, knowledge, rl, rollouts, system, tasks, ws
+from agentlightning.api.routes import agents, auth, auto_rl, bandit, knowledge, rl, rollouts, system, tasks, ws
 
 ROUTERS: list[APIRouter] = [
     auth.router,
@@ -13,6 +13,7 @@ ROUTERS: list[APIRouter] = [
     rl.router,
     auto_rl.router,
     agents.router,
+    bandit.router,
     tasks.router,
     rollouts.router,
     ws.router,

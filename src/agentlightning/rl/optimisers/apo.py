@@ -23,6 +23,7 @@ point per round. No database or HTTP here: everything comes from :class:`Optimis
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -116,6 +117,7 @@ Write an improved system prompt that fixes these problems and keeps what works. 
 {index} of {total}: make it differ from the others. Reply with the new prompt only, between
 <prompt> and </prompt>."""
 
+log = logging.getLogger(__name__)
 _PROMPT_TAG = re.compile(r"<prompt>\s*(.*?)\s*</prompt>", re.DOTALL | re.IGNORECASE)
 
 
@@ -172,34 +174,32 @@ async def score(
     return sum(rewards) / len(rewards) if rewards else 0.0
 
 
+async def ask_critic(ctx: OptimiserContext, question: str) -> str | None:
+    """The critic's answer, or None when the call fails (the search goes on without it)."""
+    try:
+        return (
+            await ctx.critic([{"role": "system", "content": CRITIC_SYSTEM}, {"role": "user", "content": question}])
+        ).strip()
+    except Exception as exc:  # noqa: BLE001 - an LLM outage costs this expansion, not the run
+        log.warning("apo: the critic failed (%s); skipping this expansion", exc)
+        return None
+
+
 async def expand(
     ctx: OptimiserContext, parent: Candidate, parent_index: int, cfg: APOConfig, round_no: int
 ) -> list[Candidate]:
     """Textual gradient of ``parent``, then ``cfg.branching`` rewrites along it."""
     examples = failure_examples(parent, ctx.low_reward_rollouts, cfg.max_examples)
-    gradient = (
-        await ctx.critic(
-            [
-                {"role": "system", "content": CRITIC_SYSTEM},
-                {"role": "user", "content": GRADIENT_TEMPLATE.format(prompt=parent.prompt, examples=examples)},
-            ]
-        )
-    ).strip()
-    children = []
+    gradient = await ask_critic(ctx, GRADIENT_TEMPLATE.format(prompt=parent.prompt, examples=examples))
+    children: list[Candidate] = []
     for index in range(1, cfg.branching + 1):
-        if ctx.should_stop():
+        if gradient is None or ctx.should_stop():
             break
-        reply = await ctx.critic(
-            [
-                {"role": "system", "content": CRITIC_SYSTEM},
-                {
-                    "role": "user",
-                    "content": REWRITE_TEMPLATE.format(
-                        prompt=parent.prompt, gradient=gradient, index=index, total=cfg.branching
-                    ),
-                },
-            ]
+        reply = await ask_critic(
+            ctx, REWRITE_TEMPLATE.format(prompt=parent.prompt, gradient=gradient, index=index, total=cfg.branching)
         )
+        if reply is None:
+            continue
         prompt = extract_prompt(reply, cfg.max_prompt_chars)
         if prompt:
             children.append(Candidate(prompt=prompt, round=round_no, parent=parent_index, gradient=gradient))

@@ -2,6 +2,7 @@
 
 from agentlightning.storage.models.agents import Agent, AgentMessage, AgentNote
 from agentlightning.storage.models.auto_rl import AutoRLLease, AutoRLPolicy, AutoRLPromotion, AutoRLTrigger
+from agentlightning.storage.models.bandit import BanditArm
 from agentlightning.storage.models.base import Base
 from agentlightning.storage.models.knowledge import KnowledgeItem
 from agentlightning.storage.models.rl import RLEnvironment, RLExperiment, RLMetricPoint
@@ -20,6 +21,7 @@ __all__ = [
     "AutoRLPolicy",
     "AutoRLPromotion",
     "AutoRLTrigger",
+    "BanditArm",
     "Base",
     "KnowledgeItem",
     "RLEnvironment",

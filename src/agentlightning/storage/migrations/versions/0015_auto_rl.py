@@ -1,7 +1,7 @@
 """Auto-RL: per-agent policies, triggers, promotion history (for rollback) and the monitor's lease.
 
 Revision ID: 0015
-Revises: 0016
+Revises: 0018
 Create Date: 2026-11-29
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0015"
-down_revision = "0016"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
