@@ -8,6 +8,11 @@ Upstreams are the admin's, never the agent author's: an agent's config names a `
 * ``"local"``: the embedded llama.cpp model chosen by ``LOCAL_MODEL``;
 * any name in ``LLM_PROVIDERS`` (JSON: ``{"vllm": {"base_url": ..., "api_key": ...}}``).
 
+An agent whose promoted resources carry a LoRA ``adapter`` (``config.adapter``, set by Auto-RL
+when a ``grpo`` candidate wins) is served by
+:class:`~agentlightning.agents.llm.transformers_provider.TransformersProvider`: the local model the
+adapter was trained on plus the adapter, whatever ``provider`` says (the adapter only fits that model).
+
 An agent may instead bring its own upstream: ``base_url`` **with its own** ``api_key`` (the
 platform's keys are never sent there), and only to hosts the egress rules let through
 (``LLM_CUSTOM_ALLOWED_HOSTS`` / ``LLM_CUSTOM_ALLOWED_PORTS``; the resolved address must be public,
@@ -57,16 +62,18 @@ API_KEY_FIELD = "api_key"
 class Upstream:
     """Where an agent's LLM calls go and with which key."""
 
-    kind: str  # "local" | "openai"
+    kind: str  # "local" | "openai" | "transformers"
     name: str  # provider name, or "custom" for an agent's own base URL
     base_url: str | None = None
     api_key: str | None = None
     custom: bool = False
+    #: the LoRA adapter directory (kind "transformers")
+    adapter: str | None = None
 
     def cache_key(self) -> tuple[str, str, str | None, str]:
         """Identity of a built client (the key is hashed, never kept as a dict key)."""
         digest = hashlib.sha256((self.api_key or "").encode()).hexdigest()
-        return (self.kind, self.name, self.base_url, digest)
+        return (self.kind, self.name, self.base_url or self.adapter, digest)
 
 
 def provider_names(settings: Settings) -> list[str]:
@@ -76,6 +83,12 @@ def provider_names(settings: Settings) -> list[str]:
 
 def resolve_upstream(agent_config: dict[str, Any], settings: Settings) -> Upstream:
     """The upstream an agent's config selects; raises :class:`LLMError` when it may not be used."""
+    adapter = agent_config.get("adapter")
+    if adapter:
+        from agentlightning.agents.llm.transformers_provider import resolve_adapter
+
+        path = resolve_adapter(str(adapter), settings.rl_artifacts_dir)
+        return Upstream("transformers", "adapter", adapter=str(path))
     kind = str(agent_config.get("provider") or "auto")
     base_url = agent_config.get("base_url")
     if base_url:
@@ -101,6 +114,13 @@ def validate_llm_config(agent_config: dict[str, Any], settings: Settings) -> Non
     """Refuse (``ValueError``) an agent config whose upstream is unknown or not allowed."""
     from agentlightning.agents.tools.egress import EgressDenied, check_static
 
+    if agent_config.get("adapter"):
+        try:
+            resolve_upstream({"adapter": agent_config["adapter"]}, settings)
+        except LLMError as exc:
+            raise ValueError(str(exc)) from exc
+        # The rest must be valid too: it serves the agent again once the adapter is rolled back.
+        agent_config = {k: v for k, v in agent_config.items() if k != "adapter"}
     try:
         upstream = resolve_upstream(agent_config, settings)
     except LLMError as exc:
@@ -132,12 +152,18 @@ class ProviderFactory:
         self._lock = threading.Lock()
 
     def kind_for(self, agent_config: dict[str, Any]) -> str:
-        """The concrete provider kind (``openai`` or ``local``)."""
+        """The concrete provider kind (``openai``, ``local`` or ``transformers``)."""
         return resolve_upstream(agent_config, self.settings).kind
 
     def model_for(self, agent_config: dict[str, Any]) -> str:
         """The model name a call for this agent will use."""
         upstream = resolve_upstream(agent_config, self.settings)
+        if upstream.kind == "transformers":
+            from pathlib import Path
+
+            from agentlightning.agents.llm.transformers_provider import adapter_model_name
+
+            return adapter_model_name(Path(str(upstream.adapter)))
         if upstream.kind == "local":
             from agentlightning.agents.llm.local_models import get_spec
 
@@ -160,6 +186,14 @@ class ProviderFactory:
 
     def _build(self, upstream: Upstream) -> LLMProvider:
         s = self.settings
+        if upstream.kind == "transformers":
+            from agentlightning.agents.llm.transformers_provider import TransformersProvider
+
+            return TransformersProvider(
+                adapter=upstream.adapter,
+                model_dir=s.local_model_dir,
+                max_new_tokens=s.local_model_max_new_tokens,
+            )
         if upstream.kind == "local":
             from agentlightning.agents.llm.local import LocalLlamaProvider
 
