@@ -40,6 +40,7 @@ from agentlightning.rl.auto.monitor import AutoRLMonitor, window_stats
 from agentlightning.rl.auto.policy import PolicyService
 from agentlightning.rl.auto.schemas import PolicyUpdate
 from agentlightning.rl.auto.triggers import TriggerService
+from agentlightning.rl.experiments import ExperimentService
 from agentlightning.rl.manager import ExperimentManager
 from agentlightning.rl.optimisers.base import VerifiableTask
 from agentlightning.rl.suite import install_suite, load_suite_tasks
@@ -217,6 +218,11 @@ async def run(args: argparse.Namespace) -> float:
                 f"({time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
+
+            if trigger["experiment_id"]:
+                final = (await ExperimentService(ctx).get(trigger["experiment_id"]))["metrics"].get("final_evaluation")
+                best = (final or {}).get("best_resources") or {}
+                print(f"best candidate of the optimiser: {best.get('system_prompt')!r}", flush=True)
 
             # 5. after: the agent as it now is, on the same report tasks
             t0 = time.perf_counter()
