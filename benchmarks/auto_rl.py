@@ -4,16 +4,19 @@ From a fresh SQLite database (migrations, the built-in verifiable suite installe
 agents as shipped), offline, with the embedded local model (``--model``, Qwen2.5-Coder-1.5B by
 default):
 
-1. **before**: the starter agent (``--agent``, as shipped) runs the *report* tasks, drawn from
-   the suite's held-out split (``--task-types``), in-process; each answer is scored by its verifier;
+1. the starter agent (``--agent``) as shipped; the *report* tasks are drawn from the suite's
+   held-out split (``--task-types``);
 2. **production traffic**: ``--samples`` training-split tasks are assigned to the agent through
    the task queue and run by a worker pool; each run is a rollout with its verifier reward;
 3. **the monitor** (the Auto-RL background service, not a manual trigger) sees the agent's rolling
    success rate under the policy's threshold and starts an ``apo`` optimisation: training tasks
    from the train split, the promotion gate on *gate* tasks from the held-out split (disjoint
    from the report tasks, so the reported gain is not the gate's own selection);
-4. **after**: once the run has ended (promoted or not), the agent as it now is runs the same report
-   tasks.
+4. **before / after**: once the run has ended, the shipped resources and the agent as it now is
+   run the report tasks back to back (``--repeats`` times each, in-process, answers scored by
+   their verifiers). When nothing was promoted the agent is the shipped one and the gain is 0 by
+   construction (re-running it would only measure sampling noise: with 8 tasks at temperature 0.2
+   two runs of the same agent differed by 37.5 points).
 
 Prints the baseline, after, the gain in points with a 95 % paired-bootstrap CI, the gate's
 decision and the wall time; the last line is ``auto_rl_gain_pp=<points>``. Sizes are flags: on a
@@ -126,10 +129,8 @@ async def run(args: argparse.Namespace) -> float:
                 flush=True,
             )
 
-            # 1. before: the starter agent as shipped, on the report tasks
-            t0 = time.perf_counter()
-            before = await AgentEvaluator(ctx, profile, concurrency=1)(resources_of(profile), report)
-            print(f"before: {_rate(before):.1f}% ({time.perf_counter() - t0:.0f} s)", flush=True)
+            # 1. the starter agent as shipped (measured at the end, back to back with the agent after)
+            shipped = resources_of(profile)
 
             # 2. the agent's policy: the monitor's window, and what a triggered run may use
             options: dict[str, Any] = {
@@ -224,17 +225,34 @@ async def run(args: argparse.Namespace) -> float:
                 best = (final or {}).get("best_resources") or {}
                 print(f"best candidate of the optimiser: {best.get('system_prompt')!r}", flush=True)
 
-            # 5. after: the agent as it now is, on the same report tasks
+            # 5. before and after, back to back on the same report tasks (--repeats times each):
+            # the shipped resources, then the agent as it now is. An agent that was not promoted is
+            # the shipped one: its gain is 0 by construction, re-running it would only measure noise.
             t0 = time.perf_counter()
-            promoted = await agents.profile(profile.id)
-            print(f"agent prompt now: {promoted.system_prompt!r}", flush=True)
-            after = await AgentEvaluator(ctx, promoted, concurrency=1)(resources_of(promoted), report)
-            print(f"after: {_rate(after):.1f}% ({time.perf_counter() - t0:.0f} s)", flush=True)
+            now = await agents.profile(profile.id)
+            current = resources_of(now)
+            print(f"agent prompt now: {now.system_prompt!r}", flush=True)
+            evaluator = AgentEvaluator(ctx, now, concurrency=1)
+            before, after = [], []
+            for _ in range(args.repeats):
+                scores = await evaluator(shipped, report)
+                before += scores
+                after += await evaluator(current, report) if current != shipped else scores
+            if current == shipped:
+                print("not promoted: the agent is unchanged, so after = before", flush=True)
+            print(
+                f"before: {_rate(before):.1f}% after: {_rate(after):.1f}% over {len(before)} runs "
+                f"({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
         finally:
             await ctx.close()
     gain = _rate(after) - _rate(before)
     low, high = paired_bootstrap_ci(before, after)
-    print(f"model={args.model} agent={args.agent} task_types={args.task_types} report_tasks={len(report)}")
+    print(
+        f"model={args.model} agent={args.agent} task_types={args.task_types} report_tasks={len(report)} "
+        f"repeats={args.repeats}"
+    )
     print(
         f"baseline={_rate(before):.1f}% after={_rate(after):.1f}% gain={gain:+.1f} pp (95% CI {low:+.1f} .. {high:+.1f})"
     )
@@ -261,6 +279,7 @@ def main() -> None:
     parser.add_argument("--max-evaluations", type=int, default=200)
     parser.add_argument("--max-wall-seconds", type=int, default=3600)
     parser.add_argument("--timeout", type=float, default=7200)
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each report task, before and after")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="log every evaluated task and the optimiser's steps")
     args = parser.parse_args()
