@@ -223,7 +223,12 @@ async def run(args: argparse.Namespace) -> float:
             if trigger["experiment_id"]:
                 final = (await ExperimentService(ctx).get(trigger["experiment_id"]))["metrics"].get("final_evaluation")
                 best = (final or {}).get("best_resources") or {}
-                print(f"best candidate of the optimiser: {best.get('system_prompt')!r}", flush=True)
+                print(
+                    f"optimiser: {(final or {}).get('candidates')} candidates, training score incumbent "
+                    f"{(final or {}).get('train_incumbent_score')} best {(final or {}).get('train_best_score')}; "
+                    f"best candidate: {best.get('system_prompt')!r}",
+                    flush=True,
+                )
 
             # 5. before and after, back to back on the same report tasks (--repeats times each):
             # the shipped resources, then the agent as it now is. An agent that was not promoted is
