@@ -261,6 +261,18 @@ class Settings(BaseSettings):
     #: Unfinished (created, queued or running) experiments one user may have at once.
     rl_max_active_experiments_per_user: int = Field(default=10, ge=1)
 
+    # Auto-RL (agentlightning.rl.auto); the policy itself is the system config's ``auto_rl`` block
+    #: Run the Auto-RL monitor in this process (one replica acts at a time, under a lease).
+    auto_rl_monitor_enabled: bool = True
+    #: Seconds between two looks of the monitor at every agent's rolling success rate.
+    auto_rl_poll_seconds: float = Field(default=30.0, gt=0)
+    #: The monitor's lease; another replica takes over once it expires.
+    auto_rl_lease_seconds: float = Field(default=90.0, gt=0)
+    #: Agents with an ``rl_performance_gain_percent`` series at most (the most recent promotions).
+    auto_rl_gain_label_limit: int = Field(default=200, ge=1)
+    #: Agent tasks an optimisation evaluates at once (the local model serves one at a time).
+    auto_rl_eval_concurrency: int = Field(default=4, ge=1, le=64)
+
     # Input limits (agentlightning.validation)
     #: Encoded size (bytes) and nesting depth of one free-form JSON value: task ``context``, agent
     #: ``config``, knowledge ``metadata``, RL ``env_kwargs`` / ``hyperparameters``.

@@ -187,3 +187,43 @@ def check_name(table: str, column: str) -> str:
 def check_sql(column: str, values: tuple[str, ...]) -> str:
     """The CHECK condition ``column IN ('a', 'b', ...)`` (values are our own constants, never input)."""
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+# --- Auto-RL (agentlightning.rl.auto) ------------------------------------------------------------
+
+#: What an experiment runs: SB3 on a Gymnasium environment, or an optimiser on an agent's resources.
+ExperimentKind = Literal[
+    "classic",  # Stable-Baselines3 on a Gymnasium environment, in a child process or on Ray
+    "agent",  # an agent optimiser (apo, bandit, grpo) run in the manager's process
+]
+EXPERIMENT_KINDS: tuple[ExperimentKind, ...] = get_args(ExperimentKind)
+
+#: The agent optimisers an agent-optimisation experiment may run.
+AgentAlgorithm = Literal[
+    "apo",  # prompt optimisation with an LLM critic
+    "bandit",  # picks the best declared variant (prompt/model/temperature/tools)
+    "grpo",  # LoRA fine-tuning of an open model
+]
+AGENT_ALGORITHMS: tuple[AgentAlgorithm, ...] = get_args(AgentAlgorithm)
+
+#: Why Auto-RL started an optimisation.
+AutoRLReason = Literal[
+    "monitor",  # the monitor saw the agent's rolling success rate under the policy's threshold
+    "manual",  # someone called POST /api/v2/rl/auto-trigger
+]
+
+#: How an Auto-RL optimisation ended (``auto_rl_triggers.outcome``).
+AutoRLOutcome = Literal[
+    "running",  # its experiment is queued or running
+    "promoted",  # the candidate beat the incumbent significantly on held-out tasks and was promoted
+    "rejected",  # the gate kept the incumbent (no significant win)
+    "failed",  # the experiment failed
+    "stopped",  # the experiment was stopped before the gate
+]
+AUTO_RL_OUTCOMES: tuple[AutoRLOutcome, ...] = get_args(AutoRLOutcome)
+
+#: A change of an agent's resources recorded in ``auto_rl_promotions``.
+AutoRLChange = Literal[
+    "promotion",  # a gated candidate replaced the incumbent
+    "rollback",  # a promotion was undone: the resources before it are back
+]

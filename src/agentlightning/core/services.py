@@ -34,6 +34,7 @@ SERVICE_FACTORIES: list[str] = [
     "agentlightning.agents.pool:create_worker_pool",
     "agentlightning.rl.manager:create_manager",
     "agentlightning.knowledge.index_service:create_index_service",
+    "agentlightning.rl.auto.monitor:create_monitor",
     "agentlightning.rl.optimisers.bandit_service:create_bandit_listener",
     "agentlightning.workflows.engine:create_engine_service",
 ]

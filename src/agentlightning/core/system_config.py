@@ -24,6 +24,18 @@ class AutoRLSettings(BaseModel):
     success_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
     min_samples: int = Field(default=20, ge=1, le=100_000)
     cooldown_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    #: The last N finished rollouts of an agent make its rolling success rate and mean reward.
+    window: int = Field(default=50, ge=1, le=10_000)
+    #: The optimiser a triggered run uses (``apo``, ``bandit`` or ``grpo``).
+    algorithm: str = Field(default="apo", pattern=r"^(apo|bandit|grpo)$")
+    #: Budget of one run: evaluations of the agent on a task, and wall time.
+    max_evaluations: int = Field(default=400, ge=1, le=1_000_000)
+    max_wall_seconds: int = Field(default=3600, ge=10, le=7 * 24 * 3600)
+    #: Significance level of the promotion gate (exact one-sided McNemar test).
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    #: Suite tasks the optimiser trains on, and held-out tasks the gate compares on.
+    train_tasks: int = Field(default=20, ge=1, le=1000)
+    heldout_tasks: int = Field(default=40, ge=1, le=1000)
 
 
 class SystemConfig(BaseModel):

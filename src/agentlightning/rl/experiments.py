@@ -28,6 +28,7 @@ from agentlightning.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from agentlightning.rl.auto.schemas import AgentExperimentCreate
 from agentlightning.rl.classic.envs import CustomEnvSpec, EnvError, check_entry_point, validate_env_id
 from agentlightning.rl.config import ConfigError, ResourceLimits
 from agentlightning.rl.schemas import EnvironmentCreate, EvaluationParams, ExperimentCreate
@@ -42,6 +43,7 @@ __all__ = [
     "TERMINAL",
     "EnvironmentCreate",
     "EvaluationParams",
+    "AgentExperimentCreate",
     "ExperimentCreate",
     "ExperimentService",
     "TRAINING_TOPIC",
@@ -235,21 +237,81 @@ class ExperimentService:
             metrics={"total_timesteps": config.total_timesteps, "timesteps": 0, "progress": 0.0, **checked.spaces},
             checkpoints=[],
         )
+        return await self._insert_and_queue(exp)
+
+    async def submit(
+        self, request: ExperimentCreate | AgentExperimentCreate, created_by: str | None = None
+    ) -> dict[str, Any]:
+        """Create a classic experiment or an agent optimisation, by the request's shape."""
+        if isinstance(request, AgentExperimentCreate):
+            return await self.create_agent(request, created_by)
+        return await self.create(request, created_by)
+
+    async def create_agent(
+        self, request: AgentExperimentCreate, created_by: str | None = None, *, trigger_id: int | None = None
+    ) -> dict[str, Any]:
+        """Queue an agent optimisation (``apo | bandit | grpo``) with the agent's Auto-RL policy as its budget."""
+        from agentlightning.agents.service import AgentService
+        from agentlightning.rl.auto.job import optimiser_available
+        from agentlightning.rl.auto.policy import PolicyService
+
+        await self._check_quota(created_by)
+        agent = await AgentService(self.ctx).get(request.agent_id)
+        if not optimiser_available(request.algorithm):
+            raise ValidationFailed(
+                "VALIDATION_ERROR",
+                f"The '{request.algorithm}' optimiser is not available on this server",
+                details={"errors": [{"field": "algorithm", "message": "optimiser not installed"}]},
+            )
+        cfg = request.config
+        if (cfg.train is None) != (cfg.heldout is None):
+            raise ValidationFailed(
+                "VALIDATION_ERROR",
+                "Give both inline task lists (train and heldout) or neither",
+                details={"errors": [{"field": "config.heldout", "message": "train and heldout go together"}]},
+            )
+        policy = await PolicyService(self.ctx).get(agent.id)
+        config = cfg.model_dump(mode="json")
+        config.update(
+            algorithm=request.algorithm,
+            agent_id=agent.id,
+            trigger_id=trigger_id,
+            max_evaluations=cfg.max_evaluations or policy.max_evaluations,
+            max_wall_seconds=cfg.max_wall_seconds or policy.max_wall_seconds,
+            alpha=cfg.alpha or policy.alpha,
+            train_tasks=cfg.train_tasks or policy.train_tasks,
+            heldout_tasks=cfg.heldout_tasks or policy.heldout_tasks,
+            options={**policy.options, **cfg.options},
+        )
+        exp = RLExperiment(
+            name=request.name,
+            algorithm=request.algorithm,
+            config=config,
+            status="created",
+            agent_id=agent.id,
+            kind="agent",
+            created_by=created_by,
+            metrics={"total_timesteps": config["max_evaluations"], "timesteps": 0, "progress": 0.0},
+            checkpoints=[],
+        )
+        return await self._insert_and_queue(exp)
+
+    async def _insert_and_queue(self, exp: RLExperiment) -> dict[str, Any]:
         async with self.ctx.db.session() as session:
             session.add(exp)
             try:
                 await session.commit()
             except IntegrityError as exc:
                 await session.rollback()
-                if await session.scalar(select(RLExperiment.id).where(RLExperiment.name == request.name)):
+                if await session.scalar(select(RLExperiment.id).where(RLExperiment.name == exp.name)):
                     raise Conflict(
                         "EXPERIMENT_NAME_TAKEN",
-                        f"An experiment named '{request.name}' already exists",
-                        details={"name": request.name},
+                        f"An experiment named '{exp.name}' already exists",
+                        details={"name": exp.name},
                     ) from exc
                 raise ValidationFailed(
                     "VALIDATION_ERROR",
-                    f"Invalid reference: agent {request.agent_id} does not exist",
+                    f"Invalid reference: agent {exp.agent_id} does not exist",
                     details={"errors": [{"field": "agent_id", "message": "no such agent"}]},
                 ) from exc
             await transition(session, exp.id, "queued")
@@ -326,8 +388,8 @@ class ExperimentService:
             return await session.get(RLExperiment, experiment_id)
 
     async def queued_ids(self, limit: int, only_ids: set[int] | None = None) -> list[int]:
-        """The oldest queued classic experiments (at most ``limit``), optionally among ``only_ids``."""
-        query = select(RLExperiment.id).where(RLExperiment.status == "queued", RLExperiment.kind == "classic")
+        """The oldest queued experiments of any kind (at most ``limit``), optionally among ``only_ids``."""
+        query = select(RLExperiment.id).where(RLExperiment.status == "queued")
         if only_ids is not None:
             query = query.where(RLExperiment.id.in_(only_ids))
         async with self.ctx.db.session() as session:

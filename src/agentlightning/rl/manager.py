@@ -218,6 +218,8 @@ class ExperimentManager:
         queued = await self.experiments.row(experiment_id)
         if queued is None or queued.status != "queued":
             return False
+        if queued.kind == "agent":
+            return await self._claim_agent(experiment_id)
         backend = self.backend_for(queued.config.get("backend"))
         exp = await self.experiments.claim(experiment_id, owner=self.instance_id, backend=backend.name)
         if exp is None:  # another manager was faster
@@ -240,6 +242,23 @@ class ExperimentManager:
             return False
         self._stop_forwarded.discard(experiment_id)
         await self.experiments.publish(data, "running", resumed_from_timesteps=resume["timesteps"] if resume else None)
+        return True
+
+    async def _claim_agent(self, experiment_id: int) -> bool:
+        """Run an agent optimisation (apo, bandit, grpo) in this process (see ``rl/auto/job.py``)."""
+        from agentlightning.rl.auto.job import launch
+
+        exp = await self.experiments.claim(experiment_id, owner=self.instance_id, backend="inprocess")
+        if exp is None:
+            return False
+        job = TrainingJob(
+            experiment_id=exp.id,
+            config=dict(exp.config),
+            workdir=os.path.abspath(os.path.join(self.settings.rl_artifacts_dir, "experiments", str(exp.id))),
+        )
+        self.handles[experiment_id] = launch(self.ctx, job, actor=exp.created_by)
+        self._stop_forwarded.discard(experiment_id)
+        await self.experiments.publish(experiment_dict(exp), "running", attempt=exp.attempts)
         return True
 
     # ------------------------------------------------------------------ supervision
@@ -297,6 +316,10 @@ class ExperimentManager:
         data = await self.experiments.finish(experiment_id, status, error=error, result=result)
         if data is None:
             return
+        if data["kind"] == "agent":
+            from agentlightning.rl.auto.triggers import TriggerService
+
+            await TriggerService(self.ctx).experiment_ended(experiment_id, status, error)
         metrics = data["metrics"]
         RL_SESSIONS.labels(algorithm=data["algorithm"], status=status).inc()
         if "training_seconds" in metrics:
@@ -316,7 +339,7 @@ class ExperimentManager:
         if user_stop:
             await self._set_final(experiment_id, "stopped", error=None)
             return "stopped"
-        if resume is None:
+        if resume is None and exp.kind != "agent":  # an agent optimisation re-runs from the start
             await self._set_final(experiment_id, "failed", error=f"{reason}; no checkpoint to resume from")
             return "failed"
         if exp.attempts > max_resumes:
@@ -328,7 +351,9 @@ class ExperimentManager:
         moved = data is not None
         if data is not None:
             RL_SESSIONS.labels(algorithm=data["algorithm"], status="requeued").inc()
-            await self.experiments.publish(data, "queued", reason=reason, resume_from_timesteps=resume["timesteps"])
+            await self.experiments.publish(
+                data, "queued", reason=reason, resume_from_timesteps=resume["timesteps"] if resume else None
+            )
         return "queued" if moved else "gone"
 
     async def _sync_leases(self) -> None:

@@ -13,12 +13,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from agentlightning.rl.auto.schemas import AgentExperimentCreate
 from agentlightning.rl.config import ExperimentConfig
 from agentlightning.validation import DbId, JsonObject, Text
-from agentlightning.vocabulary import ExperimentStatus
+from agentlightning.vocabulary import AGENT_ALGORITHMS, ExperimentKind, ExperimentStatus
 
 __all__ = [
     "AlgorithmPublic",
@@ -31,6 +32,7 @@ __all__ = [
     "ExperimentCreate",
     "ExperimentPage",
     "ExperimentPublic",
+    "ExperimentRequest",
     "ExperimentRowConfig",
     "ExperimentRowCreate",
     "MetricHistory",
@@ -111,6 +113,25 @@ class ExperimentCreate(ExperimentConfig):
         return ExperimentConfig.model_validate(self.model_dump(exclude={"name", "agent_id", "custom_env"}))
 
 
+class ExperimentRequest(RootModel[ExperimentCreate | AgentExperimentCreate]):
+    """Body of ``POST /api/v2/rl/experiments``: a classic experiment, or an agent optimisation.
+
+    ``algorithm`` picks the shape: ``apo``, ``bandit`` and ``grpo`` are agent optimisations
+    (:class:`~agentlightning.rl.auto.schemas.AgentExperimentCreate`, ``agent_id`` required), every
+    other name a classic experiment (:class:`ExperimentCreate`); errors name the fields of that shape.
+    """
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _dispatch(cls, data: Any, handler: Any) -> Any:
+        if isinstance(data, dict) and str(data.get("algorithm", "")).lower() in AGENT_ALGORITHMS:
+            body = {**data, "algorithm": str(data["algorithm"]).lower()}
+            return cls.model_construct(root=AgentExperimentCreate.model_validate(body))
+        if isinstance(data, (ExperimentCreate, AgentExperimentCreate)):
+            return cls.model_construct(root=data)
+        return cls.model_construct(root=ExperimentCreate.model_validate(data))
+
+
 class EvaluationParams(BaseModel):
     """Body of ``POST /api/v2/rl/experiments/{id}/evaluate``."""
 
@@ -155,7 +176,7 @@ class ExperimentPublic(BaseModel):
     id: int
     name: str
     algorithm: str
-    kind: str = Field(description="'classic' (SB3 on Gymnasium)")
+    kind: ExperimentKind = Field(description="'classic' (SB3 on Gymnasium) or 'agent' (apo, bandit, grpo on an agent)")
     status: ExperimentStatus
     agent_id: int | None = None
     config: dict[str, Any] = Field(description="the validated configuration it trains with")

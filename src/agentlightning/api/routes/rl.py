@@ -21,9 +21,9 @@ from agentlightning.rl.schemas import (
     EnvironmentPublic,
     EvaluationParams,
     EvaluationResult,
-    ExperimentCreate,
     ExperimentPage,
     ExperimentPublic,
+    ExperimentRequest,
     MetricHistory,
 )
 from agentlightning.vocabulary import ExperimentStatus
@@ -50,6 +50,10 @@ _CREATE_EXAMPLES: dict[str, Any] = {
             "agent_id": None,
         },
     },
+    "agent": {
+        "summary": "Optimise an agent's prompt (apo, bandit or grpo)",
+        "value": {"name": "math-agent-apo", "algorithm": "apo", "agent_id": 1, "config": {"max_evaluations": 200}},
+    },
 }
 _ZIP: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}
@@ -72,12 +76,13 @@ async def list_experiments(
 
 @router.post("/experiments", status_code=201, response_model=Envelope[ExperimentPublic])
 async def create_experiment(
-    body: Annotated[ExperimentCreate, Body(openapi_examples=_CREATE_EXAMPLES)],
+    body: Annotated[ExperimentRequest, Body(openapi_examples=_CREATE_EXAMPLES)],
     ctx: Ctx,
     principal: Principal = Depends(require("rl:execute")),
 ) -> dict[str, Any]:
-    """Validate and queue an experiment, given flat or as the spec's row (422 names each invalid field)."""
-    data = await ExperimentService(ctx).create(body, created_by=principal.username)
+    """Validate and queue an experiment: classic (flat or the spec's row) or an agent optimiser
+    (``apo | bandit | grpo`` with ``agent_id``); 422 names each invalid field."""
+    data = await ExperimentService(ctx).submit(body.root, created_by=principal.username)
     return ok(data, "Experiment created and queued")
 
 

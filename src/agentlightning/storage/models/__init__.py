@@ -2,6 +2,7 @@
 
 from agentlightning.storage.models.agents import Agent, AgentMessage, AgentNote
 from agentlightning.storage.models.audit import AuditEntry
+from agentlightning.storage.models.auto_rl import AutoRLLease, AutoRLPolicy, AutoRLPromotion, AutoRLTrigger
 from agentlightning.storage.models.bandit import BanditArm
 from agentlightning.storage.models.base import Base
 from agentlightning.storage.models.gateway import GatewayKeyPolicy
@@ -19,6 +20,10 @@ __all__ = [
     "AgentMessage",
     "AgentNote",
     "ApiKey",
+    "AutoRLLease",
+    "AutoRLPolicy",
+    "AutoRLPromotion",
+    "AutoRLTrigger",
     "BanditArm",
     "AuditEntry",
     "Base",

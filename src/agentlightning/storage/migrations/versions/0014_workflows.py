@@ -1,7 +1,7 @@
 """Durable workflows: definitions (versioned), runs and the state of every step of a run.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-11-29
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0014"
-down_revision = "0017"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """The built-in verifiable suite: ``verifiable_tasks`` (owned by ``agentlightning.rl.suite``).
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0015
 Create Date: 2026-11-29
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0016"
-down_revision = "0012"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

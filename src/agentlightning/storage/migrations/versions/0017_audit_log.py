@@ -1,7 +1,7 @@
 """The audit log: every administrative change of a user (created, role, enabled/disabled, password).
 
 Revision ID: 0017
-Revises: 0011
+Revises: 0016
 Create Date: 2026-11-29
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0017"
-down_revision = "0018"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

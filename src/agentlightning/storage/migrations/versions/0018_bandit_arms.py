@@ -1,7 +1,7 @@
 """The online bandit's posteriors: ``bandit_arms`` (owned by ``rl.optimisers.bandit_service``).
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
