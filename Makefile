@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: serve test install system-deps services bench clean
+.PHONY: serve stop reset test install system-deps services bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ system-deps:
 ## Set up and run the server on the embedded default (SQLite, in-process cache, local model).
 serve: install
 	$(BIN)/agentlightning serve
+
+## Stop a server (or dashboard) started from this checkout with `make serve`.
+stop:
+	@pkill -f "$(CURDIR)/$(BIN)/agentlightning (serve|dashboard)" && echo "stopped" || echo "nothing running"
+
+## Stop, then delete the embedded default's data (SQLite database, vector index, RL artifacts in AGL_DATA_DIR).
+reset: stop $(STAMP)
+	$(BIN)/agentlightning reset --yes
 
 ## Set up and run the whole test suite against real PostgreSQL and Redis.
 test: install services

@@ -24,6 +24,11 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     "jwt_secret": ("", "REQUIRED in production: 32+ random characters (openssl rand -hex 32)."),
     "agl_admin_password": ("", "Password of the first admin, created at start-up; 12+ characters in production."),
     "llm_api_key": ("", "Secret: API key of the OpenAI-compatible endpoint."),
+    # Paths whose defaults depend on AGL_DATA_DIR: an explicit value would pin them elsewhere.
+    "agl_data_dir": ("~/.local/share/agentlightning", ""),
+    "database_url": ("sqlite+aiosqlite:////home/me/.local/share/agentlightning/agentlightning.db", ""),
+    "knowledge_index_dir": ("~/.local/share/agentlightning/knowledge", ""),
+    "rl_artifacts_dir": ("~/.local/share/agentlightning/rl", ""),
 }
 #: Variables deploy/docker-compose.yml reads (not Settings fields).
 COMPOSE_VARIABLES: list[tuple[str, str, str]] = [

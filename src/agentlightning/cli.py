@@ -56,6 +56,32 @@ def version() -> None:
 
 
 @app.command()
+def reset(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
+    """Delete the embedded default's data: the SQLite database, the vector index and RL artifacts."""
+    import shutil
+    from pathlib import Path
+
+    from agentlightning.storage.db import sqlite_file
+
+    settings = _settings()
+    database = sqlite_file(settings.database_url)
+    if database is None or settings.is_production:
+        _fail("reset deletes only the embedded default's data (a SQLite file, not in production mode)")
+    assert database is not None
+    files = [Path(database + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+    folders = [Path(p) for p in (settings.knowledge_index_dir, settings.rl_artifacts_dir) if p]
+    doomed = [p for p in [*files, *folders] if p.exists()]
+    if not doomed:
+        console.print("nothing to delete")
+        return
+    if not yes:
+        typer.confirm("delete " + ", ".join(map(str, doomed)) + "?", abort=True)
+    for path in doomed:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    console.print(f"[green]deleted[/] {len(doomed)} path(s); the next start creates a fresh database")
+
+
+@app.command()
 def migrate(revision: str = typer.Option("head", help="Alembic revision to upgrade to.")) -> None:
     """Create or upgrade the database schema (SQLite or PostgreSQL)."""
     from agentlightning.storage.migrate import upgrade

@@ -6,11 +6,20 @@ import os
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "agent-lightning-development-secret-do-not-use"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./agentlightning.db"
+
+
+def default_data_dir() -> str:
+    """Where the embedded default keeps its files: ``$XDG_DATA_HOME/agentlightning`` (usually
+    ``~/.local/share/agentlightning``), never the source tree."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "agentlightning")
+
+
 #: Admin passwords that production mode refuses.
 WEAK_ADMIN_PASSWORDS = frozenset({"admin", "password", "changeme", "change-me", "agentlightning", "secret"})
 MIN_PRODUCTION_SECRET_LENGTH = 32
@@ -57,6 +66,11 @@ class Settings(BaseSettings):
     agl_env: Literal["development", "production", "test"] = "development"
 
     # Storage
+    #: Folder of the embedded default's files: the SQLite database, the vector index snapshot and RL
+    #: artifacts go under it unless DATABASE_URL, KNOWLEDGE_INDEX_DIR or RL_ARTIFACTS_DIR say otherwise
+    #: (default: $XDG_DATA_HOME/agentlightning, usually ~/.local/share/agentlightning).
+    agl_data_dir: str = Field(default_factory=default_data_dir)
+    #: Default: a SQLite file in AGL_DATA_DIR (``agentlightning.db``).
     database_url: str = DEFAULT_DATABASE_URL
     database_pool_size: int = Field(default=20, ge=1)
     database_max_overflow: int = Field(default=20, ge=0)
@@ -214,7 +228,7 @@ class Settings(BaseSettings):
     #: Seconds between background catch-ups of the in-process vector index.
     knowledge_index_sync_seconds: float = Field(default=30.0, gt=0)
     #: Where the in-process vector index is saved so a restart reloads it instead of rebuilding
-    #: (empty: never saved). Validated against the database on reload.
+    #: (empty: never saved). Validated against the database on reload. Default: AGL_DATA_DIR/knowledge.
     knowledge_index_dir: str = "./data/knowledge"
     #: Seconds between snapshots of the in-process vector index (when it changed).
     knowledge_index_snapshot_seconds: float = Field(default=600.0, gt=0)
@@ -226,6 +240,7 @@ class Settings(BaseSettings):
     #: Training sessions this process runs at once; more experiments wait in ``queued``.
     rl_max_concurrent_sessions: int = Field(default=10, ge=1)
     #: Where checkpoints and final models are written (shared storage when several hosts serve).
+    #: Default: AGL_DATA_DIR/rl.
     rl_artifacts_dir: str = "./data/rl"
     #: Embed the built-in suite's knowledge documents for semantic search when installing the suite
     #: (``rl suite install``); without it they are found by full-text search only.
@@ -311,6 +326,21 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _files_in_data_dir(self) -> Settings:
+        """Paths left at their defaults live in AGL_DATA_DIR, not in the working directory."""
+        data_dir = os.path.abspath(os.path.expanduser(self.agl_data_dir))
+        self.agl_data_dir = data_dir
+        if "database_url" not in self.model_fields_set:
+            self.database_url = "sqlite+aiosqlite:///" + os.path.join(data_dir, "agentlightning.db")
+        if "knowledge_index_dir" not in self.model_fields_set:
+            self.knowledge_index_dir = os.path.join(data_dir, "knowledge")
+        if "rl_artifacts_dir" not in self.model_fields_set:
+            self.rl_artifacts_dir = os.path.join(data_dir, "rl")
+        self.knowledge_index_dir = os.path.expanduser(self.knowledge_index_dir)
+        self.rl_artifacts_dir = os.path.expanduser(self.rl_artifacts_dir)
+        return self
 
     @property
     def is_production(self) -> bool:

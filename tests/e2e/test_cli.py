@@ -43,3 +43,32 @@ def test_migrate_on_postgres(postgres_url: str) -> None:
     result = _cli({"DATABASE_URL": postgres_url}, "migrate")
     assert result.returncode == 0, result.stderr
     assert "postgresql" in result.stdout
+
+
+def test_embedded_data_lives_in_the_data_dir_and_reset_deletes_it(tmp_path: Path) -> None:
+    """With no DATABASE_URL the database, index and RL files go to AGL_DATA_DIR (not the working
+    directory), and ``reset`` deletes them; it refuses to touch a PostgreSQL database."""
+    data_dir = tmp_path / "data-home"
+    workdir = tmp_path / "checkout"
+    workdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KNOWLEDGE_INDEX_DIR", "RL_ARTIFACTS_DIR")}
+    env |= {"AGL_DATA_DIR": str(data_dir), "REDIS_URL": ""}
+
+    def cli(*args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, *args], env={**env, **(extra or {})}, cwd=workdir, capture_output=True, text=True, timeout=120
+        )
+
+    migrated = cli("migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert (data_dir / "agentlightning.db").is_file()
+    (data_dir / "rl" / "experiments").mkdir(parents=True)
+    assert list(workdir.iterdir()) == []  # nothing written into the working directory
+
+    refused = cli("reset", "--yes", extra={"DATABASE_URL": "postgresql://u:p@127.0.0.1:1/x"})
+    assert refused.returncode != 0 and "SQLite" in refused.stderr
+
+    done = cli("reset", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert not (data_dir / "agentlightning.db").exists() and not (data_dir / "rl").exists()
+    assert "nothing to delete" in cli("reset", "--yes").stdout

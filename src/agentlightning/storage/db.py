@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +23,22 @@ def normalise_url(url: str) -> str:
     if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
         return "sqlite+aiosqlite://" + url[len("sqlite://") :]
     return url
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL (``None`` for PostgreSQL and in-memory databases)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    path = path.split("?", 1)[0]
+    return None if path in ("", ":memory:") else path
+
+
+def ensure_sqlite_folder(url: str) -> None:
+    """Create the folder of a SQLite database file (the data directory on a fresh machine)."""
+    path = sqlite_file(url)
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -47,6 +64,7 @@ class Database:
     ) -> None:
         """``sqlite_extensions=False`` keeps the stdlib driver even where pysqlite3 could load sqlite-vec."""
         self.url = normalise_url(url)
+        ensure_sqlite_folder(self.url)
         kwargs: dict[str, Any] = {"echo": echo}
         if self.url.startswith("postgresql"):
             # LIFO keeps hot connections in use; idle ones are pinged on checkout (install_idle_ping), so

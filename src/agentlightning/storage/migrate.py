@@ -22,6 +22,9 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database at ``database_url`` up to ``revision`` (safe to call when current)."""
+    from agentlightning.storage.db import ensure_sqlite_folder
+
+    ensure_sqlite_folder(database_url)
     config = alembic_config(database_url)
     try:
         asyncio.get_running_loop()
