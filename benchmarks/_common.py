@@ -17,6 +17,25 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: One uvicorn worker as the benchmarks run our server (and the bare app): uvloop + httptools,
+#: access log off, on loopback; append ``--port`` and the app.
+UVICORN = [
+    sys.executable,
+    "-m",
+    "uvicorn",
+    "--workers",
+    "1",
+    "--log-level",
+    "warning",
+    "--no-access-log",
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--host",
+    "127.0.0.1",
+]
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
