@@ -299,9 +299,9 @@ class LangChainWrapper(TrainableWrapper):
     # --- the runnable interface ------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _recorded(self, input: Any) -> Iterator[_Call]:
+    def _recorded(self, input: Any, *, stream: bool = False) -> Iterator[_Call]:
         """One call of the wrapped runnable on ``input``, recorded: the body sets ``call.result``
-        (for a stream, the chunks so far); it is remembered and ends the rollout when the body
+        (for a ``stream``, the chunks so far); it is remembered and ends the rollout when the body
         ends, ends a failed rollout when the body raises, and ends it without remembering when a
         stream is closed early."""
         rollout, owned, handler = self._begin(input)
@@ -309,11 +309,11 @@ class LangChainWrapper(TrainableWrapper):
         try:
             yield call
             self._remember(input, call.result)
-        except GeneratorExit:
-            end_call(rollout, owned, output=_content(call.result))
-            raise
-        except BaseException:
-            end_call(rollout, owned, failed=True)
+        except BaseException as exc:
+            if stream and isinstance(exc, GeneratorExit):
+                end_call(rollout, owned, output=_content(call.result))
+            else:
+                end_call(rollout, owned, failed=True)
             raise
         end_call(rollout, owned, output=_content(call.result))
 
@@ -333,14 +333,14 @@ class LangChainWrapper(TrainableWrapper):
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         """``runnable.stream``: the same chunks; recorded when the stream ends or is closed."""
-        with self._recorded(input) as call:
+        with self._recorded(input, stream=True) as call:
             for chunk in self._runnable().stream(self._prepare(input), self._config(config, call.handler), **kwargs):
                 call.add(chunk)
                 yield chunk
 
     async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
         """``runnable.astream``: the same chunks; recorded when the stream ends or is closed."""
-        with self._recorded(input) as call:
+        with self._recorded(input, stream=True) as call:
             async for chunk in self._runnable().astream(
                 self._prepare(input), self._config(config, call.handler), **kwargs
             ):
