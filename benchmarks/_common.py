@@ -17,6 +17,57 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: One uvicorn worker as the benchmarks run our server (and the bare app): uvloop + httptools,
+#: access log off, on loopback; append ``--port`` and the app.
+UVICORN = [
+    sys.executable,
+    "-m",
+    "uvicorn",
+    "--workers",
+    "1",
+    "--log-level",
+    "warning",
+    "--no-access-log",
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--host",
+    "127.0.0.1",
+]
+
+
+#: The PostgreSQL server the benchmarks create (and drop) their own databases on.
+PG_ADMIN_DSN = os.environ.get("AGL_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+#: The platform's command line, run as a child process.
+CLI = [sys.executable, "-m", "agentlightning.cli"]
+
+
+async def pg_admin(sql: str) -> None:
+    """Run one administrative statement (``CREATE``/``DROP DATABASE``) on :data:`PG_ADMIN_DSN`."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def start_worker(env: dict[str, str], log: Path, *, ready_timeout: float) -> subprocess.Popen[bytes]:
+    """One ``agentlightning worker`` process (4..16 tasks in flight), waited on (up to
+    ``ready_timeout`` seconds) until it logs that it is ready."""
+    handle = log.open("wb")
+    proc = subprocess.Popen(
+        [*CLI, "worker", "--min", "4", "--max", "16"], env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT
+    )
+    deadline = time.monotonic() + ready_timeout
+    while "ready" not in log.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"worker failed to start:\n{log.read_text(errors='replace')}")
+        time.sleep(0.1)
+    return proc
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""

@@ -28,24 +28,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ChildServer, LoadResult, asgi_get, free_port, run_wrk  # noqa: E402
+from _common import UVICORN, ChildServer, LoadResult, asgi_get, free_port, run_wrk  # noqa: E402
 
-UVICORN = [
-    sys.executable,
-    "-m",
-    "uvicorn",
-    "--workers",
-    "1",
-    "--log-level",
-    "warning",
-    "--no-access-log",
-    "--loop",
-    "uvloop",
-    "--http",
-    "httptools",
-    "--host",
-    "127.0.0.1",
-]
 ADMIN_PASSWORD = "benchmark-admin-password"
 
 

@@ -23,25 +23,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, ChildServer, free_port  # noqa: E402
+from _common import ROOT, UVICORN, ChildServer, free_port  # noqa: E402
 
 ADMIN_PASSWORD = "benchmark-admin-password"
-UVICORN = [
-    sys.executable,
-    "-m",
-    "uvicorn",
-    "--workers",
-    "1",
-    "--log-level",
-    "warning",
-    "--no-access-log",
-    "--loop",
-    "uvloop",
-    "--http",
-    "httptools",
-    "--host",
-    "127.0.0.1",
-]
 
 
 def _time(client: httpx.Client, url: str, body: dict[str, object], headers: dict[str, str]) -> float:

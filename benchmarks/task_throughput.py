@@ -47,11 +47,9 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import ChildServer, free_port  # noqa: E402
+from benchmarks._common import CLI, PG_ADMIN_DSN, ChildServer, free_port, pg_admin, start_worker  # noqa: E402
 from tests.services import RedisSlot  # noqa: E402
 
-PG_ADMIN_DSN = os.environ.get("AGL_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-CLI = [sys.executable, "-m", "agentlightning.cli"]
 ADMIN_PASSWORD = "bench-admin-password-long"
 IN_FLIGHT = 16
 CONSUMERS = 8
@@ -163,28 +161,6 @@ def _statement_counts(pids: list[int], folder: Path) -> dict[str, int]:
             for key, value in json.loads(path.read_text()).items():
                 totals[key] += value
     return totals
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """One ``agentlightning worker`` process (4..16 tasks in flight), waited on until ready."""
-    handle = log.open("wb")
-    proc = subprocess.Popen(
-        [*CLI, "worker", "--min", "4", "--max", "16"], env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT
-    )
-    deadline = time.monotonic() + 60
-    while "ready" not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"worker failed to start:\n{log.read_text(errors='replace')}")
-        time.sleep(0.1)
-    return proc
 
 
 async def _assign_only(base_url: str, n_tasks: int, headers: dict[str, str]) -> tuple[int, float]:
@@ -505,7 +481,7 @@ def main() -> None:
     args = parser.parse_args()
     SRC = args.src.resolve()
     db_name = f"agl_bench_tasks_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{db_name}"'))
+    asyncio.run(pg_admin(f'CREATE DATABASE "{db_name}"'))
     base, _, _ = PG_ADMIN_DSN.rpartition("/")
     dsn = f"{base}/{db_name}"
     results: dict[str, float] = {}
@@ -556,7 +532,10 @@ def main() -> None:
                     agent_id, assign_rate = asyncio.run(_assign_only(base_url, args.tasks, headers))
                     # The clock starts before the workers do: the first one drains while the next starts.
                     drain_started = time.perf_counter()
-                    workers = [_start_worker(env, Path(tmp) / f"w{n_workers}-{i}.log") for i in range(n_workers)]
+                    workers = [
+                        start_worker(env, Path(tmp) / f"w{n_workers}-{i}.log", ready_timeout=60)
+                        for i in range(n_workers)
+                    ]
                     try:
                         drain_rate = asyncio.run(_drain(dsn, agent_id, args.tasks, drain_started))
                         print(
@@ -624,7 +603,7 @@ def main() -> None:
             flush=True,
         )
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
         redis_slot.release()
     best = max(results, key=lambda k: results[k])
     ours = results[best]

@@ -41,37 +41,13 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import ChildServer, free_port  # noqa: E402
+from benchmarks._common import CLI, PG_ADMIN_DSN, ChildServer, free_port, pg_admin, start_worker  # noqa: E402
 from tests.services import RedisSlot  # noqa: E402
 
-PG_ADMIN_DSN = os.environ.get("AGL_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-CLI = [sys.executable, "-m", "agentlightning.cli"]
 ADMIN_PASSWORD = "bench-admin-password-long"
 IN_FLIGHT = 32
 WORKERS = 2
 STEPS = ("a", "b", "c")
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """One ``agentlightning worker`` process (4..16 tasks in flight), waited on until ready."""
-    handle = log.open("wb")
-    proc = subprocess.Popen(
-        [*CLI, "worker", "--min", "4", "--max", "16"], env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT
-    )
-    deadline = time.monotonic() + 90
-    while "ready" not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"worker failed to start:\n{log.read_text(errors='replace')}")
-        time.sleep(0.1)
-    return proc
 
 
 def _definition(agent: str) -> dict[str, object]:
@@ -199,7 +175,7 @@ def main() -> None:
     parser.add_argument("--one-at-a-time", type=int, default=20, help="runs started sequentially afterwards")
     args = parser.parse_args()
     db_name = f"agl_bench_wf_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{db_name}"'))
+    asyncio.run(pg_admin(f'CREATE DATABASE "{db_name}"'))
     base, _, _ = PG_ADMIN_DSN.rpartition("/")
     dsn = f"{base}/{db_name}"
     redis_slot = RedisSlot()
@@ -234,7 +210,7 @@ def main() -> None:
                 env=env,
                 log=Path(os.environ.get("AGL_BENCH_LOG_DIR", tmp)) / "server.log",
             ):
-                workers = [_start_worker(env, Path(tmp) / f"worker{i}.log") for i in range(WORKERS)]
+                workers = [start_worker(env, Path(tmp) / f"worker{i}.log", ready_timeout=90) for i in range(WORKERS)]
                 try:
                     elapsed = asyncio.run(_run(base_url, dsn, args.runs))
                     latencies, notice = asyncio.run(_latencies(dsn))
@@ -250,7 +226,7 @@ def main() -> None:
                             proc.kill()
     finally:
         redis_slot.release()
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
     rate = args.runs / elapsed
     print(f"runs={args.runs} steps_per_run={len(STEPS)} workers={WORKERS} load_before={load_before:.2f}")
     print(f"elapsed_s={elapsed:.2f} tasks_per_s={args.runs * len(STEPS) / elapsed:.1f}")

@@ -11,15 +11,16 @@ import contextlib
 import itertools
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
 
 from agentlightning.auth.service import create_user
-from agentlightning.settings import Settings
+from agentlightning.settings import Settings, get_settings
 
 TEST_SECRET = "test-secret-" + "x" * 40
 _counter = itertools.count()
@@ -83,3 +84,21 @@ async def serve_app(app: FastAPI) -> AsyncIterator[str]:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(serving, timeout=10)
+
+
+@contextlib.contextmanager
+def cli_environment(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, **env: str
+) -> Iterator[None]:
+    """The environment a CLI command run in-process reads its settings from: the test's database
+    (and Redis on PostgreSQL) plus ``env``; the cached settings are cleared around it."""
+    url = request.getfixturevalue("postgres_url" if backend == "postgres" else "sqlite_url")
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("REDIS_URL", request.getfixturevalue("redis_url") if backend == "postgres" else "")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        get_settings.cache_clear()

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentlightning.rl.optimisers.bandit import MAX_VARIANTS, BanditPolicy, Variant, check_unique_names
+from agentlightning.rollouts.schemas import SpanPublic
 from agentlightning.validation import DB_INT_MAX, DbId, JsonObject, Text, check_json, parse_db_id
 from agentlightning.vocabulary import AgentStatus, TaskPriority, TaskStatus
 
@@ -286,27 +287,6 @@ class TaskPage(BaseModel):
     total: int
     page: int
     page_size: int
-
-
-class SpanPublic(BaseModel):
-    """One step of a task run: the agent run, an LLM call or a tool call."""
-
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None = None
-    kind: str
-    name: str
-    status: str
-    input: Any = None
-    output: Any = None
-    error: str | None = None
-    model: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    latency_ms: float | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
 
 
 class TaskTrace(BaseModel):

@@ -227,14 +227,8 @@ class UpstreamClient:
                 if response.status >= 400:
                     raise _error_of(response.status, payload)
                 return payload
-        except (TimeoutError, asyncio.TimeoutError) as exc:
-            raise UpstreamFailed(
-                f"The upstream for '{route.model}' did not answer within {timeout_s:g} s", upstream_status=504
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailed(
-                f"The upstream for '{route.model}' could not be reached: {type(exc).__name__}", upstream_status=502
-            ) from exc
+        except (TimeoutError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            raise _failed(route, exc, timeout_s) from exc
 
     async def stream(self, route: ModelRoute, body: bytes, timeout_s: float) -> AsyncIterator[bytes]:
         """Open a streamed request; raises ``UpstreamFailed`` before the first chunk when the
@@ -242,14 +236,8 @@ class UpstreamClient:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
         try:
             response = await self._client().post(route.url, data=body, headers=self._headers(route), timeout=timeout)
-        except (TimeoutError, asyncio.TimeoutError) as exc:
-            raise UpstreamFailed(
-                f"The upstream for '{route.model}' did not answer within {timeout_s:g} s", upstream_status=504
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamFailed(
-                f"The upstream for '{route.model}' could not be reached: {type(exc).__name__}", upstream_status=502
-            ) from exc
+        except (TimeoutError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            raise _failed(route, exc, timeout_s) from exc
         if response.status >= 400:
             try:
                 payload = await response.content.read(MAX_REPLY_BYTES)
@@ -265,17 +253,21 @@ class UpstreamClient:
         self._session = None
 
 
+def _failed(route: ModelRoute, exc: BaseException, timeout_s: float, *, mid_stream: bool = False) -> UpstreamFailed:
+    """The ``UpstreamFailed`` of a timeout (504) or a connection error (502) talking to ``route``,
+    before the reply or ``mid_stream``."""
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        late = f"stalled for {timeout_s:g} s mid-stream" if mid_stream else f"did not answer within {timeout_s:g} s"
+        return UpstreamFailed(f"The upstream for '{route.model}' {late}", upstream_status=504)
+    broken = "broke off the stream" if mid_stream else "could not be reached"
+    return UpstreamFailed(f"The upstream for '{route.model}' {broken}: {type(exc).__name__}", upstream_status=502)
+
+
 async def _chunks(response: aiohttp.ClientResponse, route: ModelRoute, timeout_s: float) -> AsyncIterator[bytes]:
     try:
         async for chunk in response.content.iter_any():
             yield chunk
-    except (TimeoutError, asyncio.TimeoutError) as exc:
-        raise UpstreamFailed(
-            f"The upstream for '{route.model}' stalled for {timeout_s:g} s mid-stream", upstream_status=504
-        ) from exc
-    except aiohttp.ClientError as exc:
-        raise UpstreamFailed(
-            f"The upstream for '{route.model}' broke off the stream: {type(exc).__name__}", upstream_status=502
-        ) from exc
+    except (TimeoutError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+        raise _failed(route, exc, timeout_s, mid_stream=True) from exc
     finally:
         response.release()

@@ -11,8 +11,9 @@ exactly what the agent returns, each call one rollout (or part of the current on
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from typing import Any
 
 from autogen_core import CancellationToken, ComponentModel
@@ -146,6 +147,30 @@ class RecordingChatCompletionClient(ChatCompletionClient):
         except Exception:
             logger.debug("agentlightning: could not record a span", exc_info=True)
 
+    @contextlib.contextmanager
+    def _recorded(
+        self, messages: Sequence[LLMMessage], extra_create_args: Mapping[str, Any], *, stream: bool = False
+    ) -> Iterator[_Call]:
+        """One call of the inner client, recorded: the body sets ``call.result``; the span and the
+        rollout's end are recorded when the body ends or raises (a ``stream`` closed early ends
+        the rollout without a span)."""
+        rollout, owned = begin_call(
+            self._wrapper.recorder, agent_id=self._wrapper.agent_id, input={"messages": openai_style(messages)}
+        )
+        timer = SpanTimer()
+        call = _Call()
+        try:
+            yield call
+        except BaseException as exc:
+            if stream and isinstance(exc, GeneratorExit):
+                end_call(rollout, owned)
+            else:
+                self._record(rollout, timer, messages, extra_create_args, None, exc)
+                end_call(rollout, owned, failed=True)
+            raise
+        self._record(rollout, timer, messages, extra_create_args, call.result)
+        end_call(rollout, owned, output={"content": call.result.content} if call.result is not None else None)
+
     async def create(
         self,
         messages: Sequence[LLMMessage],
@@ -158,12 +183,8 @@ class RecordingChatCompletionClient(ChatCompletionClient):
     ) -> CreateResult:
         """The inner client's ``create``, recorded."""
         messages, extra_create_args = self._apply(messages, extra_create_args)
-        rollout, owned = begin_call(
-            self._wrapper.recorder, agent_id=self._wrapper.agent_id, input={"messages": openai_style(messages)}
-        )
-        timer = SpanTimer()
-        try:
-            result = await self.inner.create(
+        with self._recorded(messages, extra_create_args) as call:
+            result = call.result = await self.inner.create(
                 messages,
                 tools=tools,
                 tool_choice=tool_choice,
@@ -171,12 +192,6 @@ class RecordingChatCompletionClient(ChatCompletionClient):
                 extra_create_args=extra_create_args,
                 cancellation_token=cancellation_token,
             )
-        except BaseException as exc:
-            self._record(rollout, timer, messages, extra_create_args, None, exc)
-            end_call(rollout, owned, failed=True)
-            raise
-        self._record(rollout, timer, messages, extra_create_args, result)
-        end_call(rollout, owned, output={"content": result.content})
         return result
 
     async def create_stream(
@@ -191,12 +206,7 @@ class RecordingChatCompletionClient(ChatCompletionClient):
     ) -> AsyncGenerator[str | CreateResult, None]:
         """The inner client's ``create_stream``: the same items; recorded at its ``CreateResult``."""
         messages, extra_create_args = self._apply(messages, extra_create_args)
-        rollout, owned = begin_call(
-            self._wrapper.recorder, agent_id=self._wrapper.agent_id, input={"messages": openai_style(messages)}
-        )
-        timer = SpanTimer()
-        result: CreateResult | None = None
-        try:
+        with self._recorded(messages, extra_create_args, stream=True) as call:
             async for item in self.inner.create_stream(
                 messages,
                 tools=tools,
@@ -206,17 +216,8 @@ class RecordingChatCompletionClient(ChatCompletionClient):
                 cancellation_token=cancellation_token,
             ):
                 if isinstance(item, CreateResult):
-                    result = item
+                    call.result = item
                 yield item
-        except BaseException as exc:
-            if not isinstance(exc, GeneratorExit):
-                self._record(rollout, timer, messages, extra_create_args, None, exc)
-                end_call(rollout, owned, failed=True)
-            else:
-                end_call(rollout, owned)
-            raise
-        self._record(rollout, timer, messages, extra_create_args, result)
-        end_call(rollout, owned, output={"content": result.content} if result is not None else None)
 
     async def close(self) -> None:
         """Close the inner client."""
@@ -348,3 +349,10 @@ class AutoGenWrapper(TrainableWrapper):
             end_call(rollout, owned, failed=True)
             raise
         end_call(rollout, owned, output=getattr(getattr(last, "chat_message", None), "content", None))
+
+
+class _Call:
+    """One recorded call in progress: the ``CreateResult`` once there is one."""
+
+    def __init__(self) -> None:
+        self.result: CreateResult | None = None

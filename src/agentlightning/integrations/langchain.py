@@ -16,6 +16,7 @@ human input and the model's answer are then added to the history.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -297,63 +298,54 @@ class LangChainWrapper(TrainableWrapper):
 
     # --- the runnable interface ------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _recorded(self, input: Any, *, stream: bool = False) -> Iterator[_Call]:
+        """One call of the wrapped runnable on ``input``, recorded: the body sets ``call.result``
+        (for a ``stream``, the chunks so far); it is remembered and ends the rollout when the body
+        ends, ends a failed rollout when the body raises, and ends it without remembering when a
+        stream is closed early."""
+        rollout, owned, handler = self._begin(input)
+        call = _Call(handler)
+        try:
+            yield call
+            self._remember(input, call.result)
+        except BaseException as exc:
+            if stream and isinstance(exc, GeneratorExit):
+                end_call(rollout, owned, output=_content(call.result))
+            else:
+                end_call(rollout, owned, failed=True)
+            raise
+        end_call(rollout, owned, output=_content(call.result))
+
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """``runnable.invoke``, recorded as one rollout (or into the current one)."""
-        rollout, owned, handler = self._begin(input)
-        try:
-            result = self._runnable().invoke(self._prepare(input), self._config(config, handler), **kwargs)
-            self._remember(input, result)
-        except BaseException:
-            end_call(rollout, owned, failed=True)
-            raise
-        end_call(rollout, owned, output=getattr(result, "content", result))
-        return result
+        with self._recorded(input) as call:
+            call.result = self._runnable().invoke(self._prepare(input), self._config(config, call.handler), **kwargs)
+        return call.result
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """``runnable.ainvoke``, recorded as one rollout (or into the current one)."""
-        rollout, owned, handler = self._begin(input)
-        try:
-            result = await self._runnable().ainvoke(self._prepare(input), self._config(config, handler), **kwargs)
-            self._remember(input, result)
-        except BaseException:
-            end_call(rollout, owned, failed=True)
-            raise
-        end_call(rollout, owned, output=getattr(result, "content", result))
-        return result
+        with self._recorded(input) as call:
+            call.result = await self._runnable().ainvoke(
+                self._prepare(input), self._config(config, call.handler), **kwargs
+            )
+        return call.result
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         """``runnable.stream``: the same chunks; recorded when the stream ends or is closed."""
-        rollout, owned, handler = self._begin(input)
-        total: Any = None
-        try:
-            for chunk in self._runnable().stream(self._prepare(input), self._config(config, handler), **kwargs):
-                total = chunk if total is None else _add(total, chunk)
+        with self._recorded(input, stream=True) as call:
+            for chunk in self._runnable().stream(self._prepare(input), self._config(config, call.handler), **kwargs):
+                call.add(chunk)
                 yield chunk
-            self._remember(input, total)
-        except GeneratorExit:
-            end_call(rollout, owned, output=getattr(total, "content", total))
-            raise
-        except BaseException:
-            end_call(rollout, owned, failed=True)
-            raise
-        end_call(rollout, owned, output=getattr(total, "content", total))
 
     async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
         """``runnable.astream``: the same chunks; recorded when the stream ends or is closed."""
-        rollout, owned, handler = self._begin(input)
-        total: Any = None
-        try:
-            async for chunk in self._runnable().astream(self._prepare(input), self._config(config, handler), **kwargs):
-                total = chunk if total is None else _add(total, chunk)
+        with self._recorded(input, stream=True) as call:
+            async for chunk in self._runnable().astream(
+                self._prepare(input), self._config(config, call.handler), **kwargs
+            ):
+                call.add(chunk)
                 yield chunk
-            self._remember(input, total)
-        except GeneratorExit:
-            end_call(rollout, owned, output=getattr(total, "content", total))
-            raise
-        except BaseException:
-            end_call(rollout, owned, failed=True)
-            raise
-        end_call(rollout, owned, output=getattr(total, "content", total))
 
     def _batch_parts(
         self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None
@@ -372,7 +364,7 @@ class LangChainWrapper(TrainableWrapper):
                 end_call(rollout, owned, failed=True)
             else:
                 self._remember(item, result)
-                end_call(rollout, owned, output=getattr(result, "content", result))
+                end_call(rollout, owned, output=_content(result))
 
     def batch(
         self,
@@ -415,6 +407,23 @@ class LangChainWrapper(TrainableWrapper):
             raise
         self._batch_done(inputs, results, calls)
         return results
+
+
+class _Call:
+    """One recorded call in progress: its callback handler and its result (or chunks so far)."""
+
+    def __init__(self, handler: RecordingHandler) -> None:
+        self.handler = handler
+        self.result: Any = None
+
+    def add(self, chunk: Any) -> None:
+        """Add a streamed chunk to the result."""
+        self.result = chunk if self.result is None else _add(self.result, chunk)
+
+
+def _content(result: Any) -> Any:
+    """What a rollout records as a call's output: a message's content, else the result itself."""
+    return getattr(result, "content", result)
 
 
 def _add(total: Any, chunk: Any) -> Any:

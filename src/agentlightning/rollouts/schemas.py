@@ -194,13 +194,12 @@ class RolloutPublic(BaseModel):
     ended_at: datetime | None = None
 
 
-class RolloutSpanPublic(BaseModel):
-    """One span of a rollout."""
+class SpanPublic(BaseModel):
+    """One span: an agent run, an LLM call or a tool call (of a task run or an ingested rollout)."""
 
     trace_id: str
     span_id: str
     parent_span_id: str | None = None
-    rollout_id: str | None = None
     kind: str
     name: str
     status: str
@@ -214,6 +213,12 @@ class RolloutSpanPublic(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
     started_at: datetime | None = None
     ended_at: datetime | None = None
+
+
+class RolloutSpanPublic(SpanPublic):
+    """One span of a rollout."""
+
+    rollout_id: str | None = None
 
 
 class RolloutDetailPublic(RolloutPublic):

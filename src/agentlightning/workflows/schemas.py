@@ -51,10 +51,9 @@ class ExecuteRequest(BaseModel):
     input: JsonObject = Field(default_factory=dict, description="The run's input (``input`` in templates)")
 
 
-class StepItemPublic(BaseModel):
-    """One item of a fan-out step."""
+class _StepState(BaseModel):
+    """The state a step and each item of a fan-out step share: status, attempts, timing, output."""
 
-    item: int
     status: WorkflowStepStatus
     attempts: int
     task_id: int | None = None
@@ -66,20 +65,17 @@ class StepItemPublic(BaseModel):
     duration_ms: int | None = None
 
 
-class StepPublic(BaseModel):
+class StepItemPublic(_StepState):
+    """One item of a fan-out step."""
+
+    item: int
+
+
+class StepPublic(_StepState):
     """One step of a run: its state, attempts, timing and output (fan-out items under ``items``)."""
 
     step_id: str
     kind: WorkflowStepKind
-    status: WorkflowStepStatus
-    attempts: int
-    task_id: int | None = None
-    child_run_id: int | None = None
-    output: Any = None
-    error: str | None = None
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    duration_ms: int | None = None
     items: list[StepItemPublic] = Field(default_factory=list)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,37 +13,11 @@ from fastapi import FastAPI
 from agentlightning.agents.pool import WorkerPool
 from agentlightning.auth.service import create_user
 from agentlightning.rl.experiments import ExperimentService
-from agentlightning.settings import Settings
-from tests.fake_llm_server import FakeLLMServer
 from tests.helpers import unique
 from tests.integration.agents.helpers import create_agent, wait_for_task
+from tests.integration.scripted_stack import backend, fake_llm, settings  # noqa: F401 - fixtures
 
 PASSWORD = "dashboard-password-1"
-
-
-@pytest.fixture
-def backend() -> str:
-    """The production stack only: the dashboard is a client of the API, whatever the storage."""
-    return "postgres"
-
-
-@pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeLLMServer]:
-    """The scripted OpenAI-compatible server the seeded tasks run against."""
-    with FakeLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(settings_factory: Callable[..., Settings], fake_llm: FakeLLMServer) -> Settings:
-    """Settings whose LLM is the scripted server; workers poll fast."""
-    return settings_factory(
-        llm_base_url=fake_llm.base_url,
-        llm_model="fake-model",
-        agent_poll_interval_seconds=0.2,
-        agent_task_lease_seconds=5.0,
-        agent_shutdown_grace_seconds=2.0,
-    )
 
 
 @dataclass

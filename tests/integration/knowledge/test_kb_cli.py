@@ -9,21 +9,21 @@ import pytest
 from typer.testing import CliRunner
 
 from agentlightning.knowledge.cli import app, display_names
-from agentlightning.settings import get_settings
+from tests.helpers import cli_environment
 
 
 @pytest.fixture
 def cli_env(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
-    url = request.getfixturevalue("postgres_url" if backend == "postgres" else "sqlite_url")
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("REDIS_URL", request.getfixturevalue("redis_url") if backend == "postgres" else "")
-    monkeypatch.setenv("KNOWLEDGE_INDEX_DIR", str(tmp_path / "index"))
-    monkeypatch.setenv("COLUMNS", "80")  # a narrow terminal: long paths must not be cut to "…"
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+    with cli_environment(
+        backend,
+        request,
+        monkeypatch,
+        KNOWLEDGE_INDEX_DIR=str(tmp_path / "index"),
+        COLUMNS="80",  # a narrow terminal: long paths must not be cut to "…"
+    ):
+        yield
 
 
 def test_each_row_names_its_file_in_a_narrow_terminal(cli_env: None, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ itself (host, database and Redis gauges).
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -25,7 +25,8 @@ from agentlightning.settings import Settings
 from tests.fake_llm_server import FakeLLMServer
 from tests.helpers import unique
 from tests.integration.agents.helpers import create_agent, wait_for_task
-from tests.integration.rl.helpers import retire_leftovers, tiny, wait_for
+from tests.integration.rl.helpers import running_manager, tiny, wait_for
+from tests.integration.scripted_stack import backend, fake_llm, scripted_settings  # noqa: F401 - fixtures
 
 #: The specification's "Prometheus Metrics", each with the suffix of the series that carries samples.
 SPEC_SERIES = {
@@ -66,27 +67,15 @@ SPEC_LABELS = {
 
 
 @pytest.fixture
-def backend() -> str:
-    """PostgreSQL and Redis: the Redis gauges need Redis."""
-    return "postgres"
-
-
-@pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeLLMServer]:
-    """The scripted OpenAI-compatible server the tasks run against."""
-    with FakeLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
-def settings(settings_factory: Callable[..., Settings], fake_llm: FakeLLMServer, tmp_path: Path) -> Settings:
+def settings(
+    settings_factory: Callable[..., Settings],
+    fake_llm: FakeLLMServer,  # noqa: F811
+    tmp_path: Path,
+) -> Settings:
     """Scripted LLM, fast workers and a quick RL manager."""
-    return settings_factory(
-        llm_base_url=fake_llm.base_url,
-        llm_model="fake-model",
-        agent_poll_interval_seconds=0.2,
-        agent_task_lease_seconds=5.0,
-        agent_shutdown_grace_seconds=2.0,
+    return scripted_settings(
+        settings_factory,
+        fake_llm,
         rl_artifacts_dir=str(tmp_path / "rl"),
         rl_poll_interval_seconds=0.1,
         rl_report_interval_seconds=0.2,
@@ -98,14 +87,8 @@ def settings(settings_factory: Callable[..., Settings], fake_llm: FakeLLMServer,
 @pytest.fixture
 async def manager(ctx: AppContext) -> AsyncIterator[ExperimentManager]:
     """The RL experiment manager on the app's context."""
-    await retire_leftovers(ctx)
-    service = ExperimentManager(ctx.settings)
-    await service.start(ctx)
-    ctx.services["rl"] = service
-    yield service
-    ctx.services.pop("rl", None)
-    await service.stop()
-    await retire_leftovers(ctx)
+    async with running_manager(ctx) as service:
+        yield service
 
 
 def _scrape(text: str) -> dict[str, list[dict[str, str]]]:

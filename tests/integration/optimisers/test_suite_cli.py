@@ -10,22 +10,22 @@ import pytest
 from typer.testing import CliRunner
 
 from agentlightning.rl.cli import app
-from agentlightning.settings import get_settings
+from tests.helpers import cli_environment
 
 
 @pytest.fixture
 def cli_env(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
-    url = request.getfixturevalue("postgres_url" if backend == "postgres" else "sqlite_url")
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("REDIS_URL", request.getfixturevalue("redis_url") if backend == "postgres" else "")
-    monkeypatch.setenv("RL_ARTIFACTS_DIR", str(tmp_path / "rl"))
-    monkeypatch.setenv("RL_SUITE_EMBED_KNOWLEDGE", "false")
-    monkeypatch.setenv("COLUMNS", "250")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+    with cli_environment(
+        backend,
+        request,
+        monkeypatch,
+        RL_ARTIFACTS_DIR=str(tmp_path / "rl"),
+        RL_SUITE_EMBED_KNOWLEDGE="false",
+        COLUMNS="250",
+    ):
+        yield
 
 
 def test_install_list_show(cli_env: None, tmp_path: Path) -> None:

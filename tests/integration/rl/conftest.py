@@ -11,7 +11,7 @@ import pytest
 from agentlightning.core.context import AppContext
 from agentlightning.rl.manager import ExperimentManager
 from agentlightning.settings import Settings
-from tests.integration.rl.helpers import retire_leftovers
+from tests.integration.rl.helpers import running_manager
 
 ALLOWED_ENV_MODULES = ["agentlightning.rl.classic.examples"]
 
@@ -33,14 +33,8 @@ def settings(settings_factory: Callable[..., Settings], tmp_path: Path) -> Setti
 @pytest.fixture
 async def manager(ctx: AppContext) -> AsyncIterator[ExperimentManager]:
     """An experiment manager running on the app's context (as ``serve`` would start it)."""
-    await retire_leftovers(ctx)
-    service = ExperimentManager(ctx.settings)
-    await service.start(ctx)
-    ctx.services["rl"] = service
-    yield service
-    ctx.services.pop("rl", None)
-    await service.stop()
-    await retire_leftovers(ctx)
+    async with running_manager(ctx) as service:
+        yield service
 
 
 @pytest.fixture

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 from sqlalchemy import update
 
 from agentlightning.core.context import AppContext
+from agentlightning.rl.manager import ExperimentManager
 from agentlightning.storage.models import RLExperiment
 
 
@@ -22,6 +24,22 @@ async def retire_leftovers(ctx: AppContext) -> None:
             .values(status="failed", error="left over by a test")
         )
         await session.commit()
+
+
+@contextlib.asynccontextmanager
+async def running_manager(ctx: AppContext) -> AsyncIterator[ExperimentManager]:
+    """An experiment manager running on the app's context (as ``serve`` would start it), on a
+    database cleared of other tests' experiments before and after."""
+    await retire_leftovers(ctx)
+    service = ExperimentManager(ctx.settings)
+    await service.start(ctx)
+    ctx.services["rl"] = service
+    try:
+        yield service
+    finally:
+        ctx.services.pop("rl", None)
+        await service.stop()
+        await retire_leftovers(ctx)
 
 
 async def wait_for(

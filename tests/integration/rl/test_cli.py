@@ -10,24 +10,23 @@ import pytest
 from typer.testing import CliRunner
 
 from agentlightning.rl.cli import app
-from agentlightning.settings import get_settings
-from tests.helpers import unique
+from tests.helpers import cli_environment, unique
 
 
 @pytest.fixture
 def cli_env(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
-    url = request.getfixturevalue("postgres_url" if backend == "postgres" else "sqlite_url")
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("REDIS_URL", request.getfixturevalue("redis_url") if backend == "postgres" else "")
-    monkeypatch.setenv("RL_ARTIFACTS_DIR", str(tmp_path / "rl"))
-    monkeypatch.setenv("RL_REPORT_INTERVAL_SECONDS", "0.2")
-    monkeypatch.setenv("RL_POLL_INTERVAL_SECONDS", "0.1")
-    monkeypatch.setenv("COLUMNS", "250")  # Rich tables must not truncate names
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+    with cli_environment(
+        backend,
+        request,
+        monkeypatch,
+        RL_ARTIFACTS_DIR=str(tmp_path / "rl"),
+        RL_REPORT_INTERVAL_SECONDS="0.2",
+        RL_POLL_INTERVAL_SECONDS="0.1",
+        COLUMNS="250",  # Rich tables must not truncate names
+    ):
+        yield
 
 
 def test_train_list_show_stop(cli_env: None) -> None:

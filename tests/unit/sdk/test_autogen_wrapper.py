@@ -16,7 +16,7 @@ from agentlightning import AutoGenWrapper, emit_reward
 from agentlightning.integrations.autogen import RecordingChatCompletionClient
 from agentlightning.sdk.models import AgentResources
 from tests.fake_llm_server import FakeLLMServer
-from tests.sdk_helpers import strip_ids
+from tests.sdk_helpers import dead_url, strip_ids
 from tests.unit.sdk.conftest import Captured
 
 MODEL_INFO: Any = {
@@ -91,3 +91,24 @@ async def test_promoted_resources_reach_the_model(llm: FakeLLMServer, captured: 
     sent = llm.requests[-1]
     assert sent["messages"][0] == {"role": "system", "content": "Promoted."}
     assert sent["model"] == "promoted-model" and sent["temperature"] == 0.3
+
+
+async def test_a_failed_create_and_a_stream_closed_early_end_their_rollouts(
+    llm: FakeLLMServer, captured: Captured
+) -> None:
+    from autogen_core.models import UserMessage
+
+    wrapper = AutoGenWrapper(assistant(llm), client=captured.client)
+    dead = OpenAIChatCompletionClient(
+        model="fake-model", base_url=dead_url(), api_key="test", model_info=MODEL_INFO, max_retries=0
+    )
+    failing = RecordingChatCompletionClient(dead, wrapper)
+    with pytest.raises(Exception):  # noqa: B017 - whatever the inner client raises
+        await failing.create([UserMessage(content="hi", source="user")])
+    working = RecordingChatCompletionClient(assistant(llm)._model_client, wrapper)
+    stream = working.create_stream([UserMessage(content="two words", source="user")])
+    await stream.__anext__()
+    await stream.aclose()
+    ended = sorted((r["status"], len(r["spans"])) for r in captured.rollouts().values())
+    assert ended == [("completed", 0), ("failed", 1)]
+    assert [r["spans"][0]["status"] for r in captured.rollouts().values() if r["spans"]] == ["error"]

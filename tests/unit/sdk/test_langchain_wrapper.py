@@ -3,12 +3,14 @@ the same results as the unwrapped chain, llm and tool spans, the chat history.""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from langchain_core.chat_history import InMemoryChatMessageHistory
 from langchain_core.messages import AIMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import RunnableGenerator, RunnableLambda
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
@@ -107,3 +109,22 @@ def test_promoted_resources_reach_the_model(llm: FakeLLMServer, captured: Captur
     sent = llm.requests[-1]
     assert sent["messages"][0] == {"role": "system", "content": "Promoted."}
     assert sent["model"] == "promoted-model" and sent["temperature"] == 0.3
+
+
+def test_a_failed_call_and_a_stream_closed_early_end_their_rollouts(captured: Captured) -> None:
+    def boom(_: Any) -> Any:
+        raise ValueError("boom")
+
+    def letters(inputs: Iterator[Any]) -> Iterator[str]:
+        for _ in inputs:
+            yield from ("a", "b", "c")
+
+    with pytest.raises(ValueError, match="boom"):
+        LangChainWrapper(RunnableLambda(boom), client=captured.client).invoke("hi")
+    memory = InMemoryChatMessageHistory()
+    stream = LangChainWrapper(RunnableGenerator(letters), memory=memory, client=captured.client).stream("go")
+    assert next(stream) == "a"
+    stream.close()
+    ended = sorted((r["status"], r.get("output")) for r in captured.rollouts().values())
+    assert ended == [("completed", "a"), ("failed", None)]
+    assert memory.messages == []  # an abandoned stream is not remembered
