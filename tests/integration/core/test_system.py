@@ -62,12 +62,15 @@ async def test_config_update_is_validated_persisted_and_cached(
     )
     assert updated.status_code == 200
     assert updated.json()["data"]["max_task_attempts"] == 5
-    assert updated.json()["data"]["auto_rl"] == {
+    auto_rl = updated.json()["data"]["auto_rl"]
+    # the one field sent changed; the others kept their defaults (a partial update merges)
+    assert {k: auto_rl[k] for k in ("enabled", "success_threshold", "min_samples", "cooldown_minutes")} == {
         "enabled": True,
         "success_threshold": 0.8,
         "min_samples": 50,
         "cooldown_minutes": 60,
     }
+    assert auto_rl["algorithm"] == "apo" and auto_rl["alpha"] == 0.05 and auto_rl["window"] == 50
 
     ctx: AppContext = app.state.ctx
     cached = await ctx.cache.get_json(cache_keys.SYSTEM_CONFIG)

@@ -49,8 +49,8 @@ SPEC_SERIES = {
     "redis_cache_hit_rate": "redis_cache_hit_rate",
     "redis_operations_per_second": "redis_operations_per_second",
 }
-#: Set only when Auto-RL promotes an improvement (built on another branch): checked when present.
-AUTO_RL_ONLY = "rl_performance_gain_percent"
+#: Set only when Auto-RL promotes an improvement (no promotion happens in this traffic): checked when present.
+AUTO_RL_ONLY = "rl_performance_gain_percent"  # its live sample after a promotion: tests/integration/rl/test_auto_rl.py
 #: The spec's label names of each metric.
 SPEC_LABELS = {
     "http_requests_total": {"method", "endpoint", "status_code"},
@@ -167,7 +167,7 @@ async def test_every_spec_metric_has_a_sample_after_traffic(
         for labels in series.get(name, []):
             assert set(labels) - {"le"} == expected, (name, labels)
     if SPEC_SERIES[AUTO_RL_ONLY] not in series:
-        warnings.warn(f"{AUTO_RL_ONLY} has no sample: nothing on this branch sets it yet (Auto-RL)", stacklevel=1)
+        warnings.warn(f"{AUTO_RL_ONLY} has no sample: no promotion in this traffic", stacklevel=1)
     assert _value(text, "agent_requests_total", agent_id=str(agent["id"]), status="completed") == 3
     assert _value(text, "rl_sessions_total", algorithm="ppo", status="completed") >= 1
     assert 0.0 <= _value(text, "redis_cache_hit_rate") <= 1.0

@@ -199,6 +199,8 @@ async def test_a_significant_win_is_promoted_and_rolled_back(
     config = await _agent_config(client, dev, agent["id"])
     assert config["system_prompt"] == f"{BASE_PROMPT} GOOD" and config["resources_version"] == 2
     assert RL_PERFORMANCE_GAIN.labels(agent_id=str(agent["id"]))._value.get() == pytest.approx(100.0)
+    scrape = (await client.get("/metrics")).text  # the spec's metric carries the promotion's gain
+    assert f'rl_performance_gain_percent{{agent_id="{agent["id"]}"}} 100.0' in scrape
 
     # A plain user may neither roll back nor trigger.
     user = await login("user")
