@@ -1,4 +1,4 @@
-"""Schema for the agent runtime (issue 3): memory, traces, leases and idempotency for tasks.
+"""Schema for the agent runtime: memory, traces, leases and idempotency for tasks.
 
 Adds the queue columns to ``tasks`` (priority rank, context, session, attempts, lease,
 idempotency key), ``agents.config_version``, the ``agent_messages`` / ``agent_notes``

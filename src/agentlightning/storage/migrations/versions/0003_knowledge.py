@@ -1,4 +1,4 @@
-"""Schema for the knowledge base (issue 4): versions, full-text and vector search.
+"""Schema for the knowledge base: versions, full-text and vector search.
 
 - ``knowledge_items`` gains ``content_hash`` (bulk imports skip content they already have) and
   ``updated_by`` (the author of the current version).

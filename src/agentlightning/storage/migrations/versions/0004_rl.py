@@ -1,4 +1,4 @@
-"""Schema for the RL orchestrator (issue 5): lifecycle state, metric history, user environments.
+"""Schema for the RL orchestrator: lifecycle state, metric history, user environments.
 
 Adds to ``rl_experiments`` the experiment kind, backend, error, creator, ``updated_at``, the stop
 request and the lease (owner + heartbeat + attempts) used to recover runs after a restart;
