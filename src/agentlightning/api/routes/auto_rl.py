@@ -56,7 +56,7 @@ async def auto_rollback(
 @router.get("/auto-policies/{agent_id}", response_model=Envelope[PolicyPublic])
 async def get_policy(agent_id: IdPath, ctx: Ctx, principal: Principal = Depends(require("rl:read"))) -> dict[str, Any]:
     """An agent's effective Auto-RL policy (system defaults with its own overrides)."""
-    return ok((await PolicyService(ctx).read(agent_id)).as_dict())
+    return ok(await PolicyService(ctx).read(agent_id))
 
 
 @router.put("/auto-policies/{agent_id}", response_model=Envelope[PolicyPublic])
@@ -65,4 +65,4 @@ async def set_policy(
 ) -> dict[str, Any]:
     """Change an agent's Auto-RL policy (partial; null returns a field to the system default)."""
     policy = await PolicyService(ctx).update(agent_id, body, actor=principal.username)
-    return ok(policy.as_dict(), "Policy updated")
+    return ok(policy, "Policy updated")

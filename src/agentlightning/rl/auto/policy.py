@@ -7,14 +7,13 @@ every agent that did not override it).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from agentlightning.core.system_config import get_config
 from agentlightning.errors import ValidationFailed
+from agentlightning.rl.auto.schemas import PolicyPublic
 from agentlightning.storage.models import AutoRLPolicy
 from agentlightning.storage.types import utcnow
 
@@ -37,30 +36,8 @@ _OVERRIDABLE = (
 )
 
 
-@dataclass
-class EffectivePolicy:
-    """When and how Auto-RL optimises one agent."""
-
-    agent_id: int
-    enabled: bool
-    window: int
-    min_samples: int
-    success_threshold: float
-    cooldown_minutes: int
-    algorithm: str
-    max_evaluations: int
-    max_wall_seconds: int
-    alpha: float
-    train_tasks: int
-    heldout_tasks: int
-    options: dict[str, Any] = field(default_factory=dict)
-    overrides: list[str] = field(default_factory=list)
-    updated_by: str | None = None
-    updated_at: datetime | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the API's ``PolicyPublic``)."""
-        return asdict(self)
+#: An agent's effective policy is what the API shows: one model, not a copy of its fields.
+EffectivePolicy = PolicyPublic
 
 
 class PolicyService:
