@@ -60,6 +60,30 @@ async def login_as(client: httpx.AsyncClient, app: FastAPI, role: str) -> dict[s
     return {"Authorization": f"Bearer {response.json()['data']['access_token']}"}
 
 
+async def poll_until_finished(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    url: str,
+    finished: tuple[str, ...],
+    timeout: float,
+    interval: float,
+    what: str,
+) -> dict[str, Any]:
+    """GET ``url`` (an envelope whose ``data`` has a ``status``) until the status is one of
+    ``finished``; fails with the last state after ``timeout`` seconds (polling, never a fixed sleep
+    standing in for an event: the deadline is generous for a loaded machine)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        response = await client.get(url, headers=headers)
+        assert response.status_code == 200, response.text
+        data = response.json()["data"]
+        if data["status"] in finished:
+            return data
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} still {data['status']} after {timeout}s: {data}")
+        await asyncio.sleep(interval)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
+
+from tests.helpers import poll_until_finished
 
 
 async def create_agent(client: httpx.AsyncClient, headers: dict[str, str], name: str, **body: Any) -> dict[str, Any]:
@@ -22,13 +23,7 @@ async def wait_for_task(
     client: httpx.AsyncClient, headers: dict[str, str], task_id: int, timeout: float = 30.0
 ) -> dict[str, Any]:
     """Poll a task until it is finished."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        response = await client.get(f"/api/v2/tasks/{task_id}", headers=headers)
-        assert response.status_code == 200, response.text
-        task = response.json()["data"]
-        if task["status"] in ("completed", "failed", "cancelled"):
-            return task
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"task {task_id} still {task['status']} after {timeout}s: {task}")
-        await asyncio.sleep(0.05)
+    finished = ("completed", "failed", "cancelled")
+    return await poll_until_finished(
+        client, headers, f"/api/v2/tasks/{task_id}", finished, timeout, 0.05, f"task {task_id}"
+    )

@@ -24,6 +24,7 @@ from agentlightning.rl.manager import ExperimentManager
 from agentlightning.rl.optimisers.base import OPTIMISERS, Optimiser, OptimiserContext, OptimiserResult
 from agentlightning.settings import Settings
 from tests.fake_llm_server import FakeLLMServer
+from tests.helpers import poll_until_finished
 from tests.integration.rl.helpers import retire_leftovers
 
 BASE_PROMPT = "You add two numbers."
@@ -144,15 +145,9 @@ async def _agent(client: httpx.AsyncClient, headers: dict[str, str], name: str) 
 async def _wait_experiment(
     client: httpx.AsyncClient, headers: dict[str, str], experiment_id: int, timeout: float = 120.0
 ) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        response = await client.get(f"/api/v2/rl/experiments/{experiment_id}", headers=headers)
-        assert response.status_code == 200, response.text
-        data = response.json()["data"]
-        if data["status"] in ("completed", "failed", "stopped"):
-            return data
-        assert asyncio.get_running_loop().time() < deadline, data
-        await asyncio.sleep(0.1)
+    url = f"/api/v2/rl/experiments/{experiment_id}"
+    finished = ("completed", "failed", "stopped")
+    return await poll_until_finished(client, headers, url, finished, timeout, 0.1, f"experiment {experiment_id}")
 
 
 async def _optimise(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
+
+from tests.helpers import poll_until_finished
 
 
 def sample_definition(agent: str) -> dict[str, Any]:
@@ -64,13 +65,7 @@ async def wait_for_run(
     client: httpx.AsyncClient, headers: dict[str, str], run_id: int, timeout: float = 60.0
 ) -> dict[str, Any]:
     """Poll a run until it is finished."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        response = await client.get(f"/api/v2/workflow-runs/{run_id}", headers=headers)
-        assert response.status_code == 200, response.text
-        run = response.json()["data"]
-        if run["status"] in ("completed", "failed", "cancelled"):
-            return run
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"run {run_id} still {run['status']} after {timeout}s: {run}")
-        await asyncio.sleep(0.1)
+    url = f"/api/v2/workflow-runs/{run_id}"
+    return await poll_until_finished(
+        client, headers, url, ("completed", "failed", "cancelled"), timeout, 0.1, f"run {run_id}"
+    )
