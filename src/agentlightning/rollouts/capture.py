@@ -36,11 +36,12 @@ __all__ = ["PG_FINISH_CTES", "RESERVED_CONTEXT_KEYS", "TaskRollout", "model_visi
 
 log = logging.getLogger(__name__)
 
-#: Task ``context`` keys the platform reads itself and never shows the model (a verifier's
-#: expected answer in the prompt would make every run pass).
-RESERVED_CONTEXT_KEYS = frozenset({"verifier", "rollout_parent_id"})
 #: ``context`` keys copied into the rollout's ``metadata`` (the bandit learns per variant and type).
 METADATA_CONTEXT_KEYS = ("variant", "task_type")
+#: Task ``context`` keys the platform reads itself and never shows the model: a verifier's
+#: expected answer in the prompt would make every run pass, and the bandit's bookkeeping labels
+#: are noise to the model (a small model echoed ``{"task_type": "format"}`` as its answer).
+RESERVED_CONTEXT_KEYS = frozenset({"verifier", "rollout_parent_id", *METADATA_CONTEXT_KEYS})
 _ROLLOUT_ID = re.compile(ROLLOUT_ID_PATTERN)
 
 

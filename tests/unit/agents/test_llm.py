@@ -180,3 +180,17 @@ async def test_runtime_reports_bad_tool_calls_to_the_model_and_fails_on_llm_erro
     with pytest.raises(AgentRunError):
         await _runtime(ScriptedProvider([])).run(agent, "x", recorder=recorder)
     assert recorder.rows()[0]["status"] == "error" and recorder.rows()[1]["error"] == "script exhausted"
+
+
+async def test_runtime_hides_the_platforms_bookkeeping_context_from_the_model() -> None:
+    """A task's verifier and the bandit's labels (``task_type``, ``variant``) never reach the prompt."""
+    agent = AgentProfile(id=1, name="a", type="t", config={})
+    provider = ScriptedProvider([LLMResponse("done", usage=Usage(1, 1))])
+    context = {"task_type": "format", "variant": "terse", "verifier": {"type": "exact", "expected": "X"}}
+    await _runtime(provider).run(agent, "say X", context, recorder=TraceRecorder(task_id=None, agent_id=1))
+    assert provider.requests[0].messages[-1].content == "say X"
+    provider = ScriptedProvider([LLMResponse("done", usage=Usage(1, 1))])
+    await _runtime(provider).run(
+        agent, "say X", {**context, "unit": "cm"}, recorder=TraceRecorder(task_id=None, agent_id=1)
+    )
+    assert provider.requests[0].messages[-1].content == 'say X\n\nContext:\n{"unit": "cm"}'

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from agentlightning.agents.llm import ProviderFactory
-from agentlightning.rl.optimisers.apo import APO, extract_prompt
+from agentlightning.rl.optimisers.apo import APO, PATTERNS, detect_pattern, extract_prompt, patterns_seen
 from agentlightning.rl.optimisers.base import (
     OPTIMISERS,
     AgentResources,
+    Observation,
     OptimiserContext,
     OptimiserResult,
     VerifiableTask,
@@ -156,3 +157,68 @@ async def test_apo_through_the_scripted_llm_server(tmp_path: Path) -> None:
         roles = [[m["role"] for m in body["messages"]] for body in llm.requests]
         assert roles and all(r == ["system", "user"] for r in roles)
         assert len(llm.requests) == 2  # one gradient, one rewrite
+
+
+def test_failure_patterns_are_read_off_the_runs() -> None:
+    exact = VerifiableTask(id="e", prompt="Reply with ALPHA.", verifier={"type": "exact", "expected": "ALPHA"})
+    schema = VerifiableTask(id="j", prompt="JSON please", verifier={"type": "json_schema", "schema": {}})
+    loop = Observation(reward=0.0, tool_calls=("datetime", "datetime", "datetime"), error="empty answer")
+    assert detect_pattern(exact, loop) == "tool_loop"
+    assert detect_pattern(exact, Observation(reward=0.0, answer="Sure! The word is ALPHA.")) == "extra_text"
+    assert detect_pattern(exact, Observation(reward=0.0, answer='{"name": "format"}')) == "json_answer"
+    assert detect_pattern(schema, Observation(reward=0.0, answer='{"a": 1}')) is None
+    assert detect_pattern(exact, Observation(reward=0.0, answer="BETA")) is None
+    failures = [(exact, loop), (exact, loop), (exact, Observation(reward=0.0, answer="It is ALPHA"))]
+    assert patterns_seen(failures) == ["tool_loop", "extra_text"]
+
+
+async def test_apo_targets_the_patterns_it_sees(tmp_path: Path) -> None:
+    """With a critic that rewrites nothing useful, the targeted edit for the observed pattern wins,
+    and the critic was told the pattern and shown what the agent answered."""
+    fix = PATTERNS["extra_text"].instruction
+    tasks = [
+        VerifiableTask(id=f"w{i}", prompt="Reply with OK.", verifier={"type": "exact", "expected": "OK"})
+        for i in range(6)
+    ]
+    calls: list[str] = []
+
+    async def useless_critic(messages: Sequence[Mapping[str, str]]) -> str:
+        calls.append(messages[-1]["content"])
+        return "<prompt>Be terse.</prompt>"
+
+    async def observe(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[Observation]:
+        if fix in resources.system_prompt:
+            return [Observation(reward=1.0, answer="OK") for _ in batch]
+        return [Observation(reward=0.0, answer="Sure, here it is: OK", tool_calls=("calculator",)) for _ in batch]
+
+    async def evaluate(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[float]:
+        return [o.reward for o in await observe(resources, batch)]
+
+    ctx, _ = make_ctx(tmp_path, useless_critic, {"rounds": 1, "minibatch": 3, "branching": 1})
+    ctx.train_tasks, ctx.evaluate, ctx.observe = tasks, evaluate, observe
+    result = await APO().optimise(ctx)
+    assert result.best.system_prompt == f"{BAD_PROMPT}\n{fix}"
+    assert result.best_score == 1.0 and result.incumbent_score == 0.0
+    assert [c["origin"] for c in result.candidates] == ["incumbent", "critic", "edit:extra_text"]
+    gradient_question = calls[0]
+    assert "Agent's answer: Sure, here it is: OK" in gradient_question
+    assert "Tools it called: calculator" in gradient_question
+    assert PATTERNS["extra_text"].description in gradient_question
+
+
+async def test_apo_without_targeted_edits_keeps_the_incumbent(tmp_path: Path) -> None:
+    tasks = [
+        VerifiableTask(id=f"w{i}", prompt="Reply with OK.", verifier={"type": "exact", "expected": "OK"})
+        for i in range(4)
+    ]
+
+    async def observe(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[Observation]:
+        return [Observation(reward=0.0, answer="Sure: OK") for _ in batch]
+
+    async def critic(messages: Sequence[Mapping[str, str]]) -> str:
+        return "<prompt>Be terse.</prompt>"
+
+    ctx, _ = make_ctx(tmp_path, critic, {"rounds": 1, "minibatch": 2, "targeted_edits": False})
+    ctx.train_tasks, ctx.observe = tasks, observe
+    result = await APO().optimise(ctx)
+    assert [c["origin"] for c in result.candidates] == ["incumbent", "critic"]

@@ -19,7 +19,7 @@ from agentlightning.agents.profile import AgentProfile
 from agentlightning.agents.runtime import AgentRunError, AgentRuntime
 from agentlightning.agents.tools.registry import default_registry
 from agentlightning.agents.tracing import TraceRecorder
-from agentlightning.rl.optimisers.base import AgentResources, VerifiableTask
+from agentlightning.rl.optimisers.base import AgentResources, Observation, VerifiableTask
 
 if TYPE_CHECKING:
     from agentlightning.core.context import AppContext
@@ -94,7 +94,7 @@ class AgentEvaluator:
             status=p.status,
         )
 
-    async def run_one(self, profile: AgentProfile, task: VerifiableTask) -> float:
+    async def run_one(self, profile: AgentProfile, task: VerifiableTask) -> Observation:
         """Run one task and score its answer; a failed run scores 0."""
         async with self.semaphore:
             self.evaluations += 1
@@ -104,7 +104,13 @@ class AgentEvaluator:
                 result = await self.runtime.run(profile, task.prompt, dict(task.context or {}), recorder=recorder)
             except AgentRunError as exc:
                 log.info("evaluation of task %s failed: %s", task.id, exc)
-                return 0.0
+                max_steps = profile.max_steps or self.ctx.settings.agent_max_steps
+                return Observation(
+                    reward=0.0,
+                    tool_calls=tuple(s.name for s in recorder.spans if s.kind == "tool"),
+                    error=str(exc),
+                    step_limit_reached=sum(s.kind == "llm" for s in recorder.spans) > max_steps,
+                )
         try:
             score = max(0.0, min(1.0, _score(task.verifier, result.answer)))
         except Exception:  # noqa: BLE001 - a broken verifier spec scores 0, never ends the run
@@ -113,12 +119,21 @@ class AgentEvaluator:
         log.debug(
             "task %s scored %.2f in %.1f s: %r", task.id, score, time.perf_counter() - started, result.answer[:80]
         )
-        return score
+        return Observation(
+            reward=score,
+            answer=result.answer,
+            tool_calls=tuple(str(c["name"]) for c in result.tool_calls),
+            step_limit_reached=result.step_limit_reached,
+        )
+
+    async def observe(self, resources: AgentResources, tasks: Sequence[VerifiableTask]) -> list[Observation]:
+        """What the agent with ``resources`` answered on each task and its reward, in order."""
+        profile = self.profile_with(resources)
+        return list(await asyncio.gather(*(self.run_one(profile, t) for t in tasks)))
 
     async def __call__(self, resources: AgentResources, tasks: Sequence[VerifiableTask]) -> list[float]:
         """One reward in [0, 1] per task, in order."""
-        profile = self.profile_with(resources)
-        return list(await asyncio.gather(*(self.run_one(profile, t) for t in tasks)))
+        return [o.reward for o in await self.observe(resources, tasks)]
 
 
 class LLMCritic:

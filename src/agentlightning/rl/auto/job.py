@@ -238,6 +238,7 @@ class AgentOptimisationHandle(TrainingHandle):
             train_tasks=train,
             low_reward_rollouts=await _low_reward_rollouts(self.ctx, agent_id),
             evaluate=self.evaluator,
+            observe=self.evaluator.observe,
             critic=LLMCritic(self.ctx, profile),
             config=dict(cfg.get("options") or {}) | {"max_evaluations": int(cfg["max_evaluations"])},
             report=self._report,

@@ -7,17 +7,23 @@ Search", Pryzant et al., 2023):
 2. Each round draws a minibatch of training tasks and scores every prompt of the beam on it
    (``ctx.evaluate``: one reward in [0, 1] per task). Tasks a prompt fails are its *failures*.
 3. For each prompt of the beam, the critic LLM reads the prompt and examples of its failures
-   (plus the agent's own low-reward rollouts from production) and writes a *textual gradient*:
-   what in the prompt makes the agent fail.
+   (the task, what the verifier expected, what the agent answered and which tools it called, plus
+   the agent's own low-reward rollouts from production) and writes a *textual gradient*: what in
+   the prompt makes the agent fail. The failure patterns that can be read off the runs without an
+   LLM (:data:`PATTERNS`: tool loops, extra text around an exact answer, JSON where text was
+   expected) are named in the question, so a small critic need not find them itself.
 4. The critic then *rewrites* the prompt along that gradient, ``branching`` times per prompt.
+   Each detected pattern also yields a *targeted edit*: the parent prompt plus the pattern's
+   instruction (``targeted_edits``; like the mutation operators of evolutionary prompt search, they
+   keep the search moving when the critic is a small local model that rewrites poorly).
 5. The new prompts are scored on the same minibatch; the best ``beam_width`` prompts of the beam
    and its children form the next beam.
 6. After the last round (or a stop request), the incumbent and the beam are scored on the same
    larger set of training tasks; the best one is returned (the incumbent itself if nothing beats
    it). The held-out decision belongs to the caller (Auto-RL's promotion gate).
 
-Every candidate and its scores land in ``OptimiserResult.candidates``; ``ctx.report`` streams one
-point per round. No database or HTTP here: everything comes from :class:`OptimiserContext`.
+Every candidate, its origin (``critic`` or ``edit:<pattern>``) and its scores land in
+``OptimiserResult.candidates``; ``ctx.report`` streams one point per round. No database or HTTP here: everything comes from :class:`OptimiserContext`.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentlightning.rl.optimisers.base import (
     AgentResources,
+    Observation,
     Optimiser,
     OptimiserContext,
     OptimiserResult,
@@ -63,6 +70,8 @@ class APOConfig(BaseModel):
     max_examples: int = Field(default=4, ge=1, le=20)
     #: Longest prompt a rewrite may produce (longer ones are cut).
     max_prompt_chars: int = Field(default=8000, ge=100, le=100_000)
+    #: Also propose the parent plus the instruction of each failure pattern seen (:data:`PATTERNS`).
+    targeted_edits: bool = True
     seed: int = 0
 
 
@@ -75,11 +84,13 @@ class Candidate:
     parent: int | None = None
     #: What the critic said was wrong with the parent (the textual gradient it was rewritten from).
     gradient: str | None = None
+    #: Where it came from: ``incumbent``, ``critic`` or ``edit:<pattern>``.
+    origin: str = "critic"
     #: Every minibatch reward it received, over all rounds.
     rewards: list[float] = field(default_factory=list)
     final_score: float | None = None
-    #: Tasks it failed in its latest scoring: ``(task, reward)``.
-    failures: list[tuple[VerifiableTask, float]] = field(default_factory=list)
+    #: Tasks it failed in its latest scoring, with what the agent did.
+    failures: list[tuple[VerifiableTask, Observation]] = field(default_factory=list)
 
     @property
     def score(self) -> float:
@@ -101,7 +112,7 @@ GRADIENT_TEMPLATE = """An agent runs with this system prompt:
 
 With it, the agent failed these tasks:
 {examples}
-
+{patterns}
 Explain in a few sentences what in the system prompt makes the agent fail, and what instruction is
 missing or wrong (for example: the output format the tasks require, a tool it should call)."""
 
@@ -116,6 +127,71 @@ A review of its failures found:
 Write an improved system prompt that fixes these problems and keeps what works. This is proposal
 {index} of {total}: make it differ from the others. Reply with the new prompt only, between
 <prompt> and </prompt>."""
+
+
+# --- failure patterns that can be read off the runs -------------------------------------------
+
+
+@dataclass(frozen=True)
+class FailurePattern:
+    """A way of failing visible in a run without an LLM, and the instruction that targets it."""
+
+    name: str
+    #: For the critic: what was seen.
+    description: str
+    #: The sentence a targeted edit adds to the prompt.
+    instruction: str
+
+
+PATTERNS: dict[str, FailurePattern] = {
+    p.name: p
+    for p in (
+        FailurePattern(
+            "tool_loop",
+            "the agent called tools again and again and never gave an answer",
+            "Call a tool only when the task needs a computation or a look-up, call it once, and then answer "
+            "from its result. When the task already gives you everything you need (text to write or rewrite, "
+            "a value to put in another format), answer directly without calling any tool.",
+        ),
+        FailurePattern(
+            "extra_text",
+            "the answer contained the expected output but with other words around it",
+            "When the task says what to reply with, reply with exactly that and nothing else: no introduction, "
+            "no explanation, no quotes and no code fences.",
+        ),
+        FailurePattern(
+            "json_answer",
+            "the agent wrote a JSON object as its answer where plain text was expected",
+            "Write your final answer as plain text, not as a JSON object, unless the task asks for JSON.",
+        ),
+    )
+}
+
+
+def detect_pattern(task: VerifiableTask, observation: Observation) -> str | None:
+    """The :data:`PATTERNS` name that explains a failed run, if one does."""
+    answer = observation.answer.strip()
+    if not answer and (observation.step_limit_reached or len(observation.tool_calls) >= 2):
+        return "tool_loop"
+    kind = task.verifier.get("type")
+    if answer.startswith("{") and kind != "json_schema":
+        return "json_answer"
+    expected = task.verifier.get("expected")
+    if kind == "exact" and isinstance(expected, str) and expected.strip() and answer != expected.strip():
+        if expected.strip().lower() in answer.lower():
+            return "extra_text"
+    return None
+
+
+def patterns_seen(failures: Sequence[tuple[VerifiableTask, Observation]]) -> list[str]:
+    """Patterns explaining the failures, most frequent first."""
+    counts: dict[str, int] = {}
+    for task, observation in failures:
+        name = detect_pattern(task, observation)
+        if name is not None:
+            counts[name] = counts.get(name, 0) + 1
+    return sorted(counts, key=lambda n: (-counts[n], n))
+
 
 log = logging.getLogger(__name__)
 _PROMPT_TAG = re.compile(r"<prompt>\s*(.*?)\s*</prompt>", re.DOTALL | re.IGNORECASE)
@@ -141,10 +217,15 @@ def _clip(text: Any, limit: int = 600) -> str:
 def failure_examples(candidate: Candidate, rollouts: Sequence[Mapping[str, Any]], limit: int) -> str:
     """The failures shown to the critic: observed on training tasks first, then production rollouts."""
     lines: list[str] = []
-    for task, reward in candidate.failures[:limit]:
-        lines.append(
-            f"- Task: {_clip(task.prompt)}\n  Expected: {describe_expectation(task.verifier)}\n  Reward: {reward:.2f}"
-        )
+    for task, seen in candidate.failures[:limit]:
+        line = f"- Task: {_clip(task.prompt)}\n  Expected: {describe_expectation(task.verifier)}\n"
+        if seen.answer or seen.error or seen.tool_calls:
+            line += f"  Agent's answer: {_clip(seen.answer) if seen.answer else '(none)'}\n"
+        if seen.tool_calls:
+            line += f"  Tools it called: {', '.join(seen.tool_calls[:8])}\n"
+        if seen.error:
+            line += f"  The run failed: {_clip(seen.error, 200)}\n"
+        lines.append(line + f"  Reward: {seen.reward:.2f}")
     for rollout in rollouts[: max(0, limit - len(lines))]:
         lines.append(
             f"- Task: {_clip(rollout.get('input'))}\n  Agent's answer: {_clip(rollout.get('output'))}\n"
@@ -168,9 +249,13 @@ async def score(
 ) -> float:
     """Score ``candidate`` on ``tasks``; record its rewards and failures; return the mean."""
     resources = ctx.incumbent.replace(system_prompt=candidate.prompt)
-    rewards = [min(1.0, max(0.0, float(r))) for r in await ctx.evaluate(resources, tasks)]
+    if ctx.observe is not None:
+        seen = await ctx.observe(resources, tasks)
+    else:
+        seen = [Observation(reward=float(r)) for r in await ctx.evaluate(resources, tasks)]
+    rewards = [min(1.0, max(0.0, float(o.reward))) for o in seen]
     candidate.rewards.extend(rewards)
-    candidate.failures = [(task, r) for task, r in zip(tasks, rewards) if r < threshold]
+    candidate.failures = [(task, o) for task, o, r in zip(tasks, seen, rewards) if r < threshold]
     return sum(rewards) / len(rewards) if rewards else 0.0
 
 
@@ -188,9 +273,14 @@ async def ask_critic(ctx: OptimiserContext, question: str) -> str | None:
 async def expand(
     ctx: OptimiserContext, parent: Candidate, parent_index: int, cfg: APOConfig, round_no: int
 ) -> list[Candidate]:
-    """Textual gradient of ``parent``, then ``cfg.branching`` rewrites along it."""
+    """Textual gradient of ``parent``, then ``cfg.branching`` rewrites along it, then one targeted
+    edit per failure pattern seen (when ``cfg.targeted_edits``)."""
     examples = failure_examples(parent, ctx.low_reward_rollouts, cfg.max_examples)
-    gradient = await ask_critic(ctx, GRADIENT_TEMPLATE.format(prompt=parent.prompt, examples=examples))
+    seen = patterns_seen(parent.failures)
+    patterns = "Patterns in these failures: " + "; ".join(PATTERNS[n].description for n in seen) + ".\n" if seen else ""
+    gradient = await ask_critic(
+        ctx, GRADIENT_TEMPLATE.format(prompt=parent.prompt, examples=examples, patterns=patterns)
+    )
     children: list[Candidate] = []
     for index in range(1, cfg.branching + 1):
         if gradient is None or ctx.should_stop():
@@ -203,6 +293,19 @@ async def expand(
         prompt = extract_prompt(reply, cfg.max_prompt_chars)
         if prompt:
             children.append(Candidate(prompt=prompt, round=round_no, parent=parent_index, gradient=gradient))
+    if cfg.targeted_edits:
+        for name in seen:
+            instruction = PATTERNS[name].instruction
+            if instruction not in parent.prompt:
+                children.append(
+                    Candidate(
+                        prompt=f"{parent.prompt}\n{instruction}"[: cfg.max_prompt_chars],
+                        round=round_no,
+                        parent=parent_index,
+                        gradient=PATTERNS[name].description,
+                        origin=f"edit:{name}",
+                    )
+                )
     return children
 
 
@@ -220,7 +323,7 @@ class APO(Optimiser):
         if not train:
             raise ValueError("apo needs training tasks")
 
-        incumbent = Candidate(prompt=ctx.incumbent.system_prompt, round=0)
+        incumbent = Candidate(prompt=ctx.incumbent.system_prompt, round=0, origin="incumbent")
         tried: list[Candidate] = [incumbent]  # every candidate, in the order proposed
         seen = {incumbent.prompt}
         beam = [incumbent]
@@ -283,4 +386,5 @@ def _describe(candidate: Candidate, index: int, incumbent: AgentResources) -> di
         "final_score": candidate.final_score,
         "evaluations": len(candidate.rewards),
         "gradient": candidate.gradient,
+        "origin": candidate.origin,
     }

@@ -70,6 +70,27 @@ class Evaluator(Protocol):
     async def __call__(self, resources: AgentResources, tasks: Sequence[VerifiableTask]) -> list[float]: ...
 
 
+@dataclass(frozen=True)
+class Observation:
+    """One evaluated run: its reward and what the agent did, for optimisers that read failures."""
+
+    reward: float
+    #: The agent's final answer ("" when the run produced none).
+    answer: str = ""
+    #: Names of the tools the agent called, in order.
+    tool_calls: tuple[str, ...] = ()
+    #: Why the run failed, when it did (e.g. "the model returned an empty answer").
+    error: str | None = None
+    #: True when the run used up the agent's step limit.
+    step_limit_reached: bool = False
+
+
+class Observer(Protocol):
+    """Like :class:`Evaluator`, with what the agent did on each task (same order)."""
+
+    async def __call__(self, resources: AgentResources, tasks: Sequence[VerifiableTask]) -> list[Observation]: ...
+
+
 class Critic(Protocol):
     """A chat LLM (the local model or a configured upstream) that answers a list of messages."""
 
@@ -95,6 +116,8 @@ class OptimiserContext:
     should_stop: Callable[[], bool]
     #: A directory of this run for files (adapters, checkpoints); survives a restart.
     workdir: Path
+    #: ``evaluate`` with the agent's answers and tool calls, when the evaluator can tell them.
+    observe: Observer | None = None
 
 
 @dataclass
