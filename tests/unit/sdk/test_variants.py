@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import openai
+import pytest
 
 from agentlightning import OpenAIWrapper, emit_reward
 from agentlightning.sdk.models import AgentResources, BanditState
@@ -218,3 +219,23 @@ def test_an_unreachable_gateway_leaves_the_call_to_the_users_upstream(llm: FakeL
     reply = wrapped.chat.completions.create(model="fake-model", messages=[{"role": "user", "content": "hi"}])
     assert reply.choices[0].message.content == "Answer: hi"
     assert captured.spans()[-1]["model"] == "promoted-model"
+
+
+@pytest.mark.filterwarnings("ignore:Resolved model mismatch")  # autogen-ext notes the promoted model
+async def test_langchain_and_autogen_apply_and_record_the_variant(llm: FakeLLMServer, captured: Captured) -> None:
+    from agentlightning import AutoGenWrapper, LangChainWrapper
+    from tests.unit.sdk.test_autogen_wrapper import assistant
+    from tests.unit.sdk.test_langchain_wrapper import model, prompt
+
+    bandit = BanditSnapshot.of(state([arm(n, a, b) for n, a, b in LEARNED]))
+    chain = LangChainWrapper(model(llm), prompt(), client=captured.client)
+    chain._al_link = link(captured.client, RESOURCES, bandit=bandit)
+    await chain.ainvoke({"input": "hi"})
+    assert llm.requests[-1]["messages"][0] == {"role": "system", "content": "Answer in one line."}
+    assert llm.requests[-1]["temperature"] == 0.0
+    team_member = AutoGenWrapper(assistant(llm), client=captured.client)
+    team_member._al_link = link(captured.client, RESOURCES, bandit=bandit)
+    await team_member.run(task="hello")
+    assert llm.requests[-1]["messages"][0] == {"role": "system", "content": "Answer in one line."}
+    recorded = [r for r in captured.rollouts().values() if r["spans"]]
+    assert [r["metadata"] for r in recorded] == [{"variant": "terse", "task_type": "default"}] * 2
