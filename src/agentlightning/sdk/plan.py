@@ -23,7 +23,7 @@ from typing import Any
 
 from agentlightning.sdk.models import AgentResources
 from agentlightning.sdk.rollout import Rollout
-from agentlightning.sdk.variants import BanditSnapshot, task_type_of, with_variant
+from agentlightning.sdk.variants import BanditSnapshot, task_type_of
 from agentlightning.thompson import DEFAULT_TASK_TYPE
 
 #: What the SDK sends in ``X-Agent-Apply``: serve the agent's adapter, apply nothing else.
@@ -76,8 +76,8 @@ def plan_call(
             metadata = {"variant": name, "task_type": DEFAULT_TASK_TYPE}
         else:
             name = _block_variant(agent_id, bandit, current)
-    if name is not None:
-        resources = with_variant(resources, bandit.variants[name])  # type: ignore[union-attr]
+    if name is not None and bandit is not None:
+        resources = bandit.apply(resources, name)
     return CallPlan(resources, metadata, gateway if resources.adapter else None)
 
 

@@ -10,8 +10,8 @@ those values, an update through the API or an Auto-RL promotion sets). A field t
 defaults (its generic system prompt, its default temperature) leaves the agent's own value alone,
 so enabling RL training changes nothing until the platform decides something.
 
-A daemon thread refreshes the resources (and the bandit) every ``refresh_interval`` seconds; ``refresh()`` does it
-now. The platform being down never fails the agent: the last known resources (or none, meaning
+A daemon thread refreshes the resources (and the bandit) every ``refresh_interval`` seconds;
+``refresh()`` does it now. The platform being down never fails the agent: the last known resources (or none, meaning
 "leave the calls as they are") stay in force and the next refresh tries again.
 """
 
@@ -79,7 +79,9 @@ class TrainingLink:
         self.bandit: BanditSnapshot | None = None
         #: The variants' draws (one generator for the link's life: seed it to replay them).
         self.rng = random.Random()
+        #: The platform's gateway while an adapter serves the agent (``None``: call directly).
         self.gateway: GatewayRoute | None = None
+        self._warned_credential = False
         self.last_error: str | None = None
         self.refreshed = threading.Event()
         self._lock = threading.Lock()
@@ -103,13 +105,7 @@ class TrainingLink:
                 self.reported = reported
                 self.resources = applied_resources(reported, agent.config)
                 self.bandit = bandit
-                self.gateway = gateway_route(self.client, self.agent_id) if reported.adapter else None
-                if reported.adapter and self.gateway is None:
-                    logger.warning(
-                        "agentlightning: agent %r is served with an adapter, which only the platform's gateway"
-                        " can serve, and the client has no API key or token: its calls go out unchanged",
-                        self.agent_name,
-                    )
+                self.gateway = self._gateway_for(reported)
                 self.last_error = None
             except PlatformError as exc:
                 self.last_error = str(exc)
@@ -120,6 +116,21 @@ class TrainingLink:
             finally:
                 self.refreshed.set()
             return self.resources
+
+    def _gateway_for(self, reported: AgentResources) -> GatewayRoute | None:
+        """The gateway route when an adapter serves the agent (warned once when the client has no
+        credential to call it with)."""
+        if not reported.adapter or self.agent_id is None:
+            return None
+        route = gateway_route(self.client, self.agent_id)
+        if route is None and not self._warned_credential:
+            self._warned_credential = True
+            logger.warning(
+                "agentlightning: agent %r is served with an adapter, which only the platform's gateway can"
+                " serve, and the client has no API key or token: its calls go out unchanged",
+                self.agent_name,
+            )
+        return route
 
     def plan(self) -> CallPlan:
         """What a call made now applies (see :mod:`agentlightning.sdk.plan`)."""

@@ -40,6 +40,7 @@ class BanditSnapshot:
     arms: dict[str, dict[str, Arm]] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _applied: dict[str, tuple[AgentResources, AgentResources]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, state: BanditState, rng: random.Random | None = None) -> BanditSnapshot | None:
@@ -59,6 +60,13 @@ class BanditSnapshot:
             )
         kind: PosteriorKind = "gaussian" if state.posterior == "gaussian" else "beta"
         return cls(kind, variants, arms, rng or random.Random())
+
+    def apply(self, resources: AgentResources, name: str) -> AgentResources:
+        """``resources`` with variant ``name`` applied (made once per refresh and variant)."""
+        cached = self._applied.get(name)
+        if cached is None or cached[0] is not resources:
+            cached = self._applied[name] = (resources, with_variant(resources, self.variants[name]))
+        return cached[1]
 
     def choose(self, task_type: str) -> str:
         """Thompson-sample a variant for one rollout of ``task_type``."""
