@@ -27,10 +27,11 @@ class ModelRoute:
 
     model: str  # the name the client used
     provider: str  # LLM_PROVIDERS name, "default" or "local"
-    kind: str  # "openai" (an OpenAI-compatible HTTP upstream) or "local"
+    kind: str  # "openai" (an OpenAI-compatible HTTP upstream), "local" or "adapter" (an agent's LoRA)
     upstream_model: str
     base_url: str | None = None
     api_key: str | None = None
+    adapter: str | None = None  # the adapter directory (kind "adapter")
 
     @property
     def url(self) -> str:

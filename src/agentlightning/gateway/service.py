@@ -1,7 +1,9 @@
 """The gateway: one ``/v1/chat/completions`` call from admission to recording.
 
 Per call, in order: the key's policy (cached a few seconds) -> body size -> parse and validate ->
-the named agent's promoted resources (cached) -> route the model -> the key's model allow-list ->
+the named agent's promoted resources (cached) -> route the model (an agent whose resources carry a
+LoRA ``adapter`` is served by its base model plus the adapter, in this process, whatever the
+request's model) -> the key's model allow-list ->
 request rate and token budget -> forward (upstream HTTP, or the embedded model) -> answer.
 The upstream's reply is passed on as it came (a stream event by event); its usage is read on the
 way and the call is queued for the recorder, which charges the tokens and writes the span.
@@ -37,7 +39,14 @@ from agentlightning.gateway.local import LocalModel
 from agentlightning.gateway.policy import Budgets, Policy, effective_policy, identity_of
 from agentlightning.gateway.recorder import CallRecord, Recorder
 from agentlightning.gateway.registry import ModelRoute, ProviderRegistry
-from agentlightning.gateway.resources import AGENT_MODEL_PREFIX, ResourceCache, apply_resources
+from agentlightning.gateway.resources import (
+    AGENT_MODEL_PREFIX,
+    APPLY_ADAPTER,
+    APPLY_ALL,
+    AdapterModels,
+    ResourceCache,
+    apply_resources,
+)
 from agentlightning.gateway.schemas import ROLLOUT_ID, ChatCompletionIn, RolloutRewardIn
 from agentlightning.gateway.upstream import (
     Completion,
@@ -88,6 +97,7 @@ class Gateway:
         self.upstreams = UpstreamClient()
         self.budgets = Budgets(ctx)
         self.resources = ResourceCache(ctx, settings.gateway_cache_seconds)
+        self.adapters = AdapterModels(settings)
         self.recorder = Recorder(
             ctx,
             capacity=settings.gateway_record_queue_size,
@@ -143,8 +153,12 @@ class Gateway:
         *,
         rollout_id: str | None = None,
         agent_ref: str | None = None,
+        apply: str | None = None,
     ) -> ChatResult:
-        """Serve one chat completion (see the module docstring for the steps)."""
+        """Serve one chat completion (see the module docstring for the steps). ``apply`` (the
+        ``X-Agent-Apply`` header) is ``all`` (the default: the agent's prompt, model and temperature
+        replace the request's) or ``adapter`` (serve the agent's adapter, leave the request as sent:
+        the SDK applied the agent's resources itself; a 404 ``AGENT_HAS_NO_ADAPTER`` when it has none)."""
         label = "unknown"
         forwarded = False
         try:
@@ -157,7 +171,10 @@ class Gateway:
                     details={"limit": policy.max_request_bytes},
                 )
             body = _parse(raw)
+            if apply not in (None, APPLY_ALL, APPLY_ADAPTER):
+                raise BadRequest("INVALID_AGENT_APPLY", f"X-Agent-Apply is '{APPLY_ALL}' or '{APPLY_ADAPTER}'")
             agent_id = None
+            adapter_route: ModelRoute | None = None
             requested = body["model"]
             if agent_ref is None and requested.startswith(AGENT_MODEL_PREFIX):
                 agent_ref = requested[len(AGENT_MODEL_PREFIX) :]
@@ -166,19 +183,31 @@ class Gateway:
                     raise BadRequest("INVALID_AGENT", "An agent reference is at most 255 characters")
                 resources = await self.resources.get(agent_ref)
                 agent_id = resources.get("agent_id")
-                apply_resources(body, resources)
-                if body["model"] != requested and not requested.startswith(AGENT_MODEL_PREFIX):
-                    try:
-                        self.registry.route(body["model"])
-                    except NotFound:  # the agent's model is not served here: keep the caller's
-                        body["model"] = requested
+                adapter = resources.get("adapter")
+                if adapter:
+                    adapter_route = self.adapters.route(str(adapter))
+                    if apply != APPLY_ADAPTER:
+                        apply_resources(body, resources)
+                    body["model"] = adapter_route.model
+                elif apply == APPLY_ADAPTER:
+                    raise NotFound(  # a 404: OpenAI clients retry a 409, not a 404
+                        "AGENT_HAS_NO_ADAPTER",
+                        f"Agent '{agent_ref}' is not served with an adapter (any more): call its model directly",
+                    )
+                else:
+                    apply_resources(body, resources)
+                    if body["model"] != requested and not requested.startswith(AGENT_MODEL_PREFIX):
+                        try:
+                            self.registry.route(body["model"])
+                        except NotFound:  # the agent's model is not served here: keep the caller's
+                            body["model"] = requested
                 if body["model"].startswith(AGENT_MODEL_PREFIX):
                     raise NotFound(
                         "MODEL_NOT_FOUND",
                         f"Agent '{agent_ref}' names no model; send one in 'model'",
                         details={"param": "model"},
                     )
-            route = self.registry.route(body["model"])
+            route = adapter_route or self.registry.route(body["model"])
             label = self.registry.label(route)
             if not policy.allows(route.model, route.provider):
                 raise Forbidden(
@@ -223,8 +252,8 @@ class Gateway:
     async def _complete(self, call: _Call) -> bytes:
         route = call.route
         try:
-            if route.kind == "local":
-                payload, completion = await self._local_model().complete(call.request)
+            if route.kind in ("local", "adapter"):
+                payload, completion = await self._local_model(route).complete(call.request)
             else:
                 forwarded = {**call.request, "model": route.upstream_model}
                 payload = await self.upstreams.complete(route, orjson.dumps(forwarded), call.policy.upstream_timeout_s)
@@ -244,10 +273,10 @@ class Gateway:
         route = call.route
         options = call.request.get("stream_options")
         client_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        if route.kind == "local":
+        if route.kind in ("local", "adapter"):
             completion = Completion()
             try:
-                source = self._local_model().stream(call.request, completion, client_usage)
+                source = self._local_model(route).stream(call.request, completion, client_usage)
             except AppError as exc:
                 self._finish(call, completion, error=exc)
                 raise
@@ -306,7 +335,9 @@ class Gateway:
             self._finish(call, completion, error=error)
             await _close(source)  # a client that went away stops the generation now
 
-    def _local_model(self) -> LocalModel:
+    def _local_model(self, route: ModelRoute) -> LocalModel:
+        if route.kind == "adapter":
+            return self.adapters.model(route)
         if self._local is None:
             from agentlightning.agents.llm import ProviderFactory
             from agentlightning.agents.llm.local_models import get_spec

@@ -34,6 +34,8 @@ from pydantic import BaseModel
 
 from agentlightning.integrations.base import TrainableWrapper
 from agentlightning.sdk.client import Client
+from agentlightning.sdk.models import AgentResources
+from agentlightning.sdk.plan import CallPlan
 from agentlightning.sdk.rollout import Rollout, active, begin_call, end_call
 from agentlightning.sdk.spans import SpanTimer, llm_span
 
@@ -72,18 +74,31 @@ def openai_style(messages: Sequence[LLMMessage]) -> list[dict[str, Any]]:
 
 class RecordingChatCompletionClient(ChatCompletionClient):
     """A ``ChatCompletionClient`` that records each call of ``inner`` and applies ``wrapper``'s
-    promoted resources (system message, model, temperature); everything else is ``inner``'s."""
+    promoted resources (system message, model, temperature, with the rollout's bandit variant);
+    everything else is ``inner``'s."""
 
     component_type = "model"
 
     def __init__(self, inner: ChatCompletionClient, wrapper: TrainableWrapper) -> None:
         self.inner = inner
         self._wrapper = wrapper
+        self._warned = False
+
+    def _plan(self) -> CallPlan:
+        plan = self._wrapper.plan()
+        if plan.gateway is not None and not self._warned:
+            self._warned = True
+            logger.warning(
+                "agentlightning: an adapter serves agent %s on the platform; the AutoGen wrapper cannot route its"
+                " model client through the platform's gateway: give the agent an OpenAIChatCompletionClient"
+                " with base_url=<platform>/v1",
+                self._wrapper.agent_id,
+            )
+        return plan
 
     def _apply(
-        self, messages: Sequence[LLMMessage], extra_create_args: Mapping[str, Any]
+        self, messages: Sequence[LLMMessage], extra_create_args: Mapping[str, Any], resources: AgentResources | None
     ) -> tuple[Sequence[LLMMessage], Mapping[str, Any]]:
-        resources = self._wrapper.resources
         if resources is None:
             return messages, extra_create_args
         try:
@@ -149,13 +164,21 @@ class RecordingChatCompletionClient(ChatCompletionClient):
 
     @contextlib.contextmanager
     def _recorded(
-        self, messages: Sequence[LLMMessage], extra_create_args: Mapping[str, Any], *, stream: bool = False
+        self,
+        messages: Sequence[LLMMessage],
+        extra_create_args: Mapping[str, Any],
+        metadata: dict[str, Any] | None,
+        *,
+        stream: bool = False,
     ) -> Iterator[_Call]:
         """One call of the inner client, recorded: the body sets ``call.result``; the span and the
         rollout's end are recorded when the body ends or raises (a ``stream`` closed early ends
         the rollout without a span)."""
         rollout, owned = begin_call(
-            self._wrapper.recorder, agent_id=self._wrapper.agent_id, input={"messages": openai_style(messages)}
+            self._wrapper.recorder,
+            agent_id=self._wrapper.agent_id,
+            input={"messages": openai_style(messages)},
+            metadata=metadata,
         )
         timer = SpanTimer()
         call = _Call()
@@ -182,8 +205,9 @@ class RecordingChatCompletionClient(ChatCompletionClient):
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
         """The inner client's ``create``, recorded."""
-        messages, extra_create_args = self._apply(messages, extra_create_args)
-        with self._recorded(messages, extra_create_args) as call:
+        plan = self._plan()
+        messages, extra_create_args = self._apply(messages, extra_create_args, plan.resources)
+        with self._recorded(messages, extra_create_args, plan.metadata) as call:
             result = call.result = await self.inner.create(
                 messages,
                 tools=tools,
@@ -205,8 +229,9 @@ class RecordingChatCompletionClient(ChatCompletionClient):
         cancellation_token: CancellationToken | None = None,
     ) -> AsyncGenerator[str | CreateResult, None]:
         """The inner client's ``create_stream``: the same items; recorded at its ``CreateResult``."""
-        messages, extra_create_args = self._apply(messages, extra_create_args)
-        with self._recorded(messages, extra_create_args, stream=True) as call:
+        plan = self._plan()
+        messages, extra_create_args = self._apply(messages, extra_create_args, plan.resources)
+        with self._recorded(messages, extra_create_args, plan.metadata, stream=True) as call:
             async for item in self.inner.create_stream(
                 messages,
                 tools=tools,

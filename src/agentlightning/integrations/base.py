@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from agentlightning.sdk.client import Client, default_client
 from agentlightning.sdk.models import AgentResources
+from agentlightning.sdk.plan import NOTHING, CallPlan
 from agentlightning.sdk.recorder import Recorder
 from agentlightning.sdk.training import TrainingLink
 
@@ -49,6 +50,19 @@ class TrainableWrapper:
         """The promoted resources in force (``None`` until fetched, or without RL training)."""
         return self._al_link.resources if self._al_link is not None else None
 
+    def plan(self) -> CallPlan:
+        """What a call made now applies: the resources (with the rollout's bandit variant), the
+        metadata of its own rollout, and the gateway route when only the platform can serve the
+        agent (see :mod:`agentlightning.sdk.plan`). Never raises."""
+        link = self._al_link
+        if link is None:
+            return NOTHING
+        try:
+            return link.plan()
+        except Exception:
+            logger.debug("agentlightning: could not plan a call", exc_info=True)
+            return NOTHING
+
     def enable_rl_training(
         self: W,
         agent_name: str | None = None,
@@ -61,7 +75,8 @@ class TrainableWrapper:
         wait: float = 5.0,
     ) -> W:
         """Register this agent on the platform (or find it by name) and, from then on, apply its
-        currently promoted resources (system prompt, model, temperature) to its calls.
+        currently promoted resources (system prompt, model, temperature; a bandit's variant per
+        rollout; the platform's gateway when an adapter serves the agent) to its calls.
 
         ``agent_name`` defaults to ``AGENTLIGHTNING_AGENT_NAME`` or the wrapper's default name;
         ``system_prompt``/``model``/``temperature`` are the agent's starting configuration when it

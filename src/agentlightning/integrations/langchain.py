@@ -42,6 +42,8 @@ from langchain_core.runnables.config import merge_configs
 
 from agentlightning.integrations.base import TrainableWrapper
 from agentlightning.sdk.client import Client
+from agentlightning.sdk.models import AgentResources
+from agentlightning.sdk.plan import CallPlan
 from agentlightning.sdk.rollout import Rollout, begin_call, end_call
 from agentlightning.sdk.spans import SpanTimer, llm_span, tool_span
 
@@ -239,6 +241,7 @@ class LangChainWrapper(TrainableWrapper):
         self.memory = memory
         self.input_key = input_key
         self.history_key = history_key
+        self._al_warned = False
 
     def __getattr__(self, name: str) -> Any:
         llm = self.__dict__.get("llm")
@@ -248,9 +251,8 @@ class LangChainWrapper(TrainableWrapper):
 
     # --- building the call -----------------------------------------------------------------------
 
-    def _runnable(self) -> Runnable[Any, Any]:
+    def _runnable(self, resources: AgentResources | None) -> Runnable[Any, Any]:
         model: Runnable[Any, Any] = self.llm
-        resources = self.resources
         if resources is not None and isinstance(self.llm, BaseChatModel):
             overrides = {
                 k: v for k, v in (("model", resources.model), ("temperature", resources.temperature)) if v is not None
@@ -292,8 +294,19 @@ class LangChainWrapper(TrainableWrapper):
     def _config(self, config: RunnableConfig | None, handler: RecordingHandler) -> RunnableConfig:
         return merge_configs(config, {"callbacks": [handler]})
 
-    def _begin(self, input: Any) -> tuple[Rollout, bool, RecordingHandler]:
-        rollout, owned = begin_call(self.recorder, agent_id=self.agent_id, input=input)
+    def _plan(self) -> CallPlan:
+        plan = self.plan()
+        if plan.gateway is not None and not self._al_warned:
+            self._al_warned = True
+            logger.warning(
+                "agentlightning: an adapter serves agent %s on the platform; the LangChain wrapper cannot route"
+                " its model through the platform's gateway: call the gateway with ChatOpenAI(base_url=...)",
+                self.agent_id,
+            )
+        return plan
+
+    def _begin(self, input: Any, plan: CallPlan) -> tuple[Rollout, bool, RecordingHandler]:
+        rollout, owned = begin_call(self.recorder, agent_id=self.agent_id, input=input, metadata=plan.metadata)
         return rollout, owned, RecordingHandler(rollout, self.agent_id)
 
     # --- the runnable interface ------------------------------------------------------------------
@@ -304,8 +317,9 @@ class LangChainWrapper(TrainableWrapper):
         (for a ``stream``, the chunks so far); it is remembered and ends the rollout when the body
         ends, ends a failed rollout when the body raises, and ends it without remembering when a
         stream is closed early."""
-        rollout, owned, handler = self._begin(input)
-        call = _Call(handler)
+        plan = self._plan()
+        rollout, owned, handler = self._begin(input, plan)
+        call = _Call(handler, plan.resources)
         try:
             yield call
             self._remember(input, call.result)
@@ -320,13 +334,15 @@ class LangChainWrapper(TrainableWrapper):
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """``runnable.invoke``, recorded as one rollout (or into the current one)."""
         with self._recorded(input) as call:
-            call.result = self._runnable().invoke(self._prepare(input), self._config(config, call.handler), **kwargs)
+            call.result = self._runnable(call.resources).invoke(
+                self._prepare(input), self._config(config, call.handler), **kwargs
+            )
         return call.result
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """``runnable.ainvoke``, recorded as one rollout (or into the current one)."""
         with self._recorded(input) as call:
-            call.result = await self._runnable().ainvoke(
+            call.result = await self._runnable(call.resources).ainvoke(
                 self._prepare(input), self._config(config, call.handler), **kwargs
             )
         return call.result
@@ -334,26 +350,28 @@ class LangChainWrapper(TrainableWrapper):
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         """``runnable.stream``: the same chunks; recorded when the stream ends or is closed."""
         with self._recorded(input, stream=True) as call:
-            for chunk in self._runnable().stream(self._prepare(input), self._config(config, call.handler), **kwargs):
+            for chunk in self._runnable(call.resources).stream(
+                self._prepare(input), self._config(config, call.handler), **kwargs
+            ):
                 call.add(chunk)
                 yield chunk
 
     async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
         """``runnable.astream``: the same chunks; recorded when the stream ends or is closed."""
         with self._recorded(input, stream=True) as call:
-            async for chunk in self._runnable().astream(
+            async for chunk in self._runnable(call.resources).astream(
                 self._prepare(input), self._config(config, call.handler), **kwargs
             ):
                 call.add(chunk)
                 yield chunk
 
     def _batch_parts(
-        self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None
+        self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None, plan: CallPlan
     ) -> tuple[list[tuple[Rollout, bool]], list[RunnableConfig]]:
         configs = config if isinstance(config, list) else [config or {}] * len(inputs)
         calls, merged = [], []
         for item, item_config in zip(inputs, configs):
-            rollout, owned, handler = self._begin(item)
+            rollout, owned, handler = self._begin(item, plan)
             calls.append((rollout, owned))
             merged.append(self._config(item_config, handler))
         return calls, merged
@@ -375,9 +393,10 @@ class LangChainWrapper(TrainableWrapper):
         **kwargs: Any,
     ) -> list[Any]:
         """``runnable.batch``: one rollout per input (or all in the current one)."""
-        calls, configs = self._batch_parts(inputs, config)
+        plan = self._plan()  # one runnable for the batch: its inputs share one variant
+        calls, configs = self._batch_parts(inputs, config, plan)
         try:
-            results = self._runnable().batch(
+            results = self._runnable(plan.resources).batch(
                 [self._prepare(i) for i in inputs], configs, return_exceptions=return_exceptions, **kwargs
             )
         except BaseException:
@@ -396,9 +415,10 @@ class LangChainWrapper(TrainableWrapper):
         **kwargs: Any,
     ) -> list[Any]:
         """``runnable.abatch``: one rollout per input (or all in the current one)."""
-        calls, configs = self._batch_parts(inputs, config)
+        plan = self._plan()  # one runnable for the batch: its inputs share one variant
+        calls, configs = self._batch_parts(inputs, config, plan)
         try:
-            results = await self._runnable().abatch(
+            results = await self._runnable(plan.resources).abatch(
                 [self._prepare(i) for i in inputs], configs, return_exceptions=return_exceptions, **kwargs
             )
         except BaseException:
@@ -412,8 +432,9 @@ class LangChainWrapper(TrainableWrapper):
 class _Call:
     """One recorded call in progress: its callback handler and its result (or chunks so far)."""
 
-    def __init__(self, handler: RecordingHandler) -> None:
+    def __init__(self, handler: RecordingHandler, resources: AgentResources | None) -> None:
         self.handler = handler
+        self.resources = resources
         self.result: Any = None
 
     def add(self, chunk: Any) -> None:

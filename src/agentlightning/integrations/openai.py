@@ -5,7 +5,11 @@
 objects) and records one ``llm`` span per call: messages, response, tool calls, model, tokens and
 latency. A stream is recorded when it ends, fails or is closed. Every other attribute of the
 client passes through untouched. After ``enable_rl_training()`` the agent's promoted resources
-replace (or insert) the system message and set the model and temperature of each call.
+(with the rollout's bandit variant, if the agent runs a bandit) replace (or insert) the system
+message and set the model and temperature of each call; when an adapter serves the agent, the call
+goes to the platform's gateway (a copy of the client with the platform's URL and the SDK client's
+credentials), and back to the client's own upstream when the adapter is gone or the platform
+cannot be reached.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
+import openai
 from openai.resources.chat.completions import AsyncCompletions
 
 from agentlightning.integrations.base import TrainableWrapper
 from agentlightning.sdk.client import Client
+from agentlightning.sdk.models import AgentResources
+from agentlightning.sdk.plan import CallPlan, GatewayRoute
 from agentlightning.sdk.rollout import Rollout, begin_call, end_call
 from agentlightning.sdk.spans import SpanTimer, llm_span
 
@@ -28,10 +35,9 @@ def _role(message: Any) -> Any:
     return message.get("role") if isinstance(message, Mapping) else getattr(message, "role", None)
 
 
-def apply_resources(kwargs: dict[str, Any], wrapper: TrainableWrapper) -> dict[str, Any]:
+def apply_resources(kwargs: dict[str, Any], resources: AgentResources | None) -> dict[str, Any]:
     """``create``'s arguments with the agent's promoted resources applied (a new dict; the
     caller's ``messages`` list is never modified)."""
-    resources = wrapper.resources
     if resources is None:
         return kwargs
     kwargs = dict(kwargs)
@@ -53,15 +59,22 @@ def apply_resources(kwargs: dict[str, Any], wrapper: TrainableWrapper) -> dict[s
     return kwargs
 
 
+class _Skip(Exception):
+    """No span of the SDK's own: the gateway recorded the call."""
+
+
 _PARAMS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "tools", "tool_choice", "stop", "seed")
 
 
 class _Call:
     """One ``create`` call being recorded: its rollout, timer and (for streams) the chunks' sum."""
 
-    def __init__(self, wrapper: OpenAIWrapper, kwargs: dict[str, Any]) -> None:
+    def __init__(self, wrapper: OpenAIWrapper, kwargs: dict[str, Any], metadata: dict[str, Any] | None) -> None:
         self.wrapper = wrapper
         self.kwargs = kwargs
+        #: The gateway records the call into the rollout itself (the SDK adds no span of its own).
+        self.via_gateway = False
+        self.routed = False
         self.timer = SpanTimer()
         self.rollout: Rollout | None = None
         self.owned = False
@@ -76,7 +89,10 @@ class _Call:
         self.chunks = 0
         try:
             self.rollout, self.owned = begin_call(
-                wrapper.recorder, agent_id=wrapper.agent_id, input={"messages": kwargs.get("messages")}
+                wrapper.recorder,
+                agent_id=wrapper.agent_id,
+                input={"messages": kwargs.get("messages")},
+                metadata=metadata,
             )
         except Exception:
             logger.debug("agentlightning: could not start recording", exc_info=True)
@@ -97,6 +113,8 @@ class _Call:
             return
         self.done = True
         try:
+            if self.via_gateway:
+                raise _Skip
             span = llm_span(
                 self.timer,
                 name="chat.completions.create",
@@ -117,6 +135,8 @@ class _Call:
                 },
             )
             self.rollout.add_span(span, agent_id=self.wrapper.agent_id)
+        except _Skip:
+            pass
         except Exception:
             logger.debug("agentlightning: could not record a span", exc_info=True)
         end_call(
@@ -262,6 +282,20 @@ def _watch_async_stream(stream: Any, call: _Call) -> Any:
     return stream
 
 
+def _gateway_refused(exc: BaseException) -> bool:
+    """Whether a gateway call failed in a way that calling the client's own upstream may fix: the
+    platform unreachable, or the agent's adapter gone since the last refresh."""
+    if isinstance(exc, openai.APIConnectionError):
+        return True
+    if not isinstance(exc, openai.APIStatusError) or exc.status_code != 404:
+        return False
+    return getattr(exc, "code", None) == ADAPTER_GONE or ADAPTER_GONE in str(exc)
+
+
+#: The gateway's error code for an ``X-Agent-Apply: adapter`` call of an agent without an adapter.
+ADAPTER_GONE = "agent_has_no_adapter"
+
+
 class _Completions:
     """``wrapped.chat.completions``: ``create`` recorded, everything else the client's own."""
 
@@ -269,23 +303,59 @@ class _Completions:
         self._wrapper = wrapper
         self._inner = inner
         self._async = isinstance(inner, AsyncCompletions)
+        self._gateway: tuple[GatewayRoute, Any] | None = None
         self.create: Callable[..., Any] = self._create_async if self._async else self._create_sync
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def _prepare(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _prepare(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], _Call, CallPlan]:
+        plan = self._wrapper.plan()
         try:
-            return apply_resources(kwargs, self._wrapper)
+            kwargs = apply_resources(kwargs, plan.resources)
         except Exception:
             logger.debug("agentlightning: could not apply resources", exc_info=True)
-            return kwargs
+        return kwargs, _Call(self._wrapper, kwargs, plan.metadata), plan
+
+    def _target(self, plan: CallPlan, call: _Call, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Where the call goes: the client's own ``create``, or the gateway's (with its headers)."""
+        route = plan.gateway
+        if route is None:
+            return self._inner, kwargs
+        try:
+            if self._gateway is None or self._gateway[0] != route:
+                copy = self._wrapper.wrapped.with_options(base_url=route.base_url, api_key=route.api_key)
+                self._gateway = (route, copy.chat.completions)
+            headers = {**(kwargs.get("extra_headers") or {}), **route.call_headers(call.rollout)}
+            call.routed = True
+            call.via_gateway = call.rollout is not None
+            return self._gateway[1], {**kwargs, "extra_headers": headers}
+        except Exception:
+            logger.debug("agentlightning: could not route through the gateway", exc_info=True)
+            return self._inner, kwargs
+
+    def _fallback(self, exc: BaseException, call: _Call) -> bool:
+        """After a failed gateway call: whether to call the client's own upstream instead."""
+        if not call.routed or not _gateway_refused(exc):
+            return False
+        logger.warning("agentlightning: the platform's gateway failed (%s); calling the model directly", exc)
+        if isinstance(exc, openai.APIStatusError):
+            link = self._wrapper._al_link
+            if link is not None:
+                link.adapter_gone()
+        call.via_gateway = call.routed = False
+        return True
 
     def _create_sync(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs = self._prepare(kwargs)
-        call = _Call(self._wrapper, kwargs)
+        kwargs, call, plan = self._prepare(kwargs)
+        target, sent = self._target(plan, call, kwargs)
         try:
-            result = self._inner.create(*args, **kwargs)
+            try:
+                result = target.create(*args, **sent)
+            except Exception as exc:
+                if not self._fallback(exc, call):
+                    raise
+                result = self._inner.create(*args, **kwargs)
         except BaseException as exc:
             call.failed(exc)
             raise
@@ -295,10 +365,15 @@ class _Completions:
         return result
 
     async def _create_async(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs = self._prepare(kwargs)
-        call = _Call(self._wrapper, kwargs)
+        kwargs, call, plan = self._prepare(kwargs)
+        target, sent = self._target(plan, call, kwargs)
         try:
-            result = await self._inner.create(*args, **kwargs)
+            try:
+                result = await target.create(*args, **sent)
+            except Exception as exc:
+                if not self._fallback(exc, call):
+                    raise
+                result = await self._inner.create(*args, **kwargs)
         except BaseException as exc:
             call.failed(exc)
             raise

@@ -1,7 +1,10 @@
-"""Reward listeners: in-process callbacks told about every stored reward, after its commit.
+"""Rollout listeners: in-process callbacks told, after the commit, about every stored reward
+(:class:`RewardEvent`) and about every ingested rollout that came to carry a ``variant`` in its
+metadata together with an agent (:class:`VariantEvent`).
 
-The bandit optimiser learns online from them; Auto-RL may watch them.  A listener's error is
-logged and never reaches the writer of the reward.
+The bandit optimiser learns online from the first and counts the pulls of variants chosen outside
+the platform's runtime (by the SDK) from the second; Auto-RL may watch rewards. A listener's error
+is logged and never reaches the writer.
 """
 
 from __future__ import annotations
@@ -15,9 +18,14 @@ from typing import Any
 __all__ = [
     "RewardEvent",
     "RewardListener",
+    "VariantEvent",
+    "VariantListener",
     "notify_reward_listeners",
+    "notify_variant_listeners",
     "register_reward_listener",
+    "register_variant_listener",
     "unregister_reward_listener",
+    "unregister_variant_listener",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,3 +76,44 @@ async def notify_reward_listeners(events: Iterable[RewardEvent], scope: object |
                 await fn(event)
             except Exception:  # noqa: BLE001 - a listener never fails the reward's writer
                 log.exception("reward listener %r failed for rollout %s", fn, event.rollout_id)
+
+
+@dataclass(frozen=True, slots=True)
+class VariantEvent:
+    """An ingested rollout that now carries both an agent and ``metadata["variant"]`` (told once per
+    rollout: when it is created so, or when an update adds the missing one)."""
+
+    rollout_id: str
+    agent_id: int
+    source: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+VariantListener = Callable[[VariantEvent], Awaitable[None]]
+_VARIANT_LISTENERS: list[tuple[VariantListener, weakref.ref[Any] | None]] = []
+
+
+def register_variant_listener(fn: VariantListener, scope: object | None = None) -> VariantListener:
+    """Call ``fn`` with every :class:`VariantEvent` of ``scope`` (or of the process)."""
+    if all(existing is not fn for existing, _ in _VARIANT_LISTENERS):
+        _VARIANT_LISTENERS.append((fn, None if scope is None else weakref.ref(scope)))
+    return fn
+
+
+def unregister_variant_listener(fn: VariantListener) -> None:
+    """Stop calling ``fn`` (no error when it was not registered)."""
+    _VARIANT_LISTENERS[:] = [(existing, scope) for existing, scope in _VARIANT_LISTENERS if existing is not fn]
+
+
+async def notify_variant_listeners(events: Iterable[VariantEvent], scope: object | None = None) -> None:
+    """Pass each event to the variant listeners of ``scope`` and the process-wide ones; errors are
+    logged, never raised."""
+    if not _VARIANT_LISTENERS:
+        return
+    listeners = [fn for fn, ref in _VARIANT_LISTENERS if ref is None or (scope is not None and ref() is scope)]
+    for event in events:
+        for fn in listeners:
+            try:
+                await fn(event)
+            except Exception:  # noqa: BLE001 - a listener never fails the rollout's writer
+                log.exception("variant listener %r failed for rollout %s", fn, event.rollout_id)

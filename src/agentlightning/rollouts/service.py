@@ -4,7 +4,8 @@ Every run of an agent is a rollout: the platform's task runs (written with the t
 :mod:`agentlightning.rollouts.capture`), agents instrumented with the SDK and gateway
 conversations (:meth:`RolloutService.ingest`), workflow runs.  Rewards come from verifiers, user
 feedback, SDK/gateway clients and the platform; every stored reward is passed to the reward
-listeners after its commit (:func:`register_reward_listener`).
+listeners after its commit (:func:`register_reward_listener`), and every ingested rollout that comes
+to carry an agent and a ``variant`` to the variant listeners (the bandit counts that pull).
 
 Visibility is the tasks': a user sees and rewards only their own rollouts; a role with
 ``agent:write`` (developer, admin) sees all.
@@ -26,7 +27,9 @@ from agentlightning.errors import Conflict, NotFound, ValidationFailed
 from agentlightning.rollouts.listeners import (
     RewardEvent,
     RewardListener,
+    VariantEvent,
     notify_reward_listeners,
+    notify_variant_listeners,
     register_reward_listener,
     unregister_reward_listener,
 )
@@ -157,6 +160,11 @@ def _append(row: Rollout, item: Any, agent_id: int | None, now: Any) -> None:
     if row.agent_id is None and agent_id is not None:
         row.agent_id = agent_id
     row.updated_at = now
+
+
+def _has_variant(agent_id: int | None, meta: dict[str, Any] | None) -> bool:
+    """Whether a rollout names an agent and a variant of it (what counts as a bandit pull)."""
+    return agent_id is not None and isinstance((meta or {}).get("variant"), str)
 
 
 def _event(row: Rollout, value: float, source: str, span_id: str | None) -> RewardEvent:
@@ -403,6 +411,7 @@ class RolloutService:
             existing = {r.id: r for r in (await s.execute(select(Rollout).where(Rollout.id.in_(ids)))).scalars()}
             stored_before = len(existing)
             rows: list[Rollout] = []
+            pulls: list[VariantEvent] = []  # rollouts that came to carry an agent and a variant
             for rid, item, agent_id in zip(ids, batch.rollouts, agent_ids):
                 row = existing.get(rid)
                 if row is None:  # new (a later entry with the same id appends to it)
@@ -423,12 +432,16 @@ class RolloutService:
                     )
                     s.add(row)
                     existing[rid] = row
+                    had_variant = False
                 else:
                     if (restricted and row.owner != owner) or row.source == "task":
                         raise Conflict(
                             "ROLLOUT_ID_TAKEN", f"Rollout id '{rid}' is already used", details={"rollout_id": rid}
                         )
+                    had_variant = _has_variant(row.agent_id, row.meta)
                     _append(row, item, agent_id, now)
+                if not had_variant and _has_variant(row.agent_id, row.meta) and row.agent_id is not None:
+                    pulls.append(VariantEvent(row.id, row.agent_id, row.source, dict(row.meta or {})))
                 rows.append(row)
             await s.flush()  # the new rollouts, before their spans and rewards
             spans_added = await self._insert_spans_of(s, [(row, item.spans) for row, item in zip(rows, batch.rollouts)])
@@ -471,6 +484,7 @@ class RolloutService:
                     events.append(_event(row, reward.value, source, reward.span_id))
             s.add_all(rewards)
             await s.commit()
+        await notify_variant_listeners(pulls, scope=self.ctx)  # before the rewards: a pull precedes its reward
         await notify_reward_listeners(events, scope=self.ctx)
         created = len(existing) - stored_before
         return {"ids": ids, "created": created, "spans_added": spans_added, "rewards_added": len(rewards)}

@@ -23,6 +23,7 @@ import httpx
 from agentlightning.sdk.models import (
     AgentInfo,
     AgentResources,
+    BanditState,
     IngestResult,
     PlatformError,
     RewardInfo,
@@ -131,6 +132,10 @@ class _Api:
     @staticmethod
     def resources(agent_id: int) -> _Call:
         return _Call("GET", f"/api/v2/agents/{agent_id}/resources", parse=AgentResources.model_validate)
+
+    @staticmethod
+    def bandit(agent: int | str) -> _Call:
+        return _Call("GET", f"/api/v2/agents/{quote(str(agent), safe='')}/bandit", parse=BanditState.model_validate)
 
     @staticmethod
     def assign_task(
@@ -350,6 +355,10 @@ class Client(_Base):
         """The agent's currently promoted resources (prompt, model, temperature, ...)."""
         return self._do(_Api.resources(agent_id))
 
+    def agent_bandit(self, agent: int | str) -> BanditState:
+        """The agent's online bandit: its variants (with their overrides) and posteriors."""
+        return self._do(_Api.bandit(agent))
+
     def assign_task(
         self,
         task: str,
@@ -481,6 +490,10 @@ class AsyncClient(_Base):
     async def agent_resources(self, agent_id: int) -> AgentResources:
         """The agent's currently promoted resources."""
         return await self._do(_Api.resources(agent_id))
+
+    async def agent_bandit(self, agent: int | str) -> BanditState:
+        """The agent's online bandit: its variants (with their overrides) and posteriors."""
+        return await self._do(_Api.bandit(agent))
 
     async def assign_task(
         self,

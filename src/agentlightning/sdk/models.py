@@ -41,6 +41,43 @@ class AgentResources(_Open):
     variant: str | None = None
 
 
+class BanditVariant(_Open):
+    """One declared variant of an agent's bandit and the resources it overrides (``None``: the
+    agent's own)."""
+
+    name: str
+    system_prompt: str | None = None
+    model: str | None = None
+    temperature: float | None = None
+    tools: list[str] | None = None
+
+
+class BanditArmInfo(_Open):
+    """The posterior of one (task type, variant) arm, as the platform has learned it."""
+
+    task_type: str
+    variant: str
+    alpha: float = 1.0
+    beta: float = 1.0
+    pulls: int = 0
+    observations: int = 0
+    reward_sum: float = 0.0
+    reward_sq_sum: float = 0.0
+    posterior_mean: float | None = None
+
+
+class BanditState(_Open):
+    """An agent's online bandit (``GET /api/v2/agents/{id}/bandit``): whether it runs, its posterior
+    kind, its variants with their overrides (``definitions``) and its arms."""
+
+    agent_id: int
+    enabled: bool = False
+    posterior: str = "beta"
+    variants: list[str] = Field(default_factory=list)
+    definitions: list[BanditVariant] = Field(default_factory=list)
+    arms: list[BanditArmInfo] = Field(default_factory=list)
+
+
 class TaskInfo(_Open):
     """A task assigned to an agent."""
 

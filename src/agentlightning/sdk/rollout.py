@@ -100,6 +100,23 @@ class Rollout:
             update["agent_id"] = self.agent_id
         self.recorder.enqueue(update)
 
+    def tag(self, metadata: dict[str, Any]) -> None:
+        """Add ``metadata`` to the rollout's (a grouped rollout sends it now, before any reward of
+        it, so the platform reads it with them)."""
+        self.metadata.update(metadata)
+        if self._buffered and not self._finished:
+            return
+        update: dict[str, Any] = {
+            "id": self.id,
+            "source": "sdk",
+            "metadata": dict(metadata),
+            "spans": [],
+            "rewards": [],
+        }
+        if self.agent_id is not None:
+            update["agent_id"] = self.agent_id
+        self.recorder.enqueue(update)
+
     def add_reward(
         self,
         value: float,
@@ -147,15 +164,18 @@ def current_rollout() -> Rollout | None:
     return _current.get()
 
 
-def begin_call(recorder: Recorder, *, agent_id: int | None = None, input: Any = None) -> tuple[Rollout, bool]:
+def begin_call(
+    recorder: Recorder, *, agent_id: int | None = None, input: Any = None, metadata: dict[str, Any] | None = None
+) -> tuple[Rollout, bool]:
     """The rollout one wrapped call records into, and whether the call owns it: the current grouped
-    rollout (not owned), or a new single-call rollout (owned: end it with :func:`end_call`)."""
+    rollout (not owned), or a new single-call rollout with ``metadata`` (owned: end it with
+    :func:`end_call`)."""
     current = _current.get()
     if current is not None:
         if agent_id is not None and current.agent_id is None:
             current.agent_id = agent_id
         return current, False
-    return Rollout(recorder, agent_id=agent_id, input=input, buffered=True), True
+    return Rollout(recorder, agent_id=agent_id, input=input, metadata=metadata, buffered=True), True
 
 
 def end_call(rollout: Rollout, owned: bool, *, failed: bool = False, output: Any = None) -> None:

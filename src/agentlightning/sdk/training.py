@@ -1,5 +1,7 @@
 """``enable_rl_training()``: find or register the wrapped agent on the platform and keep its
-currently promoted resources (system prompt, model, temperature) at hand for the wrappers.
+currently promoted resources (system prompt, model, temperature, adapter) and, for an agent that
+runs a bandit, its variants and posteriors at hand for the wrappers (:meth:`TrainingLink.plan`
+says what one call applies: see :mod:`agentlightning.sdk.plan`).
 
 What is applied is what the platform has *set* for the agent: a field of
 ``GET /api/v2/agents/{id}/resources`` is applied only when the agent's configuration holds it
@@ -8,19 +10,23 @@ those values, an update through the API or an Auto-RL promotion sets). A field t
 defaults (its generic system prompt, its default temperature) leaves the agent's own value alone,
 so enabling RL training changes nothing until the platform decides something.
 
-A daemon thread refreshes the resources every ``refresh_interval`` seconds; ``refresh()`` does it
-now. The platform being down never fails the agent: the last known resources (or none, meaning
+A daemon thread refreshes the resources (and the bandit) every ``refresh_interval`` seconds;
+``refresh()`` does it now. The platform being down never fails the agent: the last known resources (or none, meaning
 "leave the calls as they are") stay in force and the next refresh tries again.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from typing import Any
 
 from agentlightning.sdk.client import Client
-from agentlightning.sdk.models import AgentResources, PlatformError
+from agentlightning.sdk.models import AgentInfo, AgentResources, PlatformError
+from agentlightning.sdk.plan import APPLY_ADAPTER, NOTHING, CallPlan, GatewayRoute, plan_call
+from agentlightning.sdk.rollout import current_rollout
+from agentlightning.sdk.variants import BanditSnapshot
 
 logger = logging.getLogger("agentlightning.sdk")
 
@@ -32,6 +38,21 @@ def applied_resources(reported: AgentResources, config: dict[str, Any]) -> Agent
     """``reported`` with the applied fields the agent's ``config`` does not set cleared."""
     cleared = {name: None for name in APPLIED_FIELDS if config.get(name) in (None, "")}
     return reported.model_copy(update=cleared)
+
+
+def runs_bandit(agent: AgentInfo) -> bool:
+    """Whether the agent's configuration turns its online bandit on (then its arms are fetched)."""
+    bandit = agent.config.get("bandit")
+    return isinstance(bandit, dict) and bool(bandit.get("enabled"))
+
+
+def gateway_route(client: Client, agent_id: int) -> GatewayRoute | None:
+    """The platform's gateway for ``agent_id`` with the client's credentials (``None`` without any)."""
+    credential = client.api_key or client.token
+    if not credential:
+        return None
+    headers = {"X-Agent-Id": str(agent_id), "X-Agent-Apply": APPLY_ADAPTER}
+    return GatewayRoute(f"{client.base_url}/v1", credential, headers)
 
 
 class TrainingLink:
@@ -54,6 +75,13 @@ class TrainingLink:
         self.reported: AgentResources | None = None
         #: What the wrappers apply: the reported fields the agent's configuration sets.
         self.resources: AgentResources | None = None
+        #: The agent's variants and posteriors (``None``: it runs no bandit).
+        self.bandit: BanditSnapshot | None = None
+        #: The variants' draws (one generator for the link's life: seed it to replay them).
+        self.rng = random.Random()
+        #: The platform's gateway while an adapter serves the agent (``None``: call directly).
+        self.gateway: GatewayRoute | None = None
+        self._warned_credential = False
         self.last_error: str | None = None
         self.refreshed = threading.Event()
         self._lock = threading.Lock()
@@ -71,8 +99,13 @@ class TrainingLink:
                 else:
                     agent = self.client.get_agent(self.agent_id)
                 reported = self.client.agent_resources(self.agent_id)
+                bandit = (
+                    BanditSnapshot.of(self.client.agent_bandit(self.agent_id), self.rng) if runs_bandit(agent) else None
+                )
                 self.reported = reported
                 self.resources = applied_resources(reported, agent.config)
+                self.bandit = bandit
+                self.gateway = self._gateway_for(reported)
                 self.last_error = None
             except PlatformError as exc:
                 self.last_error = str(exc)
@@ -83,6 +116,31 @@ class TrainingLink:
             finally:
                 self.refreshed.set()
             return self.resources
+
+    def _gateway_for(self, reported: AgentResources) -> GatewayRoute | None:
+        """The gateway route when an adapter serves the agent (warned once when the client has no
+        credential to call it with)."""
+        if not reported.adapter or self.agent_id is None:
+            return None
+        route = gateway_route(self.client, self.agent_id)
+        if route is None and not self._warned_credential:
+            self._warned_credential = True
+            logger.warning(
+                "agentlightning: agent %r is served with an adapter, which only the platform's gateway can"
+                " serve, and the client has no API key or token: its calls go out unchanged",
+                self.agent_name,
+            )
+        return route
+
+    def plan(self) -> CallPlan:
+        """What a call made now applies (see :mod:`agentlightning.sdk.plan`)."""
+        if self.resources is None:
+            return NOTHING
+        return plan_call(self.agent_id, self.resources, self.bandit, self.gateway, current_rollout())
+
+    def adapter_gone(self) -> None:
+        """The gateway says the agent has no adapter any more: call directly until the next refresh."""
+        self.gateway = None
 
     def start(self) -> None:
         """Refresh now (in the background) and then every ``refresh_interval`` seconds."""

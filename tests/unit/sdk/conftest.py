@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 
 from agentlightning.sdk.client import Client
+from agentlightning.sdk.models import AgentResources
+from agentlightning.sdk.plan import GatewayRoute
 from agentlightning.sdk.recorder import Recorder, merge_updates
+from agentlightning.sdk.training import TrainingLink
+from agentlightning.sdk.variants import BanditSnapshot
 from tests.fake_llm_server import FakeLLMServer
 from tests.sdk_helpers import dead_url
 
@@ -37,6 +41,22 @@ class Captured:
     def spans(self) -> list[dict[str, Any]]:
         """Every span sent so far, in order."""
         return [span for rollout in self.rollouts().values() for span in rollout["spans"]]
+
+
+def link(
+    client: Client,
+    resources: AgentResources,
+    *,
+    bandit: BanditSnapshot | None = None,
+    gateway: GatewayRoute | None = None,
+) -> TrainingLink:
+    """A training link of agent 1 as a refresh would have left it (no thread, no platform)."""
+    made = TrainingLink(client, "unit-agent")
+    made.agent_id = 1
+    made.reported = made.resources = resources
+    made.bandit = bandit
+    made.gateway = gateway
+    return made
 
 
 @pytest.fixture

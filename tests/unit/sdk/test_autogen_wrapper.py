@@ -17,7 +17,7 @@ from agentlightning.integrations.autogen import RecordingChatCompletionClient
 from agentlightning.sdk.models import AgentResources
 from tests.fake_llm_server import FakeLLMServer
 from tests.sdk_helpers import dead_url, strip_ids
-from tests.unit.sdk.conftest import Captured
+from tests.unit.sdk.conftest import Captured, link
 
 MODEL_INFO: Any = {
     "vision": False,
@@ -86,7 +86,7 @@ async def test_on_messages_and_tool_calls_are_recorded_in_the_current_rollout(
 async def test_promoted_resources_reach_the_model(llm: FakeLLMServer, captured: Captured) -> None:
     wrapped = AutoGenWrapper(assistant(llm), client=captured.client)
     resources = AgentResources(agent_id=1, system_prompt="Promoted.", model="promoted-model", temperature=0.3)
-    wrapped._al_link = type("Link", (), {"resources": resources, "agent_id": 1, "stop": lambda self: None})()
+    wrapped._al_link = link(captured.client, resources)
     await wrapped.run(task="hi")
     sent = llm.requests[-1]
     assert sent["messages"][0] == {"role": "system", "content": "Promoted."}

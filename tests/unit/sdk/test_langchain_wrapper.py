@@ -18,7 +18,7 @@ from agentlightning import LangChainWrapper, emit_reward
 from agentlightning.sdk.models import AgentResources
 from tests.fake_llm_server import FakeLLMServer
 from tests.sdk_helpers import strip_ids
-from tests.unit.sdk.conftest import Captured
+from tests.unit.sdk.conftest import Captured, link
 
 
 def model(llm: FakeLLMServer) -> ChatOpenAI:
@@ -104,7 +104,7 @@ def test_tool_calls_inside_the_wrapped_runnable_are_tool_spans(llm: FakeLLMServe
 def test_promoted_resources_reach_the_model(llm: FakeLLMServer, captured: Captured) -> None:
     wrapped = LangChainWrapper(model(llm), prompt(), client=captured.client)
     resources = AgentResources(agent_id=1, system_prompt="Promoted.", model="promoted-model", temperature=0.3)
-    wrapped._al_link = type("Link", (), {"resources": resources, "agent_id": 1, "stop": lambda self: None})()
+    wrapped._al_link = link(captured.client, resources)
     wrapped.invoke({"input": "hi"})
     sent = llm.requests[-1]
     assert sent["messages"][0] == {"role": "system", "content": "Promoted."}

@@ -12,7 +12,7 @@ from agentlightning import OpenAIWrapper, emit_reward
 from agentlightning.sdk.models import AgentResources
 from tests.fake_llm_server import FakeLLMServer
 from tests.sdk_helpers import strip_ids
-from tests.unit.sdk.conftest import Captured
+from tests.unit.sdk.conftest import Captured, link
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}]
 TOOLS = [{"type": "function", "function": {"name": "calculator", "parameters": {"type": "object"}}}]
@@ -189,7 +189,7 @@ def test_promoted_resources_replace_the_system_message_model_and_temperature(
     link_resources = AgentResources(
         agent_id=1, system_prompt="Promoted prompt.", model="promoted-model", temperature=0.1
     )
-    wrapped._al_link = type("Link", (), {"resources": link_resources, "agent_id": 1, "stop": lambda self: None})()
+    wrapped._al_link = link(captured.client, link_resources)
     messages = [dict(m) for m in MESSAGES]
     wrapped.chat.completions.create(model="fake-model", messages=messages, temperature=0.9)
     sent = llm.requests[-1]

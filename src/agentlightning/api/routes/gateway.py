@@ -76,6 +76,12 @@ RolloutIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Z
                 ("X-Rollout-Id", 64, "Group calls into this rollout (^[A-Za-z0-9_.:-]{1,64}$); echoed back"),
                 ("X-Agent-Name", 255, "Apply this agent's promoted resources"),
                 ("X-Agent-Id", 32, "Apply this agent's promoted resources (by id)"),
+                (
+                    "X-Agent-Apply",
+                    16,
+                    "'all' (default): the agent's prompt, model and temperature replace the request's;"
+                    " 'adapter': only serve the agent's LoRA adapter (404 agent_has_no_adapter without one)",
+                ),
             )
         ],
         "requestBody": {
@@ -99,6 +105,7 @@ async def chat_completions(
         await request.body(),
         rollout_id=sent.get("x-rollout-id"),
         agent_ref=sent.get("x-agent-id") or sent.get("x-agent-name"),
+        apply=sent.get("x-agent-apply"),
     )
     if result.stream is not None:
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **result.headers}

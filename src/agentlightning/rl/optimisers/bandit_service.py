@@ -12,6 +12,12 @@ An agent opts in with its config::
   context (``variant``, ``task_type``), which the rollout of the run copies into its metadata.
 * **Learning** (:func:`on_reward`, a reward listener of ``agentlightning.rollouts``): every
   rollout-level reward of such a rollout updates the arm of its variant and task type.
+* **Choices made elsewhere** (:func:`on_variant`, a variant listener): an SDK-wrapped agent samples
+  its variant locally (``agentlightning.sdk.variants``) from the posteriors of
+  ``GET /api/v2/agents/{ref}/bandit`` and records it in its rollout's metadata; the pull is
+  counted when that rollout is ingested (once per rollout, whatever the retries), for a declared
+  variant of an agent that runs a bandit. Task runs are counted by :func:`assign_variant` instead
+  (their rollouts are written by the queue, never ingested).
 * **Persistence**: the arms are rows of ``bandit_arms`` (this module is their one writer),
   updated with atomic increments, so several workers share one posterior and it survives restarts.
 
@@ -33,25 +39,20 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from agentlightning.agents.profile import AgentProfile
-from agentlightning.rl.optimisers.bandit import (
-    DEFAULT_TASK_TYPE,
-    INCUMBENT,
-    SUCCESS_THRESHOLD,
-    Arm,
-    BanditPolicy,
-    PosteriorKind,
-    Variant,
-    choose,
-    parse_variants,
-)
+from agentlightning.rl.optimisers.bandit import BanditPolicy, Variant, parse_variants
 from agentlightning.rollouts.listeners import (
     RewardEvent,
     RewardListener,
+    VariantEvent,
+    VariantListener,
     register_reward_listener,
+    register_variant_listener,
     unregister_reward_listener,
+    unregister_variant_listener,
 )
 from agentlightning.storage.models.bandit import BanditArm
 from agentlightning.storage.types import utcnow
+from agentlightning.thompson import DEFAULT_TASK_TYPE, INCUMBENT, SUCCESS_THRESHOLD, Arm, PosteriorKind, choose
 
 if TYPE_CHECKING:
     from agentlightning.agents.queue_sql import ClaimedTask
@@ -173,6 +174,7 @@ class BanditService:
             "enabled": bandit is not None,
             "posterior": kind,
             "variants": sorted(bandit.variants) if bandit else [],
+            "definitions": [bandit.variants[name].model_dump() for name in sorted(bandit.variants)] if bandit else [],
             "arms": await self.summary(agent.id, kind),
         }
 
@@ -235,41 +237,79 @@ async def on_reward(ctx: AppContext, event: RewardEvent) -> None:
     await BanditService(ctx).observe(agent.id, task_type_of(event.metadata), variant, event.value)
 
 
-#: id(context) -> (weak reference to it, its listener).
-_LISTENERS: dict[int, tuple[weakref.ref[AppContext], RewardListener]] = {}
+async def on_variant(ctx: AppContext, event: VariantEvent) -> None:
+    """Count the pull of a variant an SDK-wrapped agent chose (its rollout was just ingested)."""
+    variant = event.metadata.get("variant")
+    if event.source == "task" or not isinstance(variant, str):
+        return
+    from agentlightning.agents.service import AgentService
+    from agentlightning.errors import NotFound
+
+    try:
+        agent = await AgentService(ctx).profile(event.agent_id)
+    except NotFound:
+        return
+    bandit = AgentBandit.of(agent)
+    if bandit is None or variant not in bandit.variants:  # an undeclared name makes no arm
+        return
+    await BanditService(ctx).record_pull(agent.id, task_type_of(event.metadata), variant)
+
+
+#: id(context) -> (weak reference to it, its reward listener, its variant listener).
+_LISTENERS: dict[int, tuple[weakref.ref[AppContext], RewardListener, VariantListener]] = {}
+
+
+def _unregister(entry: tuple[weakref.ref[AppContext], RewardListener, VariantListener]) -> None:
+    unregister_reward_listener(entry[1])
+    unregister_variant_listener(entry[2])
 
 
 def install_reward_listener(ctx: AppContext) -> None:
-    """Learn from the rewards this process stores (once per context).
+    """Learn from the rewards this process stores, and count the pulls of the variants SDK agents
+    chose, from the rollouts it ingests (once per context).
 
-    The listener holds the context weakly and removes itself once the context is gone, so a
+    The listeners hold the context weakly and remove themselves once the context is gone, so a
     process that builds many contexts (tests, CLI commands) does not keep stale listeners.
     """
     entry = _LISTENERS.get(id(ctx))
     if entry is not None and entry[0]() is ctx:
         return
     if entry is not None:  # a dead context whose id was reused
-        unregister_reward_listener(entry[1])
+        _unregister(entry)
     ref = weakref.ref(ctx)
     key = id(ctx)
 
-    async def listener(event: RewardEvent) -> None:
+    def live_context() -> AppContext | None:
         live = ref()
         if live is None:
-            if key in _LISTENERS and _LISTENERS[key][1] is listener:
+            gone = _LISTENERS.get(key)
+            if gone is not None and gone[0]() is None:
                 del _LISTENERS[key]
-            unregister_reward_listener(listener)
-            return
-        await on_reward(live, event)
+                _unregister(gone)
+        return live
 
-    _LISTENERS[key] = (ref, register_reward_listener(listener, scope=ctx))
+    async def reward_listener(event: RewardEvent) -> None:
+        live = live_context()
+        if live is not None:
+            await on_reward(live, event)
+
+    async def variant_listener(event: VariantEvent) -> None:
+        live = live_context()
+        if live is not None:
+            await on_variant(live, event)
+
+    _LISTENERS[key] = (
+        ref,
+        register_reward_listener(reward_listener, scope=ctx),
+        register_variant_listener(variant_listener, scope=ctx),
+    )
 
 
 def remove_reward_listener(ctx: AppContext) -> None:
     """Stop learning for this context (its process is shutting down)."""
     entry = _LISTENERS.pop(id(ctx), None)
     if entry is not None:
-        unregister_reward_listener(entry[1])
+        _unregister(entry)
 
 
 class BanditListenerService:
