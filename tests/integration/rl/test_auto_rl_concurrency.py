@@ -267,3 +267,19 @@ async def test_a_plain_user_can_do_nothing_with_auto_rl_on_an_agent(
     status = (await client.get("/api/v2/rl/auto-status", headers=dev)).json()["data"]
     mine = next(a for a in status["agents"] if a["agent_id"] == agent_id)
     assert mine["triggers"] == 0 and mine["promotions"] == 1 and mine["rollbacks"] == 0
+
+
+async def test_concurrent_agent_edits_both_land(ctx: AppContext) -> None:
+    """Edits of different keys at the same moment both survive (the update is a compare-and-set,
+    so on SQLite, whose reads take no lock, the later writer merges into the earlier one's row)."""
+    agents = AgentService(ctx)
+    created = await agents.create(
+        AgentCreate.model_validate({"name": "race-edits", "type": "math", "config": {"system_prompt": BASE_PROMPT}})
+    )
+    edits = [{"temperature": 0.3}, {"max_tokens": 77}, {"memory_window": 5}, {"max_steps": 3}]
+    await asyncio.gather(*(agents.update(created["id"], AgentUpdate(config=edit)) for edit in edits))
+    row = await agents.get(created["id"])
+    for edit in edits:
+        for key, value in edit.items():
+            assert row.config[key] == value, row.config
+    assert row.config_version == created["config_version"] + len(edits)
