@@ -40,6 +40,8 @@ __all__ = ["AGENT_STATUSES", "AgentService", "agent_to_dict"]
 #: How an agent's own API key is shown (and, sent back unchanged, means "keep it").
 MASKED = "********"
 SUCCESS_WINDOW = 100
+#: Compare-and-set attempts of an update that meets concurrent writers.
+_CAS_ATTEMPTS = 5
 
 
 def agent_to_dict(row: Agent) -> dict[str, Any]:
@@ -200,47 +202,107 @@ class AgentService:
         await self.refresh_active_gauge()
         return agent_to_dict(row)
 
+    def _merge_config(self, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+        """``current`` with ``changes`` merged in (null removes a key), validated."""
+        merged = dict(current)
+        new_key = changes.get(API_KEY_FIELD)
+        if new_key == MASKED or (new_key is None and API_KEY_FIELD not in changes):
+            # Re-pointing an agent's upstream never carries the old key along to it.
+            if "base_url" in changes and changes["base_url"] != merged.get("base_url"):
+                merged.pop(API_KEY_FIELD, None)
+        for key, value in changes.items():
+            if key == API_KEY_FIELD and value == MASKED:
+                continue
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        return _clean_config(merged, self.ctx.settings) | {k: v for k, v in merged.items() if k == "template"}
+
     async def update(self, ref: int | str, body: AgentUpdate) -> dict[str, Any]:
-        """Apply a partial update; config keys merge, and the config version increments on change."""
-        async with self.ctx.db.session() as s:
-            row = await s.scalar(self._where_ref(select(Agent), ref).with_for_update())
-            if row is None:
-                raise await self.not_found(ref)
-            changed = False
-            if body.config is not None:
-                merged = dict(row.config or {})
-                new_key = body.config.get(API_KEY_FIELD)
-                if new_key == MASKED or (new_key is None and API_KEY_FIELD not in body.config):
-                    # Re-pointing an agent's upstream never carries the old key along to it.
-                    if "base_url" in body.config and body.config["base_url"] != merged.get("base_url"):
-                        merged.pop(API_KEY_FIELD, None)
-                for key, value in body.config.items():
-                    if key == API_KEY_FIELD and value == MASKED:
-                        continue
-                    if value is None:
-                        merged.pop(key, None)
-                    else:
-                        merged[key] = value
-                merged = _clean_config(merged, self.ctx.settings) | {k: v for k, v in merged.items() if k == "template"}
-                if merged != (row.config or {}):
-                    row.config, changed = merged, True
-            for attr in ("name", "type", "description"):
-                value = getattr(body, attr)
-                if value is not None and value != getattr(row, attr):
-                    setattr(row, attr, value)
-                    changed = True
-            if body.status is not None:
-                row.status = body.status
-            if changed:
-                row.config_version = (row.config_version or 1) + 1
-            row.updated_at = utcnow()
-            try:
-                await s.commit()
-            except IntegrityError as exc:
-                raise Conflict("AGENT_NAME_TAKEN", f"An agent named '{body.name}' already exists") from exc
-        await self.ctx.cache.delete(cache_keys.agent_status(row.id))
-        await self.refresh_active_gauge()
-        return agent_to_dict(row)
+        """Apply a partial update; config keys merge, and the config version increments on change.
+
+        The write is a compare-and-set on ``config_version`` (``UPDATE ... WHERE config_version =
+        <the version read>``), retried on a fresh read when another writer got in between: on SQLite,
+        where the read takes no lock, a concurrent change (an Auto-RL promotion) is never lost.
+        """
+        for _attempt in range(_CAS_ATTEMPTS):
+            async with self.ctx.db.session() as s:
+                row = await s.scalar(self._where_ref(select(Agent), ref).with_for_update())
+                if row is None:
+                    raise await self.not_found(ref)
+                values: dict[str, Any] = {}
+                if body.config is not None:
+                    merged = self._merge_config(row.config or {}, body.config)
+                    if merged != (row.config or {}):
+                        values["config"] = merged
+                for attr in ("name", "type", "description"):
+                    value = getattr(body, attr)
+                    if value is not None and value != getattr(row, attr):
+                        values[attr] = value
+                if values:
+                    values["config_version"] = (row.config_version or 1) + 1
+                if body.status is not None:
+                    values["status"] = body.status
+                values["updated_at"] = utcnow()
+                written = await self._write_if_version(s, row.id, row.config_version, values)
+                if not written:
+                    await s.rollback()
+                    continue
+                try:
+                    await s.commit()
+                except IntegrityError as exc:
+                    raise Conflict("AGENT_NAME_TAKEN", f"An agent named '{body.name}' already exists") from exc
+                await s.refresh(row)
+            await self.ctx.cache.delete(cache_keys.agent_status(row.id))
+            await self.refresh_active_gauge()
+            return agent_to_dict(row)
+        raise Conflict(
+            "AGENT_CHANGED",
+            f"Agent '{ref}' kept changing while it was being updated; try again",
+            details={"agent_id": str(ref)},
+        )
+
+    @staticmethod
+    async def _write_if_version(session: AsyncSession, agent_id: int, expected: int, values: dict[str, Any]) -> bool:
+        """``UPDATE agents SET ... WHERE id = :id AND config_version = :expected``; False when no row matched."""
+        try:
+            result = await session.execute(
+                update(Agent).where(Agent.id == agent_id, Agent.config_version == expected).values(**values)
+            )
+        except IntegrityError as exc:
+            raise Conflict("AGENT_NAME_TAKEN", f"An agent named '{values.get('name')}' already exists") from exc
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    async def update_config_if_version(
+        self, session: AsyncSession, agent_id: int, changes: dict[str, Any], *, expected_version: int
+    ) -> dict[str, Any]:
+        """Merge ``changes`` into the agent's config in ``session`` only if its ``config_version`` is
+        still ``expected_version`` (one ``UPDATE ... WHERE config_version = :expected``); the caller
+        commits, with its own rows in the same transaction, then calls :meth:`changed`.
+
+        Raises ``Conflict("RESOURCES_CHANGED")`` when the agent was edited since that version (the
+        change is refused, never laid over the edit) and ``NotFound`` when it is gone.
+        """
+        row = await session.scalar(select(Agent).where(Agent.id == agent_id))
+        if row is None:
+            raise await self.not_found(agent_id)
+        if row.config_version == expected_version:
+            merged = self._merge_config(row.config or {}, changes)
+            values = {"config": merged, "config_version": expected_version + 1, "updated_at": utcnow()}
+            if await self._write_if_version(session, agent_id, expected_version, values):
+                await session.refresh(row)
+                return agent_to_dict(row)
+        current = await session.scalar(select(Agent.config_version).where(Agent.id == agent_id))
+        raise Conflict(
+            "RESOURCES_CHANGED",
+            f"Agent {agent_id} was changed (config version {expected_version} -> {current}); the change is refused",
+            details={"agent_id": agent_id, "expected_version": expected_version, "version": current},
+        )
+
+    async def changed(self, agent_id: int) -> None:
+        """After a caller's committed :meth:`update_config_if_version`: drop what the cache holds of the agent."""
+        await self.ctx.cache.delete(cache_keys.agent_status(agent_id))
 
     async def delete(self, ref: int | str) -> dict[str, Any]:
         """Delete an agent; its unfinished tasks are cancelled (finished ones keep their history)."""

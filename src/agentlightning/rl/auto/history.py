@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 
-from agentlightning.agents.schemas import AgentUpdate
 from agentlightning.agents.service import AgentService
 from agentlightning.errors import Conflict, NotFound
 from agentlightning.observability.metrics import RL_PERFORMANCE_GAIN
@@ -98,45 +97,50 @@ class HistoryService:
         candidate: AgentResources,
         decision: GateDecision,
         *,
-        expected_version: int,
+        expected_config_version: int,
         experiment_id: int | None,
         trigger_id: int | None,
         actor: str | None,
     ) -> dict[str, Any]:
-        """Install ``candidate`` when ``decision`` says so and the incumbent is still ``expected_version``."""
+        """Install ``candidate`` when ``decision`` says so and the agent is still at ``expected_config_version``.
+
+        ``expected_config_version`` is the agent's ``config_version`` when the run read its
+        incumbent: any edit of the agent since (a user's, another promotion, a rollback) bumps it,
+        and the promotion is refused (``Conflict("RESOURCES_CHANGED")``) rather than laid over the
+        edit. The check and the write are one ``UPDATE ... WHERE config_version = :expected``, in
+        the same transaction as the history row, so either both land or neither does.
+        """
         if not decision.promote:
             raise Conflict("PROMOTION_REFUSED", "The gate did not find a significant win", details=decision.as_dict())
         agents = AgentService(self.ctx)
-        profile = await agents.profile(agent_id)
-        version = resources_version(profile.config)
-        if version != expected_version:
-            raise Conflict(
-                "RESOURCES_CHANGED",
-                f"Agent {agent_id}'s resources changed during the run (version {expected_version} -> {version})",
-                details={"expected_version": expected_version, "version": version},
-            )
-        before = resources_of(profile)
-        await agents.update(agent_id, AgentUpdate(config=_config_change(candidate, version + 1)))
-        row = AutoRLPromotion(
-            agent_id=agent_id,
-            kind="promotion",
-            experiment_id=experiment_id,
-            trigger_id=trigger_id,
-            before=before.as_dict(),
-            after=candidate.as_dict(),
-            version_before=version,
-            version_after=version + 1,
-            incumbent_score=decision.incumbent_score,
-            candidate_score=decision.candidate_score,
-            p_value=decision.p_value,
-            n_heldout=decision.n,
-            gain_pp=decision.gain_pp,
-            created_by=actor,
-        )
         async with self.ctx.db.session() as s:
+            # Read at any version: if it is not the expected one, the compare-and-set below refuses.
+            row_before = await agents.profile(agent_id)
+            before = resources_of(row_before)
+            version = resources_version(row_before.config)
+            await agents.update_config_if_version(
+                s, agent_id, _config_change(candidate, version + 1), expected_version=expected_config_version
+            )
+            row = AutoRLPromotion(
+                agent_id=agent_id,
+                kind="promotion",
+                experiment_id=experiment_id,
+                trigger_id=trigger_id,
+                before=before.as_dict(),
+                after=candidate.as_dict(),
+                version_before=version,
+                version_after=version + 1,
+                incumbent_score=decision.incumbent_score,
+                candidate_score=decision.candidate_score,
+                p_value=decision.p_value,
+                n_heldout=decision.n,
+                gain_pp=decision.gain_pp,
+                created_by=actor,
+            )
             s.add(row)
             await s.commit()
             data = promotion_dict(row)
+        await agents.changed(agent_id)
         set_gain(agent_id, decision.gain_pp, self.ctx.settings.auto_rl_gain_label_limit)
         await self.ctx.events.publish(
             "training",
@@ -146,7 +150,12 @@ class HistoryService:
         return data
 
     async def rollback(self, agent_id: int, *, actor: str, comment: str | None = None) -> dict[str, Any]:
-        """Restore the resources from before the agent's latest promotion still in force."""
+        """Restore the resources from before the agent's latest promotion still in force.
+
+        Like a promotion, the restore is a compare-and-set on the agent's ``config_version`` in the
+        same transaction as the history rows: an edit landing meanwhile makes it a 409
+        ``RESOURCES_CHANGED`` (try again), never a lost edit.
+        """
         agents = AgentService(self.ctx)
         profile = await agents.profile(agent_id)
         async with self.ctx.db.session() as s:
@@ -160,23 +169,29 @@ class HistoryService:
                 .order_by(AutoRLPromotion.id.desc())
                 .limit(1)
             )
-        if last is None:
-            raise NotFound(
-                "NO_PROMOTION_TO_ROLL_BACK",
-                f"Agent {agent_id} has no Auto-RL promotion in force",
-                details={"agent_id": agent_id},
+            if last is None:
+                raise NotFound(
+                    "NO_PROMOTION_TO_ROLL_BACK",
+                    f"Agent {agent_id} has no Auto-RL promotion in force",
+                    details={"agent_id": agent_id},
+                )
+            version = resources_version(profile.config)
+            current = resources_of(profile)
+            restored = AgentResources.from_dict(last.before)
+            await agents.update_config_if_version(
+                s, agent_id, _config_change(restored, version + 1), expected_version=profile.config_version
             )
-        version = resources_version(profile.config)
-        current = resources_of(profile)
-        restored = AgentResources.from_dict(last.before)
-        await agents.update(agent_id, AgentUpdate(config=_config_change(restored, version + 1)))
-        async with self.ctx.db.session() as s:
             marked = await s.execute(
                 update(AutoRLPromotion)
                 .where(AutoRLPromotion.id == last.id, AutoRLPromotion.rolled_back_at.is_(None))
                 .values(rolled_back_at=utcnow())
             )
-            del marked
+            if int(getattr(marked, "rowcount", 0) or 0) != 1:  # a concurrent rollback took it
+                raise Conflict(
+                    "RESOURCES_CHANGED",
+                    f"Promotion {last.id} of agent {agent_id} was rolled back meanwhile",
+                    details={"agent_id": agent_id, "promotion_id": last.id},
+                )
             row = AutoRLPromotion(
                 agent_id=agent_id,
                 kind="rollback",
@@ -194,6 +209,7 @@ class HistoryService:
             s.add(row)
             await s.commit()
             data = promotion_dict(row)
+        await agents.changed(agent_id)
         previous = await self.gain_in_force(agent_id)
         set_gain(agent_id, previous or 0.0, self.ctx.settings.auto_rl_gain_label_limit)
         return data

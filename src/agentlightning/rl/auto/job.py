@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentlightning.agents.service import AgentService
-from agentlightning.rl.auto.evaluator import AgentEvaluator, LLMCritic, resources_of, resources_version
+from agentlightning.errors import AppError
+from agentlightning.rl.auto.evaluator import AgentEvaluator, LLMCritic, resources_of
 from agentlightning.rl.auto.gate import decide
 from agentlightning.rl.auto.history import HistoryService
 from agentlightning.rl.auto.triggers import TriggerService
@@ -47,7 +48,7 @@ from agentlightning.vocabulary import AgentAlgorithm
 if TYPE_CHECKING:
     from agentlightning.core.context import AppContext
 
-__all__ = ["AgentOptimisationHandle", "launch", "optimiser_available"]
+__all__ = ["AgentOptimisationHandle", "launch", "optimiser_available", "optimiser_config"]
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,8 @@ class AgentOptimisationHandle(TrainingHandle):
             raise JobFailed(f"the '{cfg['algorithm']}' optimiser is not installed")
         profile = await AgentService(self.ctx).profile(agent_id)
         incumbent = resources_of(profile)
-        version = resources_version(profile.config)
+        # Any edit of the agent from here on bumps its config_version and makes the promotion refuse.
+        config_version = profile.config_version
         train, heldout = await load_tasks(self.ctx, cfg, profile.type)
         self.evaluator = AgentEvaluator(self.ctx, profile)
         workdir = Path(self.job.workdir)
@@ -240,7 +242,7 @@ class AgentOptimisationHandle(TrainingHandle):
             evaluate=self.evaluator,
             observe=self.evaluator.observe,
             critic=LLMCritic(self.ctx, profile),
-            config=dict(cfg.get("options") or {}) | {"max_evaluations": int(cfg["max_evaluations"])},
+            config=optimiser_config(cfg, profile.config),
             report=self._report,
             should_stop=self._should_stop,
             workdir=workdir,
@@ -291,13 +293,17 @@ class AgentOptimisationHandle(TrainingHandle):
                     agent_id,
                     result.best,
                     decision,
-                    expected_version=version,
+                    expected_config_version=config_version,
                     experiment_id=experiment_id,
                     trigger_id=trigger_id,
                     actor=self.actor,
                 )
-            except Exception as exc:  # noqa: BLE001 - e.g. the resources changed meanwhile
+            except AppError as exc:  # e.g. RESOURCES_CHANGED: the agent was edited during the run
+                reason = f"not promoted: {exc.message}"
+                summary["refused"] = {"code": exc.code, "message": exc.message, "details": exc.details}
+            except Exception as exc:  # noqa: BLE001 - recorded as the reason, never a second promotion try
                 reason = f"not promoted: {exc}"
+                summary["refused"] = {"code": "PROMOTION_FAILED", "message": str(exc)}
         elif decision.promote:
             reason = "significant win; promotion disabled for this experiment (config.promote=false)"
         summary["promoted"] = promoted is not None
@@ -305,10 +311,21 @@ class AgentOptimisationHandle(TrainingHandle):
         summary["reason"] = reason
         self._updates.append({"type": "evaluation", **_jsonable(summary)})
         if trigger_id:
-            await triggers.finish_trigger(
-                trigger_id, "promoted" if promoted else "rejected", _jsonable({"reason": reason, **decision.as_dict()})
-            )
+            decided = {"reason": reason, **decision.as_dict()}
+            if "refused" in summary:
+                decided["refused"] = summary["refused"]
+            await triggers.finish_trigger(trigger_id, "promoted" if promoted else "rejected", _jsonable(decided))
         return {"status": "completed", "timesteps": self._evaluations(), "evaluation": _jsonable(summary)}
+
+
+def optimiser_config(cfg: Mapping[str, Any], agent_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The optimiser's ``ctx.config``: the experiment's ``options``, its budget, and the agent's
+    declared ``config.variants`` (what ``bandit`` chooses among) unless the options give their own."""
+    out = dict(cfg.get("options") or {})
+    if out.get("variants") is None and agent_config.get("variants"):
+        out["variants"] = list(agent_config["variants"])
+    out["max_evaluations"] = int(cfg["max_evaluations"])
+    return out
 
 
 def _jsonable(value: Any) -> Any:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from agentlightning.errors import Conflict
 from agentlightning.rl.auto.policy import PolicyService
@@ -101,13 +102,9 @@ class TriggerService:
         from agentlightning.agents.service import AgentService
         from agentlightning.rl.experiments import ExperimentService
 
-        await AgentService(self.ctx).get(agent_id)  # 404 AGENT_NOT_FOUND
-        if await self.in_flight(agent_id):
-            raise Conflict(
-                "AUTO_RL_RUNNING",
-                f"An Auto-RL optimisation of agent {agent_id} is already running",
-                details={"agent_id": agent_id},
-            )
+        agents = AgentService(self.ctx)
+        await agents.get(agent_id)  # 404 AGENT_NOT_FOUND
+        await self.reconcile()  # a trigger whose experiment ended no longer counts as running
         policy = await PolicyService(self.ctx).get(agent_id)
         algo = algorithm or policy.algorithm
         stats = stats or {}
@@ -122,9 +119,19 @@ class TriggerService:
             triggered_by=actor,
             decision={},
         )
+        # The check "nothing running for this agent" and the insert are one statement: the unique
+        # partial index ``uq_auto_rl_triggers_running`` refuses a second running row of an agent,
+        # so of two concurrent triggers exactly one starts a run.
         async with self.ctx.db.session() as s:
             s.add(row)
-            await s.commit()
+            try:
+                await s.commit()
+            except IntegrityError:
+                await s.rollback()
+                if await self.in_flight(agent_id):
+                    raise self._running(agent_id) from None
+                await agents.get(agent_id)  # deleted meanwhile: 404 AGENT_NOT_FOUND
+                raise
             trigger_id = row.id
         request = AgentExperimentCreate(
             name=f"auto-rl-agent{agent_id}-{trigger_id}-{utcnow().strftime('%Y%m%d%H%M%S')}",
@@ -148,6 +155,14 @@ class TriggerService:
             assert fresh is not None
             data = trigger_dict(fresh)
         return data
+
+    @staticmethod
+    def _running(agent_id: int) -> Conflict:
+        return Conflict(
+            "AUTO_RL_RUNNING",
+            f"An Auto-RL optimisation of agent {agent_id} is already running",
+            details={"agent_id": agent_id},
+        )
 
     async def finish_trigger(self, trigger_id: int, outcome: AutoRLOutcome, decision: dict[str, Any]) -> None:
         """Record how a trigger ended (only once: a running trigger moves, an ended one stays)."""

@@ -1,4 +1,5 @@
-"""Auto-RL's own tables (owned by ``agentlightning.rl.auto``, migration ``0015_auto_rl``).
+"""Auto-RL's own tables (owned by ``agentlightning.rl.auto``, migrations ``0015_auto_rl`` and
+``0019_one_running_trigger_per_agent``).
 
 - ``auto_rl_policies``: one row per agent that overrides the system configuration's ``auto_rl``
   block (a null column follows the system default);
@@ -14,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agentlightning.storage.models.base import Base
@@ -46,7 +47,17 @@ class AutoRLTrigger(Base):
     """One optimisation Auto-RL started for an agent."""
 
     __tablename__ = "auto_rl_triggers"
-    __table_args__ = (Index("idx_auto_rl_triggers_agent", "agent_id", "created_at"),)
+    __table_args__ = (
+        Index("idx_auto_rl_triggers_agent", "agent_id", "created_at"),
+        # At most one running optimisation per agent (migration ``0019_one_running_trigger_per_agent``).
+        Index(
+            "uq_auto_rl_triggers_running",
+            "agent_id",
+            unique=True,
+            postgresql_where=text("outcome = 'running'"),
+            sqlite_where=text("outcome = 'running'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
