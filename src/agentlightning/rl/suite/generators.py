@@ -244,7 +244,7 @@ def _format_item(i: int, rng: random.Random) -> tuple[str, dict[str, Any], str, 
     )
 
 
-def format_items(count: int = 60) -> list[SuiteItem]:
+def format_items(count: int = 120) -> list[SuiteItem]:
     """Tasks whose verifier requires the output format the task states."""
     rng = random.Random(SEED + 2)
     items = []
