@@ -222,3 +222,36 @@ async def test_apo_without_targeted_edits_keeps_the_incumbent(tmp_path: Path) ->
     ctx.train_tasks, ctx.observe = tasks, observe
     result = await APO().optimise(ctx)
     assert [c["origin"] for c in result.candidates] == ["incumbent", "critic"]
+
+
+async def test_apo_combines_the_edits_when_several_patterns_show(tmp_path: Path) -> None:
+    """Tool loops on some tasks and JSON answers on others: only both instructions together fix all."""
+    loop_fix, json_fix = PATTERNS["tool_loop"].instruction, PATTERNS["json_answer"].instruction
+    tasks = [
+        VerifiableTask(id=f"w{i}", prompt="Say OK.", verifier={"type": "exact", "expected": "OK"}) for i in range(6)
+    ]
+
+    async def observe(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[Observation]:
+        out = []
+        for i, _ in enumerate(batch):
+            if i % 2 and loop_fix not in resources.system_prompt:
+                out.append(Observation(reward=0.0, tool_calls=("datetime",) * 5, step_limit_reached=True))
+            elif not i % 2 and json_fix not in resources.system_prompt:
+                out.append(Observation(reward=0.0, answer='{"name": "say"}'))
+            else:
+                out.append(Observation(reward=1.0, answer="OK"))
+        return out
+
+    async def evaluate(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[float]:
+        return [o.reward for o in await observe(resources, batch)]
+
+    async def critic(messages: Sequence[Mapping[str, str]]) -> str:
+        return "<prompt>Be terse.</prompt>"
+
+    ctx, _ = make_ctx(tmp_path, critic, {"rounds": 1, "minibatch": 6, "branching": 1})
+    ctx.train_tasks, ctx.evaluate, ctx.observe = tasks, evaluate, observe
+    result = await APO().optimise(ctx)
+    origins = [c["origin"] for c in result.candidates]
+    assert origins[:2] == ["incumbent", "critic"] and "edit:json_answer+tool_loop" in origins[2:]
+    assert loop_fix in result.best.system_prompt and json_fix in result.best.system_prompt
+    assert result.best_score == 1.0

@@ -14,7 +14,7 @@ Search", Pryzant et al., 2023):
    expected) are named in the question, so a small critic need not find them itself.
 4. The critic then *rewrites* the prompt along that gradient, ``branching`` times per prompt.
    Each detected pattern also yields a *targeted edit*: the parent prompt plus the pattern's
-   instruction (``targeted_edits``; like the mutation operators of evolutionary prompt search, they
+   instruction (and, when several patterns were seen, one edit with all their instructions) (``targeted_edits``; like the mutation operators of evolutionary prompt search, they
    keep the search moving when the critic is a small local model that rewrites poorly).
 5. The new prompts are scored on the same minibatch; the best ``beam_width`` prompts of the beam
    and its children form the next beam.
@@ -294,18 +294,19 @@ async def expand(
         if prompt:
             children.append(Candidate(prompt=prompt, round=round_no, parent=parent_index, gradient=gradient))
     if cfg.targeted_edits:
-        for name in seen:
-            instruction = PATTERNS[name].instruction
-            if instruction not in parent.prompt:
-                children.append(
-                    Candidate(
-                        prompt=f"{parent.prompt}\n{instruction}"[: cfg.max_prompt_chars],
-                        round=round_no,
-                        parent=parent_index,
-                        gradient=PATTERNS[name].description,
-                        origin=f"edit:{name}",
-                    )
+        missing = [n for n in seen if PATTERNS[n].instruction not in parent.prompt]
+        # One edit per pattern, and one with all of them when several patterns were seen.
+        for names in [[n] for n in missing] + ([missing] if len(missing) > 1 else []):
+            instructions = "\n".join(PATTERNS[n].instruction for n in names)
+            children.append(
+                Candidate(
+                    prompt=f"{parent.prompt}\n{instructions}"[: cfg.max_prompt_chars],
+                    round=round_no,
+                    parent=parent_index,
+                    gradient="; ".join(PATTERNS[n].description for n in names),
+                    origin="edit:" + "+".join(names),
                 )
+            )
     return children
 
 
