@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from agentlightning.core.context import AppContext
 from agentlightning.rl.manager import ExperimentManager
+from agentlightning.settings import Settings
 from agentlightning.storage.models import RLExperiment
 
 
@@ -67,3 +68,18 @@ def tiny(algorithm: str, name: str, **overrides: Any) -> dict[str, Any]:
     from tests.unit.rl.helpers import tiny_config
 
     return {"name": name, **tiny_config(algorithm, **overrides)}
+
+
+def auto_rl_settings(
+    settings_factory: Callable[..., Settings], llm_base_url: str, tmp_path: Any, **overrides: Any
+) -> Settings:
+    """Settings of the Auto-RL tests: a quick manager, agents served by a scripted model at ``llm_base_url``."""
+    values: dict[str, Any] = {
+        "llm_base_url": llm_base_url,
+        "llm_model": "fake-model",
+        "rl_artifacts_dir": str(tmp_path / "rl"),
+        "rl_poll_interval_seconds": 0.1,
+        "rl_lease_seconds": 30,
+        "auto_rl_eval_concurrency": 4,
+    }
+    return settings_factory(**(values | overrides))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from statistics import mean
 from typing import Any
 
@@ -25,7 +25,7 @@ from agentlightning.rl.optimisers.base import OPTIMISERS, Optimiser, OptimiserCo
 from agentlightning.settings import Settings
 from tests.fake_llm_server import FakeLLMServer
 from tests.helpers import poll_until_finished
-from tests.integration.rl.helpers import retire_leftovers
+from tests.integration.rl.helpers import auto_rl_settings, retire_leftovers
 
 BASE_PROMPT = "You add two numbers."
 _SUM = re.compile(r"What is (\d+) \+ (\d+)\?")
@@ -102,34 +102,13 @@ def scripted_llm() -> Iterator[FakeLLMServer]:
 @pytest.fixture
 def settings(settings_factory: Callable[..., Settings], scripted_llm: FakeLLMServer, tmp_path: Any) -> Settings:
     """Fast manager and monitor; agents served by the scripted model."""
-    return settings_factory(
-        llm_base_url=scripted_llm.base_url,
-        llm_model="fake-model",
-        rl_artifacts_dir=str(tmp_path / "rl"),
-        rl_poll_interval_seconds=0.1,
-        rl_lease_seconds=30,
-        auto_rl_poll_seconds=0.2,
-        auto_rl_eval_concurrency=4,
-    )
+    return auto_rl_settings(settings_factory, scripted_llm.base_url, tmp_path, auto_rl_poll_seconds=0.2)
 
 
 @pytest.fixture(autouse=True)
 def stub_optimiser(monkeypatch: pytest.MonkeyPatch) -> None:
     """The stub stands in for ``apo`` in this module."""
     monkeypatch.setitem(OPTIMISERS, "apo", StubOptimiser)
-
-
-@pytest.fixture
-async def manager(ctx: AppContext) -> AsyncIterator[ExperimentManager]:
-    """The RL manager running in the test's app."""
-    await retire_leftovers(ctx)
-    service = ExperimentManager(ctx.settings)
-    await service.start(ctx)
-    ctx.services["rl"] = service
-    yield service
-    ctx.services.pop("rl", None)
-    await service.stop()
-    await retire_leftovers(ctx)
 
 
 async def _agent(client: httpx.AsyncClient, headers: dict[str, str], name: str) -> dict[str, Any]:

@@ -8,18 +8,17 @@ system prompt it adds right, with ``BAD`` it is always off by one, otherwise rig
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from agentlightning.core.context import AppContext
 from agentlightning.rl.manager import ExperimentManager
 from agentlightning.settings import Settings
 from tests.fake_llm_server import FakeLLMServer
 from tests.helpers import poll_until_finished
-from tests.integration.rl.helpers import running_manager
+from tests.integration.rl.helpers import auto_rl_settings
 from tests.integration.rl.test_auto_rl import BASE_PROMPT, HELDOUT_EVEN, HELDOUT_ODD, TRAIN, _script
 
 GOOD = {"name": "good", "system_prompt": f"{BASE_PROMPT} GOOD", "temperature": 0.0}
@@ -36,21 +35,7 @@ def scripted_llm() -> Iterator[FakeLLMServer]:
 @pytest.fixture
 def settings(settings_factory: Callable[..., Settings], scripted_llm: FakeLLMServer, tmp_path: Any) -> Settings:
     """Fast manager; agents served by the scripted model."""
-    return settings_factory(
-        llm_base_url=scripted_llm.base_url,
-        llm_model="fake-model",
-        rl_artifacts_dir=str(tmp_path / "rl"),
-        rl_poll_interval_seconds=0.1,
-        rl_lease_seconds=30,
-        auto_rl_eval_concurrency=4,
-    )
-
-
-@pytest.fixture
-async def manager(ctx: AppContext) -> AsyncIterator[ExperimentManager]:
-    """The RL manager running in the test's app."""
-    async with running_manager(ctx) as service:
-        yield service
+    return auto_rl_settings(settings_factory, scripted_llm.base_url, tmp_path)
 
 
 async def _run_bandit(

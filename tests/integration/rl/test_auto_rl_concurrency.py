@@ -9,7 +9,7 @@ optimiser here holds the run after reading the incumbent until the test lets it 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from statistics import mean
 from typing import Any
 
@@ -27,7 +27,7 @@ from agentlightning.rl.optimisers.base import OPTIMISERS, Optimiser, OptimiserCo
 from agentlightning.settings import Settings
 from tests.fake_llm_server import FakeLLMServer
 from tests.helpers import poll_until_finished
-from tests.integration.rl.helpers import retire_leftovers
+from tests.integration.rl.helpers import auto_rl_settings, retire_leftovers
 from tests.integration.rl.test_auto_rl import BASE_PROMPT, HELDOUT_ODD, TRAIN, _script
 
 #: Per test: set once the held run has read its incumbent; set by the test to let it go on.
@@ -58,33 +58,13 @@ def scripted_llm() -> Iterator[FakeLLMServer]:
 @pytest.fixture
 def settings(settings_factory: Callable[..., Settings], scripted_llm: FakeLLMServer, tmp_path: Any) -> Settings:
     """Fast manager; agents served by the scripted model."""
-    return settings_factory(
-        llm_base_url=scripted_llm.base_url,
-        llm_model="fake-model",
-        rl_artifacts_dir=str(tmp_path / "rl"),
-        rl_poll_interval_seconds=0.1,
-        rl_lease_seconds=30,
-        auto_rl_eval_concurrency=4,
-    )
+    return auto_rl_settings(settings_factory, scripted_llm.base_url, tmp_path)
 
 
 @pytest.fixture(autouse=True)
 def held_optimiser(monkeypatch: pytest.MonkeyPatch) -> None:
     """The held stub stands in for ``apo`` in this module."""
     monkeypatch.setitem(OPTIMISERS, "apo", HeldOptimiser)
-
-
-@pytest.fixture
-async def manager(ctx: AppContext) -> AsyncIterator[ExperimentManager]:
-    """The RL manager running in the test's app."""
-    await retire_leftovers(ctx)
-    service = ExperimentManager(ctx.settings)
-    await service.start(ctx)
-    ctx.services["rl"] = service
-    yield service
-    ctx.services.pop("rl", None)
-    await service.stop()
-    await retire_leftovers(ctx)
 
 
 async def _agent(client: httpx.AsyncClient, headers: dict[str, str], name: str) -> dict[str, Any]:

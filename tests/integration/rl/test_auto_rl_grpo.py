@@ -13,7 +13,7 @@ policy's ``alpha``; training quality is not what this test is about, test_grpo.p
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -29,7 +29,7 @@ from agentlightning.rl.manager import ExperimentManager
 from agentlightning.settings import Settings
 from tests.fake_llm_server import FakeLLMServer
 from tests.helpers import poll_until_finished
-from tests.integration.rl.helpers import running_manager
+from tests.integration.rl.helpers import auto_rl_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -63,23 +63,15 @@ def silent_llm() -> Iterator[FakeLLMServer]:
 @pytest.fixture
 def settings(settings_factory: Callable[..., Settings], silent_llm: FakeLLMServer, tmp_path: Path) -> Settings:
     """The silent upstream for the agent, SmolLM2 for adapters (as make install left it), short answers."""
-    return settings_factory(
-        llm_base_url=silent_llm.base_url,
-        llm_model="fake-model",
+    return auto_rl_settings(
+        settings_factory,
+        silent_llm.base_url,
+        tmp_path,
         local_model="smollm2-135m",
         local_model_max_new_tokens=8,
-        rl_artifacts_dir=str(tmp_path / "rl"),
-        rl_poll_interval_seconds=0.1,
         rl_lease_seconds=120,
         auto_rl_eval_concurrency=1,
     )
-
-
-@pytest.fixture
-async def manager(ctx: AppContext) -> AsyncIterator[ExperimentManager]:
-    """The RL manager running in the test's app."""
-    async with running_manager(ctx) as service:
-        yield service
 
 
 async def _serve(ctx: AppContext, agent_id: int) -> tuple[str, str]:
