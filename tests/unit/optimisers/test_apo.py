@@ -167,6 +167,11 @@ def test_failure_patterns_are_read_off_the_runs() -> None:
     assert detect_pattern(exact, Observation(reward=0.0, answer="Sure! The word is ALPHA.")) == "extra_text"
     assert detect_pattern(exact, Observation(reward=0.0, answer='{"name": "format"}')) == "json_answer"
     assert detect_pattern(schema, Observation(reward=0.0, answer='{"a": 1}')) is None
+    imitation = '```json\n{"name": "age", "arguments": {"age": 32}}\n```'
+    assert detect_pattern(schema, Observation(reward=0.0, answer=imitation)) == "tool_call_text"
+    assert (
+        detect_pattern(exact, Observation(reward=0.0, answer='{"name": "sort", "arguments": [1]}')) == "tool_call_text"
+    )
     assert detect_pattern(exact, Observation(reward=0.0, answer="BETA")) is None
     failures = [(exact, loop), (exact, loop), (exact, Observation(reward=0.0, answer="It is ALPHA"))]
     assert patterns_seen(failures) == ["tool_loop", "extra_text"]

@@ -160,6 +160,12 @@ PATTERNS: dict[str, FailurePattern] = {
             "no explanation, no quotes and no code fences.",
         ),
         FailurePattern(
+            "tool_call_text",
+            "the agent wrote an imitation of a tool call (a JSON object with a name and arguments) as its answer",
+            "Never write a tool call as your answer. Your final answer is what the task asks for, in the form "
+            "the task asks for it.",
+        ),
+        FailurePattern(
             "json_answer",
             "the agent wrote a JSON object as its answer where plain text was expected",
             "Write your final answer as plain text, not as a JSON object, unless the task asks for JSON.",
@@ -174,6 +180,8 @@ def detect_pattern(task: VerifiableTask, observation: Observation) -> str | None
     if not answer and (observation.step_limit_reached or len(observation.tool_calls) >= 2):
         return "tool_loop"
     kind = task.verifier.get("type")
+    if _looks_like_tool_call(answer):
+        return "tool_call_text"
     if answer.startswith("{") and kind != "json_schema":
         return "json_answer"
     expected = task.verifier.get("expected")
@@ -181,6 +189,19 @@ def detect_pattern(task: VerifiableTask, observation: Observation) -> str | None
         if expected.strip().lower() in answer.lower():
             return "extra_text"
     return None
+
+
+_FENCE = re.compile(r"^```[a-zA-Z]*\s*(.*?)\s*```$", re.DOTALL)
+
+
+def _looks_like_tool_call(answer: str) -> bool:
+    """True for an answer that is a JSON object ``{"name": ..., "arguments": ...}`` (fenced or not)."""
+    match = _FENCE.match(answer)
+    try:
+        value = json.loads(match.group(1) if match else answer)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and "name" in value and "arguments" in value
 
 
 def patterns_seen(failures: Sequence[tuple[VerifiableTask, Observation]]) -> list[str]:
