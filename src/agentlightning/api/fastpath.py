@@ -18,13 +18,14 @@ path and query parameters. For such a *plain* route (see :func:`plain_route`),
 
 Nothing about the route changes otherwise: its ``dependant`` (what ``/openapi.json`` and the
 permission walkers read), its response model and its responses are the ones declared. A request
-that FastAPI would treat differently takes the route's original app: when
-``app.dependency_overrides`` is set (tests) or FastAPI's request telemetry is on.
+that FastAPI would treat differently takes the route's original app (:attr:`DirectRoute.fallback`):
+when the route's dependency-overrides provider has overrides, or FastAPI's request telemetry is on.
+``tests/integration/core/test_fastpath.py`` compares the two apps' answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -109,8 +110,8 @@ def _constant_empty_query(fields: list[ModelField]) -> dict[str, Any] | None:
     return values
 
 
-def fast_app(route: APIRoute, app: FastAPI, fallback: ASGIApp) -> ASGIApp:
-    """The ASGI app serving a :func:`plain_route` (``fallback`` is the route's original app)."""
+def _direct_handler(route: APIRoute) -> Callable[[Request], Awaitable[Response]]:
+    """``request -> response`` for a :func:`plain_route`, as FastAPI's handler computes it."""
     dependant = route.dependant
     endpoint = dependant.call
     assert endpoint is not None
@@ -190,11 +191,25 @@ def fast_app(route: APIRoute, app: FastAPI, fallback: ASGIApp) -> ASGIApp:
             response.body = b""
         return response
 
-    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-        if app.dependency_overrides or "fastapi.telemetry" in scope:
-            await fallback(scope, receive, send)
+    return handle
+
+
+class DirectRoute:
+    """The ASGI app of a :func:`plain_route`; ``fallback`` is the route's own (FastAPI's) app."""
+
+    def __init__(self, route: APIRoute, fallback: ASGIApp) -> None:
+        self.route = route
+        self.fallback = fallback
+        self.handle = _direct_handler(route)
+        self._overrides = route.dependency_overrides_provider  # whose overrides FastAPI's handler reads
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        overrides = self._overrides
+        if (overrides is not None and overrides.dependency_overrides) or "fastapi.telemetry" in scope:
+            await self.fallback(scope, receive, send)
             return
         request = Request(scope, receive, send)
+        handle = self.handle
 
         async def respond(scope: Scope, receive: Receive, send: Send) -> None:
             response = await handle(request)
@@ -203,14 +218,12 @@ def fast_app(route: APIRoute, app: FastAPI, fallback: ASGIApp) -> ASGIApp:
         # As Starlette's request_response: the app's exception handlers answer what the route raised.
         await wrap_app_handling_exceptions(respond, request)(scope, receive, send)
 
-    return serve
-
 
 def install_fast_handlers(app: FastAPI) -> list[APIRoute]:
-    """Serve every :func:`plain_route` of ``app`` with :func:`fast_app`; the routes so served."""
+    """Serve every :func:`plain_route` of ``app`` with a :class:`DirectRoute`; the routes so served."""
     served = []
     for route in app.router.routes:
-        if isinstance(route, APIRoute) and plain_route(route):
-            route.app = fast_app(route, app, route.app)
+        if isinstance(route, APIRoute) and plain_route(route) and not isinstance(route.app, DirectRoute):
+            route.app = DirectRoute(route, route.app)
             served.append(route)
     return served
