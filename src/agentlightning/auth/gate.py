@@ -168,6 +168,21 @@ class LoopMemoryStorage(SyncMemoryStorage):
         return True
 
 
+#: One round trip for an authenticated request: KEYS = blacklist entry, user record, then limits'
+#: previous and current window keys; ARGV = limit, window seconds, cost. Returns
+#: {revoked 0/1, the record or nil, allowed 0/1}. ``--ACQUIRE--`` becomes limits' own script.
+ADMIT_LUA = """
+local revoked = redis.call('exists', KEYS[1])
+local record = redis.call('get', KEYS[2])
+local function acquire(KEYS, ARGV)
+--ACQUIRE--
+end
+local allowed = acquire({KEYS[3], KEYS[4]}, {ARGV[1], ARGV[2], ARGV[3]})
+if allowed then allowed = 1 else allowed = 0 end
+return {revoked, record, allowed}
+"""
+
+
 class AuthGate:
     """Per process context: the claims cache, the rate limiter and the one-round-trip check."""
 
@@ -208,6 +223,7 @@ class AuthGate:
             "account_address": parse(settings.login_failures_per_account_address),
         }
         self._warned_at = 0.0
+        self._admit: Any = None  # the registered admission script (Redis only), made on first use
         #: Authenticated API keys by hash: (monotonic expiry, principal), AUTH_API_KEY_CACHE_SECONDS.
         self.api_keys: dict[str, tuple[float, Any]] = {}
         # In-process mode: parsed user records, dropped whenever the SQLite files change (another
@@ -305,27 +321,29 @@ class AuthGate:
             return False, None, None
         prefixed = self._window_keys(self._key("user", str(user_id)))
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.exists(blacklist)
-                pipe.get(record_key)
-                pipe.evalsha(self._acquire_sha(), 2, *prefixed, item.amount, item.get_expiry(), 1)
-                results = await pipe.execute(raise_on_error=False)
+            results = await self._admit_script()(
+                keys=[blacklist, record_key, *prefixed], args=[item.amount, item.get_expiry(), 1]
+            )
         except (RedisError, OSError, TimeoutError) as exc:
             cache.mark_failed("auth_check", exc)
             return False, None, None
         revoked_raw, record_raw, acquired = results
-        if isinstance(revoked_raw, Exception) or isinstance(record_raw, Exception):
-            cache.mark_failed("auth_check", revoked_raw if isinstance(revoked_raw, Exception) else record_raw)
-            return False, None, None
         record = cache.decode_json(record_raw, stat="user_profile")
-        if isinstance(acquired, NoScriptError):  # Redis restarted and forgot the script: use limits once
-            allowed = await self._hit(item, "user", str(user_id))
-        elif isinstance(acquired, Exception):
-            self._store_down(acquired)
-            allowed = None
-        else:
-            allowed = bool(acquired)
-        return bool(revoked_raw), record, allowed
+        return bool(revoked_raw), record, bool(acquired)
+
+    def _admit_script(self) -> Any:
+        """The one-round-trip check as a registered script (redis-py loads it again if Redis
+        forgot it): ``EXISTS`` of the blacklist entry, ``GET`` of the user's record, and
+        ``limits``' own sliding-window acquisition, its Lua source run as a function on the
+        library's own keys, so ``limits``' ``get_window_stats`` and ``clear`` see the same counter."""
+        if self._admit is None:
+            storage = self.storage
+            assert isinstance(storage, LimitsRedisStorage)
+            acquire = storage.bridge.lua_acquire_sliding_window.script  # type: ignore[attr-defined]
+            if isinstance(acquire, bytes):
+                acquire = acquire.decode()
+            self._admit = self._redis.register_script(ADMIT_LUA.replace("--ACQUIRE--", acquire))
+        return self._admit
 
     def _window_keys(self, key: str) -> tuple[str, str]:
         """limits' (previous, current) sliding-window keys for ``key``, with its prefix."""
@@ -359,6 +377,16 @@ class AuthGate:
                 return self._memory.acquire_sliding_window_entry(
                     self._key(scope, identity), item.amount, item.get_expiry()
                 )
+            if self.ctx.cache.healthy:
+                # limits' own script and keys, called directly (as in admit): one EVALSHA.
+                keys = self._window_keys(self._key(scope, identity))
+                try:
+                    acquired = await self._redis.evalsha(
+                        self._acquire_sha(), 2, *keys, item.amount, item.get_expiry(), 1
+                    )
+                except NoScriptError:  # Redis restarted and forgot the script: limits loads it
+                    return await self.strategy.hit(item, self.namespace, scope, identity)
+                return bool(acquired)
             return await self.strategy.hit(item, self.namespace, scope, identity)
         except Exception as exc:  # the store is down: serve rather than refuse everyone
             self._store_down(exc)
