@@ -72,7 +72,7 @@ def _request_only(dependant: Dependant) -> bool:
 
 
 def plain_route(route: APIRoute) -> bool:
-    """True when ``route`` can be served by :func:`fast_app` with FastAPI's exact behaviour: an
+    """True when ``route`` can be served by :class:`DirectRoute` with FastAPI's exact behaviour: an
     ``async`` endpoint with no body, no streaming, no ``Response``/``BackgroundTasks``/
     ``SecurityScopes`` parameter, and only request-only dependencies (each at most once)."""
     dependant = route.dependant

@@ -7,7 +7,7 @@ The request path's hot spot, so it does only the work a request needs:
 * Revocation is still checked on every request: the ``jwt:blacklist:{hash}`` entry, and the
   user's cached record (role, active flag, ``tokens_valid_after``), which every change of the user
   rewrites. With Redis both lookups and the caller's rate-limit counter (``limits``' own sliding
-  window Lua script, by its SHA) travel in ONE pipelined round trip.
+  window Lua script, run inside :data:`ADMIT_LUA`) are ONE command, one round trip.
 * Redis unreachable: the database answers for revocation and the user, and the limiter lets the
   request through (fail open), as before.
 """
@@ -53,8 +53,9 @@ V = TypeVar("V")
 
 
 class ExpiringMap(Generic[K, V]):
-    """A bounded dictionary whose entries expire at a time of their own: a hit is one dictionary
-    lookup and one comparison. When full, expired entries go first, then the oldest ones."""
+    """A bounded dictionary whose entries expire at a time of their own (POSIX seconds): a hit is
+    one dictionary lookup and one comparison. When full, expired entries go first, then the oldest
+    ones (in place of ``cachetools.TLRUCache``, whose lookups cost a dozen Python calls)."""
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
@@ -81,13 +82,6 @@ class ExpiringMap(Generic[K, V]):
             while len(data) >= self.maxsize:
                 del data[next(iter(data))]
         data[key] = (expires_at, value)
-
-    def pop(self, key: K) -> None:
-        """Forget ``key``."""
-        self._data.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 class LoopMemoryStorage(SyncMemoryStorage):
