@@ -23,6 +23,7 @@ from agentlightning import __version__
 from agentlightning.api.deps import exposed
 from agentlightning.api.envelope import FastJSONResponse, error_response, validation_error_body
 from agentlightning.api.errors import headers_for, status_for
+from agentlightning.api.fastpath import install_fast_handlers
 from agentlightning.api.middleware import GatewayMiddleware, install_log_redaction
 from agentlightning.api.openai_errors import (
     is_openai_path,
@@ -273,6 +274,7 @@ def create_app(settings: Settings | None = None, *, start_background: bool | Non
         )
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_request_body_bytes)
     add_routes_flat(app, ROUTERS)
+    install_fast_handlers(app)
     install_static_route_index(app.router)
     install_openapi(app)
     if tracing_requested(settings):

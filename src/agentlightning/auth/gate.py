@@ -7,7 +7,7 @@ The request path's hot spot, so it does only the work a request needs:
 * Revocation is still checked on every request: the ``jwt:blacklist:{hash}`` entry, and the
   user's cached record (role, active flag, ``tokens_valid_after``), which every change of the user
   rewrites. With Redis both lookups and the caller's rate-limit counter (``limits``' own sliding
-  window Lua script, by its SHA) travel in ONE pipelined round trip.
+  window Lua script, run inside :data:`ADMIT_LUA`) are ONE command, one round trip.
 * Redis unreachable: the database answers for revocation and the user, and the limiter lets the
   request through (fail open), as before.
 """
@@ -19,9 +19,8 @@ import math
 import os
 import time
 import weakref
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from cachetools import TLRUCache
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage as LimitsRedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
@@ -44,6 +43,45 @@ log = logging.getLogger(__name__)
 
 #: Longest a verified token's claims stay in memory (its own expiry comes first when sooner).
 CLAIMS_TTL_SECONDS = 300.0
+
+
+#: How many limits keys (one per scope and identity) are remembered before the memo starts over.
+KEY_MEMO_SIZE = 100_000
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class ExpiringMap(Generic[K, V]):
+    """A bounded dictionary whose entries expire at a time of their own (POSIX seconds): a hit is
+    one dictionary lookup and one comparison. When full, expired entries go first, then the oldest
+    ones (in place of ``cachetools.TLRUCache``, whose lookups cost a dozen Python calls)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._data: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K, now: float) -> V | None:
+        """The live value of ``key`` at time ``now`` (an expired entry is dropped), or None."""
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= now:
+            self._data.pop(key, None)
+            return None
+        return entry[1]
+
+    def put(self, key: K, value: V, expires_at: float) -> None:
+        """Keep ``value`` under ``key`` until ``expires_at`` (same clock as :meth:`get`'s ``now``)."""
+        data = self._data
+        data.pop(key, None)
+        if len(data) >= self.maxsize:
+            now = time.time()
+            for stale in [k for k, (at, _) in data.items() if at <= now]:
+                del data[stale]
+            while len(data) >= self.maxsize:
+                del data[next(iter(data))]
+        data[key] = (expires_at, value)
 
 
 class LoopMemoryStorage(SyncMemoryStorage):
@@ -74,22 +112,69 @@ class LoopMemoryStorage(SyncMemoryStorage):
             self.expirations.pop(key, None)
             self.locks.pop(key, None)
 
-    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
-        """Add ``amount`` to ``key``'s counter (a fresh counter expires in ``expiry`` seconds)."""
+    def _live(self, key: str, now: float) -> int:
+        """``key``'s counter, dropped first if it has expired (``limits``' ``get``, unwrapped)."""
+        if self.expirations.get(key, 0) <= now:
+            self.storage.pop(key, None)
+            self.expirations.pop(key, None)
+            self.locks.pop(key, None)
+        return self.storage.get(key, 0)
+
+    def _add(self, key: str, expiry: float, amount: int) -> int:
         self._sweep()
-        self.get(key)  # drops the counter if it has expired
+        self._live(key, time.time())
         with self.locks[key]:
             self.storage[key] += amount
             if self.storage[key] == amount:
                 self.expirations[key] = time.time() + expiry
         return self.storage.get(key, 0)
 
+    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        """Add ``amount`` to ``key``'s counter (a fresh counter expires in ``expiry`` seconds)."""
+        return self._add(key, expiry, amount)
+
     def decr(self, key: str, amount: int = 1) -> int:
         """Take ``amount`` from ``key``'s counter (never below zero)."""
-        self.get(key)
+        self._live(key, time.time())
         with self.locks[key]:
             self.storage[key] = max(self.storage[key] - amount, 0)
         return self.storage.get(key, 0)
+
+    def acquire_sliding_window_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        """``limits``' sliding-window acquisition, step for step (the same keys, weights and race
+        handling), without its per-call wrappers: one hit is a handful of dictionary operations."""
+        if amount > limit:
+            return False
+        now = time.time()
+        previous_key, current_key = self.sliding_window_keys(key, expiry, now)
+        previous_count = self._live(previous_key, now)
+        current_count = self._live(current_key, now)
+        previous_ttl = 0.0 if previous_count == 0 else (1 - (((now - expiry) / expiry) % 1)) * expiry
+        weighted_count = previous_count * previous_ttl / expiry + current_count
+        if math.floor(weighted_count) + amount > limit:
+            return False
+        # Hit: count it in the current window (a new counter lives for twice the window).
+        current_count = self._add(current_key, 2 * expiry, amount)
+        weighted_count = previous_count * previous_ttl / expiry + current_count
+        if math.floor(weighted_count) > limit:
+            self.decr(current_key, amount)  # another hit won the race: take this one back
+            return False
+        return True
+
+
+#: One round trip for an authenticated request: KEYS = blacklist entry, user record, then limits'
+#: previous and current window keys; ARGV = limit, window seconds, cost. Returns
+#: {revoked 0/1, the record or nil, allowed 0/1}. ``--ACQUIRE--`` becomes limits' own script.
+ADMIT_LUA = """
+local revoked = redis.call('exists', KEYS[1])
+local record = redis.call('get', KEYS[2])
+local function acquire(KEYS, ARGV)
+--ACQUIRE--
+end
+local allowed = acquire({KEYS[3], KEYS[4]}, {ARGV[1], ARGV[2], ARGV[3]})
+if allowed then allowed = 1 else allowed = 0 end
+return {revoked, record, allowed}
+"""
 
 
 class AuthGate:
@@ -100,11 +185,7 @@ class AuthGate:
         self.ctx = ctx
         self.secret = settings.jwt_secret
         self.issuer = settings.jwt_issuer
-        self.claims: TLRUCache[str, AccessClaims] = TLRUCache(
-            maxsize=max(settings.auth_claims_cache_size, 1),
-            ttu=lambda _key, value, now: min(value.exp, now + CLAIMS_TTL_SECONDS),
-            timer=time.time,
-        )
+        self.claims: ExpiringMap[str, AccessClaims] = ExpiringMap(max(settings.auth_claims_cache_size, 1))
         self.cache_claims = settings.auth_claims_cache_size > 0
         self.namespace = settings.agl_events_prefix
         self.storage: Any = None  # limits' async storage (Redis), typed loosely by the library
@@ -127,9 +208,7 @@ class AuthGate:
             self._sync_strategy = SyncSlidingWindowCounterRateLimiter(self._memory)
         if self.storage is not None:
             self.strategy = SlidingWindowCounterRateLimiter(self.storage)
-        self._keys: TLRUCache[tuple[str, str], str] = TLRUCache(
-            maxsize=100_000, ttu=lambda _k, _v, now: now + 3600.0, timer=time.monotonic
-        )
+        self._keys: dict[tuple[str, str], str] = {}
         self.limits: dict[str, RateLimitItem] = {
             "user": parse(settings.rate_limit_default),
             "anonymous": parse(settings.rate_limit_anonymous),
@@ -138,6 +217,7 @@ class AuthGate:
             "account_address": parse(settings.login_failures_per_account_address),
         }
         self._warned_at = 0.0
+        self._admit: Any = None  # the registered admission script (Redis only), made on first use
         #: Authenticated API keys by hash: (monotonic expiry, principal), AUTH_API_KEY_CACHE_SECONDS.
         self.api_keys: dict[str, tuple[float, Any]] = {}
         # In-process mode: parsed user records, dropped whenever the SQLite files change (another
@@ -207,12 +287,13 @@ class AuthGate:
     def verify(self, token: str) -> tuple[AccessClaims, str]:
         """The token's verified claims and its SHA-256 (signature checked once per process)."""
         digest = cache_keys.token_hash(token)
-        claims = self.claims.get(digest) if self.cache_claims else None
+        now = time.time()
+        claims = self.claims.get(digest, now) if self.cache_claims else None
         if claims is None:
             claims = tokens.decode_access_token(token, secret=self.secret, issuer=self.issuer)
             if self.cache_claims:
-                self.claims[digest] = claims
-        elif claims.exp <= time.time():  # the cache drops it at expiry; this is the exact check
+                self.claims.put(digest, claims, min(claims.exp, now + CLAIMS_TTL_SECONDS))
+        elif claims.exp <= now:  # the map drops it at expiry; this is the exact check
             raise Unauthorized("TOKEN_EXPIRED", "The access token has expired")
         return claims, digest
 
@@ -234,27 +315,29 @@ class AuthGate:
             return False, None, None
         prefixed = self._window_keys(self._key("user", str(user_id)))
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.exists(blacklist)
-                pipe.get(record_key)
-                pipe.evalsha(self._acquire_sha(), 2, *prefixed, item.amount, item.get_expiry(), 1)
-                results = await pipe.execute(raise_on_error=False)
+            results = await self._admit_script()(
+                keys=[blacklist, record_key, *prefixed], args=[item.amount, item.get_expiry(), 1]
+            )
         except (RedisError, OSError, TimeoutError) as exc:
             cache.mark_failed("auth_check", exc)
             return False, None, None
         revoked_raw, record_raw, acquired = results
-        if isinstance(revoked_raw, Exception) or isinstance(record_raw, Exception):
-            cache.mark_failed("auth_check", revoked_raw if isinstance(revoked_raw, Exception) else record_raw)
-            return False, None, None
         record = cache.decode_json(record_raw, stat="user_profile")
-        if isinstance(acquired, NoScriptError):  # Redis restarted and forgot the script: use limits once
-            allowed = await self._hit(item, "user", str(user_id))
-        elif isinstance(acquired, Exception):
-            self._store_down(acquired)
-            allowed = None
-        else:
-            allowed = bool(acquired)
-        return bool(revoked_raw), record, allowed
+        return bool(revoked_raw), record, bool(acquired)
+
+    def _admit_script(self) -> Any:
+        """The one-round-trip check as a registered script (redis-py loads it again if Redis
+        forgot it): ``EXISTS`` of the blacklist entry, ``GET`` of the user's record, and
+        ``limits``' own sliding-window acquisition, its Lua source run as a function on the
+        library's own keys, so ``limits``' ``get_window_stats`` and ``clear`` see the same counter."""
+        if self._admit is None:
+            storage = self.storage
+            assert isinstance(storage, LimitsRedisStorage)
+            acquire = storage.bridge.lua_acquire_sliding_window.script  # type: ignore[attr-defined]
+            if isinstance(acquire, bytes):
+                acquire = acquire.decode()
+            self._admit = self._redis.register_script(ADMIT_LUA.replace("--ACQUIRE--", acquire))
+        return self._admit
 
     def _window_keys(self, key: str) -> tuple[str, str]:
         """limits' (previous, current) sliding-window keys for ``key``, with its prefix."""
@@ -277,6 +360,8 @@ class AuthGate:
         key = self._keys.get((scope, identity))
         if key is None:
             key = self.limits[scope].key_for(self.namespace, scope, identity)
+            if len(self._keys) >= KEY_MEMO_SIZE:
+                self._keys.clear()  # a key is cheap to rebuild; this only bounds the memory
             self._keys[(scope, identity)] = key
         return key
 
@@ -286,6 +371,16 @@ class AuthGate:
                 return self._memory.acquire_sliding_window_entry(
                     self._key(scope, identity), item.amount, item.get_expiry()
                 )
+            if self.ctx.cache.healthy:
+                # limits' own script and keys, called directly (as in admit): one EVALSHA.
+                keys = self._window_keys(self._key(scope, identity))
+                try:
+                    acquired = await self._redis.evalsha(
+                        self._acquire_sha(), 2, *keys, item.amount, item.get_expiry(), 1
+                    )
+                except NoScriptError:  # Redis restarted and forgot the script: limits loads it
+                    return await self.strategy.hit(item, self.namespace, scope, identity)
+                return bool(acquired)
             return await self.strategy.hit(item, self.namespace, scope, identity)
         except Exception as exc:  # the store is down: serve rather than refuse everyone
             self._store_down(exc)

@@ -10,6 +10,7 @@ import asyncio
 import fnmatch
 import json
 import logging
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -17,10 +18,23 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agentlightning.observability import metrics
 
 log = logging.getLogger(__name__)
+
+
+#: ``cache_lookups_total`` children by (namespace, hit): the labels are resolved once, not per lookup.
+_LOOKUP_CHILDREN: dict[tuple[str, bool], Any] = {}
+
+
+def _count_lookup(namespace: str, hit: bool) -> None:
+    child = _LOOKUP_CHILDREN.get((namespace, hit))
+    if child is None:
+        child = metrics.CACHE_LOOKUPS.labels(namespace=namespace, result="hit" if hit else "miss")
+        _LOOKUP_CHILDREN[(namespace, hit)] = child
+    child.inc()
 
 
 class Cache(ABC):
@@ -73,7 +87,7 @@ class Cache(ABC):
         if stat is not None:
             hit = value is not None
             (self.hits if hit else self.misses)[stat] += 1
-            metrics.CACHE_LOOKUPS.labels(namespace=stat, result="hit" if hit else "miss").inc()
+            _count_lookup(stat, hit)
         return value
 
     async def get_json(self, key: str, *, stat: str | None = None) -> Any:
@@ -95,7 +109,7 @@ class Cache(ABC):
         if stat is not None:
             hit = raw is not None
             (self.hits if hit else self.misses)[stat] += 1
-            metrics.CACHE_LOOKUPS.labels(namespace=stat, result="hit" if hit else "miss").inc()
+            _count_lookup(stat, hit)
         if raw is None:
             return None
         try:
@@ -186,6 +200,39 @@ class MemoryCache(Cache):
         return [k for k in list(self._data) if fnmatch.fnmatchcase(k, pattern) and self._live(k) is not None]
 
 
+class ScopedWriteTimeoutConnection(aioredis.Connection):
+    """redis-py's TCP connection, its write timeout applied as an ``asyncio.timeout`` scope.
+
+    redis-py bounds each write with ``asyncio.wait_for``, which on Python 3.11 runs the write in a
+    new Task and costs the event loop an extra pass on every command (from 3.12 on ``wait_for``
+    is itself such a scope). The bound is the same: ``socket_timeout`` seconds, after which the
+    connection is dropped and ``redis.exceptions.TimeoutError`` raised, as redis-py does.
+    """
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        timeout = self.socket_timeout
+        if not timeout:
+            await super().send_packed_command(command, check_health)
+            return
+        self.socket_timeout = None  # redis-py then writes directly; the scope below is the bound
+        try:
+            async with asyncio.timeout(timeout):  # only used on Python 3.11 (see _connection_options)
+                await super().send_packed_command(command, check_health)
+        except TimeoutError:
+            await self.disconnect(nowait=True)
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        finally:
+            self.socket_timeout = timeout
+
+
+def _connection_options(url: str) -> dict[str, Any]:
+    """The client's connection class: :class:`ScopedWriteTimeoutConnection` for plain TCP on
+    Python 3.11, redis-py's own otherwise (TLS and unix sockets pick theirs from the URL)."""
+    if (3, 11) <= sys.version_info < (3, 12) and url.startswith("redis://"):
+        return {"connection_class": ScopedWriteTimeoutConnection}
+    return {}
+
+
 class RedisCache(Cache):
     """Redis-backed cache shared by every API and worker process."""
 
@@ -204,6 +251,7 @@ class RedisCache(Cache):
             socket_connect_timeout=1.0,
             health_check_interval=15,
             retry_on_timeout=False,
+            **_connection_options(url),
         )
         self._down_until = 0.0
         self._failures = 0

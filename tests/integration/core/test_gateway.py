@@ -12,7 +12,9 @@ from fastapi import Depends
 from agentlightning.api.app import create_app
 from agentlightning.api.deps import public
 from agentlightning.api.middleware import SECURITY_HEADERS
+from agentlightning.auth.gate import gate_for
 from agentlightning.observability.metrics import REGISTRY
+from tests.helpers import login_as
 
 
 def assert_envelope(response: httpx.Response, *, success: bool) -> dict:  # type: ignore[type-arg]
@@ -93,6 +95,30 @@ async def test_rate_limit_gives_429_with_retry_after(settings_factory) -> None: 
             body = assert_envelope(limited, success=False)
             assert body["error"]["code"] == "RATE_LIMITED"
             assert int(limited.headers["retry-after"]) >= 1
+
+
+async def test_user_quota_is_counted_with_the_revocation_check(settings_factory) -> None:  # type: ignore[no-untyped-def]
+    """The per-user quota (counted in the same round trip as the revocation check and the user's
+    record) refuses the request past it, limits' own window stats see the same counter, and a
+    script Redis does not know is loaded again."""
+    app = create_app(settings_factory(rate_limit_default="3/minute", agl_events_prefix="rlu-" + __name__))
+    async with LifespanManager(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            headers = await login_as(client, app, "user")
+            profile = await client.get("/auth/profile", headers=headers)
+            assert profile.status_code == 200
+            user_id = str(profile.json()["data"]["user_id"])
+            gate = gate_for(app.state.ctx)
+            if gate._redis is not None:
+                gate._admit_script().sha = "0" * 40  # a script Redis does not know, as after a restart
+            statuses = [(await client.get("/auth/profile", headers=headers)).status_code for _ in range(3)]
+            assert statuses == [200, 200, 429]
+            assert await gate.exhausted("user", user_id)
+            await gate.clear("user", user_id)
+            assert (await client.get("/auth/profile", headers=headers)).status_code == 200
+            await client.post("/auth/logout", headers=headers)
+            revoked = await client.get("/auth/profile", headers=headers)
+            assert revoked.status_code == 401 and revoked.json()["error"]["code"] == "TOKEN_REVOKED"
 
 
 @pytest.fixture

@@ -56,3 +56,30 @@ def test_expired_counters_are_dropped_and_reclaimed() -> None:
     assert "old" not in storage.storage and "old" not in storage.expirations
     assert storage.get("new") == 1
     assert storage.decr("new") == 0 and storage.decr("new") == 0
+
+
+def test_sliding_window_matches_limits_step_for_step(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The inlined acquisition gives the stock storage's answers and counters on a fake clock,
+    across window boundaries (the previous window's weight decays) and at the limit."""
+    from limits.storage import MemoryStorage
+
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    ours, stock = LoopMemoryStorage(), MemoryStorage()
+    try:
+        item = parse("5/10 seconds")
+        limiters = [SlidingWindowCounterRateLimiter(s) for s in (ours, stock)]
+        answers: list[tuple[bool, bool]] = []
+        for step in range(120):
+            clock[0] += 0.37 if step % 9 else 2.9
+            pair = tuple(limiter.hit(item, "ns", "user", str(step % 2)) for limiter in limiters)
+            answers.append(pair)  # type: ignore[arg-type]
+            assert pair[0] == pair[1], step
+            assert dict(ours.storage) == dict(stock.storage)
+        assert any(a for a, _ in answers) and not all(a for a, _ in answers)
+        for identity in ("0", "1"):
+            assert limiters[0].get_window_stats(item, "ns", "user", identity) == limiters[1].get_window_stats(
+                item, "ns", "user", identity
+            )
+    finally:
+        stock.timer.cancel()
