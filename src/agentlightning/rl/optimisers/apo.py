@@ -149,9 +149,9 @@ PATTERNS: dict[str, FailurePattern] = {
         FailurePattern(
             "tool_loop",
             "the agent called tools again and again and never gave an answer",
-            "Call a tool only when the task needs a computation or a look-up, call it once, and then answer "
-            "from its result. When the task already gives you everything you need (text to write or rewrite, "
-            "a value to put in another format), answer directly without calling any tool.",
+            "Call a tool only when the task needs a computation or a look-up you cannot do yourself. When the "
+            "task already contains everything the answer needs (text to rewrite, a value to put in another "
+            "format), do not call any tool: write the answer directly.",
         ),
         FailurePattern(
             "extra_text",
@@ -277,7 +277,9 @@ async def score(
     rewards = [min(1.0, max(0.0, float(o.reward))) for o in seen]
     candidate.rewards.extend(rewards)
     candidate.failures = [(task, o) for task, o, r in zip(tasks, seen, rewards) if r < threshold]
-    return sum(rewards) / len(rewards) if rewards else 0.0
+    mean = sum(rewards) / len(rewards) if rewards else 0.0
+    log.debug("apo: %s candidate scored %.2f on %d tasks: %r", candidate.origin, mean, len(tasks), candidate.prompt)
+    return mean
 
 
 async def ask_critic(ctx: OptimiserContext, question: str) -> str | None:
