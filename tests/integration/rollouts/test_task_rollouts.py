@@ -81,7 +81,8 @@ async def test_task_run_is_a_rollout_with_llm_and_tool_spans_and_verifier_reward
         # The model never saw the verifier (its expected answer) nor the platform's keys.
         prompts = [str(r["messages"]) for r in fake_llm.requests if tag in str(r["messages"])]
         assert prompts and all("verifier" not in p and "wf-run-1" not in p for p in prompts)
-        assert all("variant" in p for p in prompts)  # other context keys are still shown
+        # Nor the bandit's labels; the task's own context keys (``tag``) are still shown.
+        assert all('"variant"' not in p and '"task_type"' not in p for p in prompts)
         deadline = asyncio.get_running_loop().time() + 10
         while not any(e.rollout_id == rollout["id"] for e in heard):
             assert asyncio.get_running_loop().time() < deadline, heard

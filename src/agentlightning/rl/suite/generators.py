@@ -247,9 +247,14 @@ def _format_item(i: int, rng: random.Random) -> tuple[str, dict[str, Any], str, 
 def format_items(count: int = 120) -> list[SuiteItem]:
     """Tasks whose verifier requires the output format the task states."""
     rng = random.Random(SEED + 2)
-    items = []
+    items: list[SuiteItem] = []
+    seen: set[str] = set()
     for i in range(count):
+        # Draw again on a repeated prompt: a task in both splits would leak the held-out set.
         prompt, verifier, reference, wrong = _format_item(i, rng)
+        while prompt in seen:
+            prompt, verifier, reference, wrong = _format_item(i, rng)
+        seen.add(prompt)
         items.append(_item("format", "format", i, prompt, verifier, reference, wrong))
     return items
 
