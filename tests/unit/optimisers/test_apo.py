@@ -173,6 +173,10 @@ def test_failure_patterns_are_read_off_the_runs() -> None:
         detect_pattern(exact, Observation(reward=0.0, answer='{"name": "sort", "arguments": [1]}')) == "tool_call_text"
     )
     assert detect_pattern(exact, Observation(reward=0.0, answer="BETA")) is None
+    date = VerifiableTask(id="d", prompt="ISO date?", verifier={"type": "regex", "pattern": r"^\s*2036-09-12\s*$"})
+    said = "The date September 12, 2036 in ISO 8601 format is `2036-09-12`."
+    assert detect_pattern(date, Observation(reward=0.0, answer=said)) == "extra_text"
+    assert detect_pattern(date, Observation(reward=0.0, answer="It is 2036-12-09.")) is None
     failures = [(exact, loop), (exact, loop), (exact, Observation(reward=0.0, answer="It is ALPHA"))]
     assert patterns_seen(failures) == ["tool_loop", "extra_text"]
 

@@ -155,7 +155,7 @@ PATTERNS: dict[str, FailurePattern] = {
         ),
         FailurePattern(
             "extra_text",
-            "the answer contained the expected output but with other words around it",
+            "the answer contained an acceptable output but with other words around it",
             "When the task says what to reply with, reply with exactly that and nothing else: no introduction, "
             "no explanation, no quotes and no code fences.",
         ),
@@ -184,11 +184,34 @@ def detect_pattern(task: VerifiableTask, observation: Observation) -> str | None
         return "tool_call_text"
     if answer.startswith("{") and kind != "json_schema":
         return "json_answer"
-    expected = task.verifier.get("expected")
-    if kind == "exact" and isinstance(expected, str) and expected.strip() and answer != expected.strip():
-        if expected.strip().lower() in answer.lower():
-            return "extra_text"
+    if kind in ("exact", "regex", "numeric", "json_schema") and any(
+        _passes(task.verifier, part) for part in _fragments(answer)
+    ):
+        return "extra_text"
     return None
+
+
+def _fragments(answer: str) -> set[str]:
+    """Parts of an answer that could be the whole answer: its lines, `code spans`, what follows its
+    last colon, its last word."""
+    parts = {line.strip() for line in answer.splitlines()}
+    parts |= set(re.findall(r"`([^`\n]+)`", answer))
+    parts.add(answer.rsplit(":", 1)[-1].strip())
+    words = answer.split()
+    if words:
+        parts.add(words[-1].strip(".,;!?\"'`"))
+    parts.discard(answer)
+    parts.discard("")
+    return parts
+
+
+def _passes(verifier: Mapping[str, Any], text: str) -> bool:
+    from agentlightning.rollouts.verifiers import verify
+
+    try:
+        return float(verify(verifier, text).score) >= 0.5
+    except Exception:  # noqa: BLE001 - a spec the verifier refuses explains nothing
+        return False
 
 
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*(.*?)\s*```$", re.DOTALL)
