@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,3 +28,21 @@ async def wait_for_task(
     return await poll_until_finished(
         client, headers, f"/api/v2/tasks/{task_id}", finished, timeout, 0.05, f"task {task_id}"
     )
+
+
+def save_tiny_adapter(root: Path) -> Path:
+    """A LoRA adapter on SmolLM2 saved as ``grpo`` saves one, under ``root/exp/adapter``; returns ``root``
+    (an ``RL_ARTIFACTS_DIR`` for the tests that serve an adapter)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from agentlightning.agents.llm.hf_models import prepare_hf_model
+    from agentlightning.agents.llm.transformers_provider import ADAPTER_META
+
+    base = AutoModelForCausalLM.from_pretrained(str(prepare_hf_model("smollm2-135m")), dtype=torch.float32)
+    model = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    adapter = root / "exp" / "adapter"
+    model.save_pretrained(str(adapter))
+    (adapter / ADAPTER_META).write_text('{"base_model": "smollm2-135m"}')
+    return root

@@ -12,12 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agentlightning.agents.llm.hf_models import prepare_hf_model
-from agentlightning.agents.llm.transformers_provider import ADAPTER_META
 from agentlightning.agents.pool import WorkerPool
 from agentlightning.settings import Settings
 from tests.helpers import unique
-from tests.integration.agents.helpers import create_agent, wait_for_task
+from tests.integration.agents.helpers import create_agent, save_tiny_adapter, wait_for_task
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("backend", ["sqlite", "postgres"])]
 
@@ -25,17 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.parametrize("backend", ["sqlite", "p
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """RL_ARTIFACTS_DIR with one LoRA adapter (as grpo saves it) under ``exp/adapter``."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    root = tmp_path_factory.mktemp("rl")
-    base = AutoModelForCausalLM.from_pretrained(str(prepare_hf_model("smollm2-135m")), dtype=torch.float32)
-    model = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
-    adapter = root / "exp" / "adapter"
-    model.save_pretrained(str(adapter))
-    (adapter / ADAPTER_META).write_text('{"base_model": "smollm2-135m"}')
-    return root
+    return save_tiny_adapter(tmp_path_factory.mktemp("rl"))
 
 
 @pytest.fixture

@@ -83,3 +83,17 @@ def auto_rl_settings(
         "auto_rl_eval_concurrency": 4,
     }
     return settings_factory(**(values | overrides))
+
+
+async def create_auto_rl_agent(
+    client: httpx.AsyncClient, headers: dict[str, str], name: str, system_prompt: str
+) -> dict[str, Any]:
+    """A ``math`` agent at temperature 0 with ``system_prompt``, created through the API."""
+    response = await client.post(
+        "/api/v2/agents",
+        json={"name": name, "type": "math", "config": {"system_prompt": system_prompt, "temperature": 0.0}},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data

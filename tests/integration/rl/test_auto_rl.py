@@ -25,7 +25,7 @@ from agentlightning.rl.optimisers.base import OPTIMISERS, Optimiser, OptimiserCo
 from agentlightning.settings import Settings
 from tests.fake_llm_server import FakeLLMServer
 from tests.helpers import poll_until_finished
-from tests.integration.rl.helpers import auto_rl_settings, retire_leftovers
+from tests.integration.rl.helpers import auto_rl_settings, create_auto_rl_agent, retire_leftovers
 
 BASE_PROMPT = "You add two numbers."
 _SUM = re.compile(r"What is (\d+) \+ (\d+)\?")
@@ -111,16 +111,6 @@ def stub_optimiser(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(OPTIMISERS, "apo", StubOptimiser)
 
 
-async def _agent(client: httpx.AsyncClient, headers: dict[str, str], name: str) -> dict[str, Any]:
-    response = await client.post(
-        "/api/v2/agents",
-        json={"name": name, "type": "math", "config": {"system_prompt": BASE_PROMPT, "temperature": 0.0}},
-        headers=headers,
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["data"]
-
-
 async def _wait_experiment(
     client: httpx.AsyncClient, headers: dict[str, str], experiment_id: int, timeout: float = 120.0
 ) -> dict[str, Any]:
@@ -155,7 +145,7 @@ async def test_a_significant_win_is_promoted_and_rolled_back(
     client: httpx.AsyncClient, login: Callable[[str], Awaitable[dict[str, str]]], manager: ExperimentManager
 ) -> None:
     dev = await login("developer")
-    agent = await _agent(client, dev, "auto-rl-better")
+    agent = await create_auto_rl_agent(client, dev, "auto-rl-better", BASE_PROMPT)
     done = await _optimise(client, dev, agent["id"], "better-apo", "GOOD", HELDOUT_ODD)
     assert done["status"] == "completed", done["error"]
     final = done["metrics"]["final_evaluation"]
@@ -199,7 +189,7 @@ async def test_a_worse_candidate_is_never_promoted(
     client: httpx.AsyncClient, login: Callable[[str], Awaitable[dict[str, str]]], manager: ExperimentManager
 ) -> None:
     dev = await login("developer")
-    agent = await _agent(client, dev, "auto-rl-worse")
+    agent = await create_auto_rl_agent(client, dev, "auto-rl-worse", BASE_PROMPT)
     done = await _optimise(client, dev, agent["id"], "worse-apo", "BAD", HELDOUT_EVEN)
     assert done["status"] == "completed", done["error"]
     final = done["metrics"]["final_evaluation"]
@@ -219,7 +209,7 @@ async def test_the_monitor_triggers_by_itself_on_a_low_success_rate(
     from agentlightning.rollouts.service import RolloutService
 
     dev = await login("developer")
-    agent = await _agent(client, dev, "auto-rl-monitored")
+    agent = await create_auto_rl_agent(client, dev, "auto-rl-monitored", BASE_PROMPT)
     agent_id = agent["id"]
     policy = {
         "window": 10,
@@ -268,7 +258,7 @@ async def test_auto_rl_inputs_and_permissions(
 ) -> None:
     dev = await login("developer")
     user = await login("user")
-    agent = await _agent(client, dev, "auto-rl-inputs")
+    agent = await create_auto_rl_agent(client, dev, "auto-rl-inputs", BASE_PROMPT)
     assert (await client.get("/api/v2/rl/auto-status", headers=user)).status_code == 403
     assert (await client.get(f"/api/v2/rl/auto-policies/{agent['id']}", headers=user)).status_code == 403
     assert (
@@ -307,7 +297,7 @@ async def test_an_optimisation_interrupted_by_a_shutdown_runs_again_from_the_sta
     await retire_leftovers(ctx)
     STARTED[:] = [asyncio.Event()]  # bound to this test's loop
     dev = await login("developer")
-    agent = await _agent(client, dev, "auto-rl-restart")
+    agent = await create_auto_rl_agent(client, dev, "auto-rl-restart", BASE_PROMPT)
     body = {
         "name": "restart-apo",
         "algorithm": "apo",

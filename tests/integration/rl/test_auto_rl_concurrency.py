@@ -27,7 +27,7 @@ from agentlightning.rl.optimisers.base import OPTIMISERS, Optimiser, OptimiserCo
 from agentlightning.settings import Settings
 from tests.fake_llm_server import FakeLLMServer
 from tests.helpers import poll_until_finished
-from tests.integration.rl.helpers import auto_rl_settings, retire_leftovers
+from tests.integration.rl.helpers import auto_rl_settings, create_auto_rl_agent, retire_leftovers
 from tests.integration.rl.test_auto_rl import BASE_PROMPT, HELDOUT_ODD, TRAIN, _script
 
 #: Per test: set once the held run has read its incumbent; set by the test to let it go on.
@@ -67,16 +67,6 @@ def held_optimiser(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(OPTIMISERS, "apo", HeldOptimiser)
 
 
-async def _agent(client: httpx.AsyncClient, headers: dict[str, str], name: str) -> dict[str, Any]:
-    response = await client.post(
-        "/api/v2/agents",
-        json={"name": name, "type": "math", "config": {"system_prompt": BASE_PROMPT, "temperature": 0.0}},
-        headers=headers,
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["data"]
-
-
 async def _agent_row(client: httpx.AsyncClient, headers: dict[str, str], agent_id: int) -> dict[str, Any]:
     response = await client.get(f"/api/v2/agents/{agent_id}", headers=headers)
     assert response.status_code == 200, response.text
@@ -88,7 +78,7 @@ async def test_an_edit_during_the_run_makes_the_promotion_refuse(
 ) -> None:
     HOLD.update(started=asyncio.Event(), release=asyncio.Event())
     dev = await login("developer")
-    agent = await _agent(client, dev, "auto-rl-edited-meanwhile")
+    agent = await create_auto_rl_agent(client, dev, "auto-rl-edited-meanwhile", BASE_PROMPT)
     policy = {"options": {"marker": "GOOD", "hold": True, "train": TRAIN, "heldout": HELDOUT_ODD}}
     assert (await client.put(f"/api/v2/rl/auto-policies/{agent['id']}", json=policy, headers=dev)).status_code == 200
     started = await client.post("/api/v2/rl/auto-trigger", json={"agent_id": agent["id"]}, headers=dev)
@@ -170,7 +160,7 @@ async def test_two_simultaneous_triggers_start_exactly_one_run(
 ) -> None:
     await retire_leftovers(ctx)
     dev = await login("developer")
-    agent = await _agent(client, dev, "auto-rl-double-trigger")
+    agent = await create_auto_rl_agent(client, dev, "auto-rl-double-trigger", BASE_PROMPT)
     body = {"agent_id": agent["id"]}
     responses = await asyncio.gather(
         *(client.post("/api/v2/rl/auto-trigger", json=body, headers=dev) for _ in range(4))
@@ -202,7 +192,7 @@ async def test_a_plain_user_can_do_nothing_with_auto_rl_on_an_agent(
     """An agent a developer made and promoted: a plain user (token or API key) may not trigger, roll
     back, read or change its policy, or read the status; nothing changes underneath."""
     dev = await login("developer")
-    agent = await _agent(client, dev, "auto-rl-not-yours")
+    agent = await create_auto_rl_agent(client, dev, "auto-rl-not-yours", BASE_PROMPT)
     agent_id = agent["id"]
     # A promotion in force, so that a rollback would have something to undo.
     profile = await AgentService(ctx).profile(agent_id)
