@@ -35,7 +35,8 @@ def scripted_llm() -> Iterator[FakeLLMServer]:
 @pytest.fixture
 def settings(settings_factory: Callable[..., Settings], scripted_llm: FakeLLMServer, tmp_path: Any) -> Settings:
     """Fast manager; agents served by the scripted model."""
-    return auto_rl_settings(settings_factory, scripted_llm.base_url, tmp_path)
+    # One evaluation at a time: the seeded bandit then sees rewards in the same order on every run.
+    return auto_rl_settings(settings_factory, scripted_llm.base_url, tmp_path, auto_rl_eval_concurrency=1)
 
 
 async def _run_bandit(
