@@ -8,6 +8,8 @@ system prompt it adds right, with ``BAD`` it is always off by one, otherwise rig
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -83,8 +85,15 @@ async def test_the_better_declared_variant_is_promoted(
     final = done["metrics"]["final_evaluation"]
     # The bandit saw the agent's own variants (and the incumbent) and picked the good one.
     assert final["best_resources"]["variant"] == "good"
-    points = (await client.get(f"/api/v2/rl/experiments/{done['id']}/metrics", headers=dev)).json()["data"]["items"]
-    tried = {p.get("variant") for p in points if p["kind"] == "evaluation" and "candidate" in p}
+    # The candidates' evaluation points may land just after the status: wait for them (a full-suite run saw none).
+    deadline = time.monotonic() + 60
+    while True:
+        url = f"/api/v2/rl/experiments/{done['id']}/metrics"
+        points = (await client.get(url, headers=dev)).json()["data"]["items"]
+        tried = {p.get("variant") for p in points if p["kind"] == "evaluation" and "candidate" in p}
+        if tried or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
     assert tried == {"good", "bad", "incumbent"}
     assert final["gate"]["incumbent_passes"] == 0 and final["gate"]["candidate_passes"] == len(HELDOUT_ODD)
     assert final["promoted"] is True, final
