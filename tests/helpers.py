@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -81,6 +82,23 @@ async def poll_until_finished(
             return data
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{what} still {data['status']} after {timeout}s: {data}")
+        await asyncio.sleep(interval)
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], *, timeout: float, what: str, interval: float = 0.05
+) -> None:
+    """Check ``condition`` (sync or async) until it holds; fail naming ``what`` after ``timeout``
+    seconds (for state that settles just after the event a test waited for)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        held = condition()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what}: not so after {timeout}s")
         await asyncio.sleep(interval)
 
 

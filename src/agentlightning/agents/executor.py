@@ -5,8 +5,10 @@ change they announce (the outbox), never here."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from agentlightning.agents.llm import ProviderFactory
@@ -66,6 +68,10 @@ class TaskExecutor:
         self.providers = providers or ProviderFactory(ctx.settings)
         self.runtime = AgentRuntime(ctx, self.providers, tools or default_registry())
         install_reward_listener(ctx)  # agents running a bandit learn from their runs' rewards
+        #: Tasks whose outcome is being stored.  Storing ends the lease (the row leaves ``running``),
+        #: so a heartbeat in between sees it "lost"; the pool must not cancel such a run: the store
+        #: checks the lease itself, and what follows it (reward listeners, metrics) must happen.
+        self.storing: set[int] = set()
 
     def _cacheable(self, task: ClaimedTask) -> bool:
         return task.agent.cache_responses and not task.session_id and not task.context.get("no_cache")
@@ -94,6 +100,30 @@ class TaskExecutor:
                     user=task.created_by,
                 )
                 result = run.to_result()
+            return await self._completed(task, result, recorder, started, cache_key, agent_label)
+        except asyncio.CancelledError:
+            raise
+        except AgentRunError as exc:
+            await self._flush(recorder)
+            return await self._failed(task, str(exc), retryable=True, started=started)
+        except Exception as exc:  # noqa: BLE001 - any bug fails the task with its reason, never the worker
+            log.exception("task %s crashed", task.id)
+            await self._flush(recorder)
+            return await self._failed(task, f"{type(exc).__name__}: {exc}", retryable=False, started=started)
+        finally:
+            await self._flush(recorder)  # a cancelled run still leaves its partial trace
+
+    async def _completed(
+        self,
+        task: ClaimedTask,
+        result: dict[str, Any],
+        recorder: TraceRecorder,
+        started: float,
+        cache_key: str | None,
+        agent_label: str,
+    ) -> str | None:
+        """Store a finished run's outcome (trace, rollout, reward) and tell the reward listeners."""
+        with self._storing(task.id):
             elapsed_ms = int((time.perf_counter() - started) * 1000)
             # The trace is stored with the result (one transaction): a completed task has its trace.
             spans = recorder.rows()
@@ -125,17 +155,6 @@ class TaskExecutor:
                 await self.ctx.cache.set_json(cache_key, result, cache_keys.AGENT_RESPONSE_TTL)
             await self.ctx.cache.delete(cache_keys.agent_status(task.agent.id))
             return "completed"
-        except asyncio.CancelledError:
-            raise
-        except AgentRunError as exc:
-            await self._flush(recorder)
-            return await self._failed(task, str(exc), retryable=True, started=started)
-        except Exception as exc:  # noqa: BLE001 - any bug fails the task with its reason, never the worker
-            log.exception("task %s crashed", task.id)
-            await self._flush(recorder)
-            return await self._failed(task, f"{type(exc).__name__}: {exc}", retryable=False, started=started)
-        finally:
-            await self._flush(recorder)  # a cancelled run still leaves its partial trace
 
     async def _flush(self, recorder: TraceRecorder) -> None:
         """Persist the spans collected so far (shielded from cancellation; errors are logged)."""
@@ -148,7 +167,19 @@ class TaskExecutor:
         except Exception:  # noqa: BLE001 - tracing must not change the task's outcome
             log.exception("task %s: writing trace spans failed", recorder.task_id)
 
+    @contextlib.contextmanager
+    def _storing(self, task_id: int) -> Iterator[None]:
+        self.storing.add(task_id)
+        try:
+            yield
+        finally:
+            self.storing.discard(task_id)
+
     async def _failed(self, task: ClaimedTask, error: str, *, retryable: bool, started: float) -> str | None:
+        with self._storing(task.id):
+            return await self._store_failure(task, error, retryable=retryable, started=started)
+
+    async def _store_failure(self, task: ClaimedTask, error: str, *, retryable: bool, started: float) -> str | None:
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         rollout = TaskRollout.build(
             task_id=task.id,

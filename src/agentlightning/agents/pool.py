@@ -341,6 +341,8 @@ class WorkerPool:
         """Stop the local runs of tasks whose lease this worker no longer holds."""
         for task_id, token in lost:
             entry = self.in_flight.get(task_id)
+            if self.executor is not None and task_id in self.executor.storing:
+                continue  # its outcome is being stored: the store checks the lease itself
             if entry is not None and entry[0].lease_token == token:
                 log.info("task %s no longer held by this worker (cancelled or reaped); stopping it", task_id)
                 entry[1].cancel()

@@ -369,20 +369,25 @@ class RolloutService:
 
     async def finish(self, rollout_id: str, *, status: RolloutStatus = "completed", output: Any = None) -> None:
         """End a rollout with ``status`` (and its output, when given)."""
+        async with self.ctx.db.session() as s:
+            found = await self.finish_in(s, rollout_id, status=status, output=output)
+            await s.commit()
+        if not found:
+            raise _not_found(rollout_id)
+
+    async def finish_in(
+        self, s: AsyncSession, rollout_id: str, *, status: RolloutStatus = "completed", output: Any = None
+    ) -> bool:
+        """End a rollout inside the caller's transaction ``s`` (so a workflow run and its rollout
+        end together); False when there is no such rollout."""
         if status not in ROLLOUT_TERMINAL:
             raise ValidationFailed("VALIDATION_ERROR", f"A rollout finishes as completed or failed, not {status!r}")
         now = utcnow()
         values: dict[str, Any] = {"status": status, "ended_at": now, "updated_at": now}
         if output is not None:
             values["output"] = output
-        async with self.ctx.db.session() as s:
-            res = await s.execute(
-                update(Rollout).where(Rollout.id == rollout_id).values(**values).returning(Rollout.id)
-            )
-            found = res.first()
-            await s.commit()
-        if found is None:
-            raise _not_found(rollout_id)
+        res = await s.execute(update(Rollout).where(Rollout.id == rollout_id).values(**values).returning(Rollout.id))
+        return res.first() is not None
 
     async def ingest(self, batch: RolloutBatchIn, *, actor: Actor) -> dict[str, Any]:
         """Create or append to each rollout of ``batch`` with its spans and rewards, in one transaction.

@@ -1033,11 +1033,10 @@ class WorkflowEngine:
                         await s.execute(
                             update(WorkflowRun).where(WorkflowRun.id == row.parent_run_id).values(wake_at=now)
                         )
+                    await finish_run_rollout(self.ctx, s, run.rollout_id, COMPLETED, output)
                 await s.commit()
             if event is not None:
                 await self.ctx.events.announce([event])
-            if ended:
-                await finish_run_rollout(self.ctx, run.rollout_id, COMPLETED, output)
         if ended:
             WORKFLOW_RUNS.labels(status).inc()
             self.held.discard(run.id)

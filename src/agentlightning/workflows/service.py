@@ -481,9 +481,9 @@ async def cancel_run_tree(ctx: AppContext, run_id: int, reason: str, *, status: 
         event = await record_run_event(s, run, name, event_name, error=reason[:4000])
         if run.parent_run_id is not None:
             await s.execute(update(WorkflowRun).where(WorkflowRun.id == run.parent_run_id).values(wake_at=now))
+        await finish_run_rollout(ctx, s, run.rollout_id, "failed", {"error": reason[:4000], "status": status})
         await s.commit()
     await ctx.events.announce([event])
-    await finish_run_rollout(ctx, run.rollout_id, "failed", {"error": reason[:4000], "status": status})
     scheduler = TaskScheduler(ctx)
     for task_id, child_run_id in stopped:
         if task_id is not None:
@@ -522,16 +522,18 @@ async def start_run_rollout(ctx: AppContext, run: WorkflowRun, workflow_name: st
     return rollout_id
 
 
-async def finish_run_rollout(ctx: AppContext, rollout_id: str | None, status: str, output: Any) -> None:
-    """Close a run's rollout as ``completed`` or ``failed`` (errors are logged, never raised)."""
+async def finish_run_rollout(
+    ctx: AppContext, s: AsyncSession, rollout_id: str | None, status: str, output: Any
+) -> None:
+    """Close a run's rollout as ``completed`` or ``failed`` in the transaction ``s`` that ends the
+    run, so a finished run never shows a running rollout (a missing rollout is logged)."""
     if rollout_id is None:
         return
-    try:
-        await RolloutService(ctx).finish(
-            rollout_id, status="completed" if status == "completed" else "failed", output=jsonable_value(output)
-        )
-    except AppError as exc:
-        log.warning("rollout %s not finished: %s", rollout_id, exc)
+    found = await RolloutService(ctx).finish_in(
+        s, rollout_id, status="completed" if status == "completed" else "failed", output=jsonable_value(output)
+    )
+    if not found:
+        log.warning("rollout %s not finished: it does not exist", rollout_id)
 
 
 def _has_template(value: Any) -> bool:

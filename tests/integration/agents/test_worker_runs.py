@@ -4,17 +4,19 @@ on SQLite and on PostgreSQL + Redis."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from agentlightning.agents.pool import WorkerPool
-from agentlightning.agents.scheduler import TaskScheduler
+from agentlightning.agents.scheduler import ClaimedTask, TaskScheduler
 from agentlightning.observability.metrics import REGISTRY
+from agentlightning.rollouts.listeners import RewardEvent, register_reward_listener, unregister_reward_listener
 from agentlightning.storage.models import Task
 from tests.fake_llm_server import FakeLLMServer
-from tests.helpers import unique
+from tests.helpers import unique, wait_until
 from tests.integration.agents.helpers import create_agent, wait_for_task
 
 
@@ -183,8 +185,8 @@ async def test_cancel_running_task_stops_it(client: httpx.AsyncClient, admin: di
             await asyncio.sleep(0.05)
         cancelled = await client.post(f"/api/v2/tasks/{task_id}/cancel", headers=admin)
         assert cancelled.status_code == 200
-        await asyncio.sleep(1.5)  # > one heartbeat interval: the worker notices and stops the run
-        assert task_id not in pool.in_flight
+        # The next heartbeat tells the worker, which stops the run.
+        await wait_until(lambda: task_id not in pool.in_flight, timeout=30, what="the cancelled run stopped")
     final = (await client.get(f"/api/v2/tasks/{task_id}", headers=admin)).json()["data"]
     assert final["status"] == "cancelled" and final["result"] is None
 
@@ -292,3 +294,49 @@ async def test_pool_scales_with_queue_depth_and_respects_agent_limits(
     assert peak_narrow == 2  # never above the agent's own limit
     for t in ids:
         assert (await client.get(f"/api/v2/tasks/{t}", headers=admin)).json()["data"]["status"] == "completed"
+
+
+async def test_a_heartbeat_right_after_the_outcome_is_stored_does_not_stop_the_run(
+    client: httpx.AsyncClient, admin: dict[str, str], pool: WorkerPool
+) -> None:
+    """Storing the outcome ends the lease, so a heartbeat in that moment finds the task "lost".
+    The run must still finish what follows the store: the reward listeners hear the verifier's
+    reward (the bandit learns from it) and the pool counts the task completed, not lost."""
+    ctx = pool.ctx
+    assert pool.scheduler is not None
+    heard: list[RewardEvent] = []
+
+    async def listener(event: RewardEvent) -> None:
+        heard.append(event)
+
+    real_complete = pool.scheduler.complete
+
+    async def complete_then_heartbeat(task: ClaimedTask, *args: Any, **kwargs: Any) -> bool:
+        stored = await real_complete(task, *args, **kwargs)
+        pool._leases_lost([(task.id, task.lease_token)])  # the heartbeat that lands just now
+        await asyncio.sleep(0)  # a cancelled run would stop here
+        return stored
+
+    pool.scheduler.complete = complete_then_heartbeat  # type: ignore[method-assign]
+    register_reward_listener(listener, scope=ctx)
+    try:
+        agent = await create_agent(client, admin, unique("beat"), config={"cache": False})
+        assign = await client.post(
+            "/api/v2/agents/assign",
+            json={
+                "task": "What is 6*7?",
+                "agent_id": agent["id"],
+                "context": {"verifier": {"type": "contains", "expected": "4"}},
+            },
+            headers=admin,
+        )
+        assert assign.status_code == 202, assign.text
+        task_id = assign.json()["task_id"]
+        task = await wait_for_task(client, admin, task_id, timeout=60)
+        assert task["status"] == "completed", task
+        await wait_until(lambda: task_id not in pool.in_flight, timeout=30, what="the run ended")
+    finally:
+        unregister_reward_listener(listener)
+        pool.scheduler.complete = real_complete  # type: ignore[method-assign]
+    assert [e.task_id for e in heard] == [task_id]
+    assert pool.completed >= 1 and pool.lost == 0

@@ -21,7 +21,7 @@ from agentlightning.rl.optimisers.bandit_service import (
     remove_reward_listener,
 )
 from agentlightning.rollouts.listeners import RewardEvent, notify_reward_listeners
-from tests.helpers import unique
+from tests.helpers import unique, wait_until
 from tests.integration.agents.helpers import create_agent, wait_for_task
 from tests.integration.optimisers.conftest import GOOD_MARKER
 
@@ -155,13 +155,15 @@ async def test_worker_runs_learn_the_better_variant(
         rollout = response.json()["data"]
         assert rollout["metadata"]["variant"] in ("good", "bad") and rollout["metadata"]["task_type"] == "maths"
         assert rollout["reward"] == (1.0 if rollout["metadata"]["variant"] == "good" else 0.0)
+
     # The listener hears each reward just after the task's outcome is stored: wait for the last ones.
-    deadline = asyncio.get_running_loop().time() + 30
-    while True:
-        arms = {a["variant"]: a for a in await BanditService(ctx).summary(agent["id"])}
-        if sum(a["observations"] for a in arms.values()) >= 12 or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.05)
+    async def all_observed() -> bool:
+        arms.clear()
+        arms.update({a["variant"]: a for a in await BanditService(ctx).summary(agent["id"])})
+        return sum(a["observations"] for a in arms.values()) >= 12
+
+    arms: dict[str, dict[str, Any]] = {}
+    await wait_until(all_observed, timeout=60, what="every reward reached its arm")
     assert sum(a["pulls"] for a in arms.values()) == 12
     assert sum(a["observations"] for a in arms.values()) == 12
     if "good" in arms and arms["good"]["observations"]:
