@@ -39,7 +39,7 @@ def test_install_list_show(cli_env: None, tmp_path: Path) -> None:
 
     listed = runner.invoke(app, ["suite", "list", "--split", "heldout", "--type", "arithmetic", "--limit", "3"])
     assert listed.exit_code == 0, listed.output
-    assert "arith-0003" in listed.output and "arith-0001" not in listed.output
+    assert "arith-0012" in listed.output and "arith-0001" not in listed.output
 
     shown = runner.invoke(app, ["suite", "show", "arith-0001"])
     assert shown.exit_code == 0, shown.output

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agentlightning.rl.suite.bfcl import convert, function_calling_items
-from agentlightning.rl.suite.generators import builtin_items
+from agentlightning.rl.suite.generators import FORMAT_KINDS, builtin_items
 from agentlightning.rollouts.verifiers import validate_spec, verify
 from agentlightning.vocabulary import SUITE_SPLITS, SUITE_TASK_TYPES
 
@@ -24,6 +24,17 @@ def test_generation_is_deterministic_and_ids_unique() -> None:
     assert {i.split for i in ITEMS} <= set(SUITE_SPLITS)
     assert {i.task_type for i in ITEMS} <= set(SUITE_TASK_TYPES)
     assert all(len(i.id) <= 64 for i in ITEMS)
+
+
+def test_every_sub_kind_is_held_out_alike() -> None:
+    """Generators cycle through sub-kinds (four word problems, six answer formats); a held-out set
+    made of some of them only would measure a prompt on tasks it was never tuned for."""
+    for prefix, kinds in (("arith", 4), ("format", FORMAT_KINDS)):
+        items = [i for i in ITEMS if i.id.startswith(f"{prefix}-")]
+        for kind in range(kinds):
+            of_kind = [i for i in items if int(i.id.split("-")[1]) % kinds == kind]
+            held = sum(i.split == "heldout" for i in of_kind)
+            assert 0.2 <= held / len(of_kind) <= 0.3, (prefix, kind, held, len(of_kind))
 
 
 @pytest.mark.parametrize("item", ITEMS, ids=[i.id for i in ITEMS])

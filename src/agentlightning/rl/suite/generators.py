@@ -69,7 +69,8 @@ class SuiteItem:
 
 
 def split_of(index: int) -> SuiteSplit:
-    """The split of the ``index``-th task of a kind: every fourth one is held out."""
+    """The split of the ``index``-th task of a kind (or the ``index``-th round of a generator that
+    cycles through sub-kinds, so each sub-kind is held out alike): every fourth one is held out."""
     return "heldout" if index % HELDOUT_EVERY == HELDOUT_EVERY - 1 else "train"
 
 
@@ -94,11 +95,14 @@ def _item(
     verifier: dict[str, Any],
     reference: str,
     wrong: str,
+    *,
+    rounds_of: int = 1,
     **context: Any,
 ) -> SuiteItem:
+    """One suite item; ``rounds_of`` is the number of sub-kinds the generator cycles through."""
     return SuiteItem(
         id=f"{prefix}-{index:04d}",
-        split=split_of(index),
+        split=split_of(index // rounds_of),
         task_type=kind,
         prompt=prompt,
         verifier=verifier,
@@ -162,6 +166,7 @@ def arithmetic_items(count: int = 80) -> list[SuiteItem]:
                 _numeric(shown, tolerance),
                 _answer(shown),
                 _answer(wrong),
+                rounds_of=len(makers),
             )
         )
     return items
@@ -181,8 +186,11 @@ def _exact(expected: str) -> dict[str, Any]:
     return {"type": "exact", "expected": expected, "case_sensitive": True, "strip": True}
 
 
+FORMAT_KINDS = 6  # capitals, ISO date, JSON object, reversed word, sorted numbers, sentence
+
+
 def _format_item(i: int, rng: random.Random) -> tuple[str, dict[str, Any], str, str]:
-    kind = i % 6
+    kind = i % FORMAT_KINDS
     if kind == 0:
         word = rng.choice(WORDS)
         return (
@@ -255,7 +263,7 @@ def format_items(count: int = 120) -> list[SuiteItem]:
         while prompt in seen:
             prompt, verifier, reference, wrong = _format_item(i, rng)
         seen.add(prompt)
-        items.append(_item("format", "format", i, prompt, verifier, reference, wrong))
+        items.append(_item("format", "format", i, prompt, verifier, reference, wrong, rounds_of=FORMAT_KINDS))
     return items
 
 
