@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from agentlightning.agents.llm import ProviderFactory
-from agentlightning.rl.optimisers.apo import APO, PATTERNS, detect_pattern, extract_prompt, patterns_seen
+from agentlightning.rl.optimisers.apo import (
+    APO,
+    PATTERNS,
+    detect_pattern,
+    extract_prompt,
+    looped_tools,
+    patterns_seen,
+    without_instructions_naming,
+)
 from agentlightning.rl.optimisers.base import (
     OPTIMISERS,
     AgentResources,
@@ -264,3 +272,50 @@ async def test_apo_combines_the_edits_when_several_patterns_show(tmp_path: Path)
     assert origins[:2] == ["incumbent", "critic"] and "edit:json_answer+tool_loop" in origins[2:]
     assert loop_fix in result.best.system_prompt and json_fix in result.best.system_prompt
     assert result.best_score == 1.0
+
+
+def test_a_tool_loop_edit_drops_the_sentence_naming_the_looped_tool() -> None:
+    starter = (
+        "You are a helpful, precise assistant. Answer concisely. For arithmetic call the calculator tool and "
+        "for dates the datetime tool instead of working it out yourself; then answer from the tool's result."
+    )
+    assert (
+        without_instructions_naming(starter, {"datetime"}) == "You are a helpful, precise assistant. Answer concisely."
+    )
+    assert without_instructions_naming(starter, set()) == starter
+    assert without_instructions_naming("Be exact.\nUse memory for names.", {"memory"}) == "Be exact."
+    task = VerifiableTask(id="d", prompt="Write 2020-01-02.", verifier={"type": "exact", "expected": "2020-01-02"})
+    loop = Observation(reward=0.0, tool_calls=("datetime", "datetime", "calculator"), step_limit_reached=True)
+    once = Observation(reward=0.0, answer="no", tool_calls=("calculator",))
+    assert looped_tools([(task, loop), (task, once)]) == {"datetime"}
+
+
+async def test_apo_takes_away_the_tool_the_agent_loops_on(tmp_path: Path) -> None:
+    """A small model offered a tool calls it whatever the prompt says: the tool-loop edit takes the
+    looped tool away (with the sentence naming it) and keeps the others."""
+    tasks = [
+        VerifiableTask(id=f"d{i}", prompt="Write the date.", verifier={"type": "exact", "expected": "2020-01-02"})
+        for i in range(4)
+    ]
+    incumbent = "Be precise. For dates call the datetime tool."
+
+    async def observe(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[Observation]:
+        if resources.tools is None or "datetime" in resources.tools:
+            return [Observation(reward=0.0, tool_calls=("datetime",) * 4, step_limit_reached=True) for _ in batch]
+        return [Observation(reward=1.0, answer="2020-01-02") for _ in batch]
+
+    async def evaluate(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[float]:
+        return [o.reward for o in await observe(resources, batch)]
+
+    async def critic(messages: Sequence[Mapping[str, str]]) -> str:
+        return f"<prompt>{incumbent} Be terse.</prompt>"
+
+    ctx, _ = make_ctx(tmp_path, critic, {"rounds": 1, "minibatch": 4, "branching": 1})
+    ctx.incumbent = ctx.incumbent.replace(system_prompt=incumbent, tools=("calculator", "datetime"))
+    ctx.train_tasks, ctx.evaluate, ctx.observe = tasks, evaluate, observe
+    result = await APO().optimise(ctx)
+    assert result.best.system_prompt == f"Be precise.\n{PATTERNS['tool_loop'].instruction}"
+    assert result.best.tools == ("calculator",)
+    assert result.best_score == 1.0 and result.incumbent_score == 0.0
+    edit = next(c for c in result.candidates if c["origin"] == "edit:tool_loop")
+    assert edit["resources"]["tools"] == ["calculator"]

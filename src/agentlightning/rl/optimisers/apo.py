@@ -14,7 +14,10 @@ Search", Pryzant et al., 2023):
    expected) are named in the question, so a small critic need not find them itself.
 4. The critic then *rewrites* the prompt along that gradient, ``branching`` times per prompt.
    Each detected pattern also yields a *targeted edit*: the parent prompt plus the pattern's
-   instruction (and, when several patterns were seen, one edit with all their instructions) (``targeted_edits``; like the mutation operators of evolutionary prompt search, they
+   instruction (and, when several patterns were seen, one edit with all their instructions); the
+   edit against a tool loop also takes the looped tools away from the agent, with the prompt's
+   sentences that name them (``targeted_edits``;
+   like the mutation operators of evolutionary prompt search, they
    keep the search moving when the critic is a small local model that rewrites poorly).
 5. The new prompts are scored on the same minibatch; the best ``beam_width`` prompts of the beam
    and its children form the next beam.
@@ -77,10 +80,12 @@ class APOConfig(BaseModel):
 
 @dataclass
 class Candidate:
-    """One prompt tried during the search."""
+    """One prompt (with the tools it runs with) tried during the search."""
 
     prompt: str
     round: int
+    #: The tools the agent may call with this prompt (``None``: the incumbent's).
+    tools: tuple[str, ...] | None = None
     parent: int | None = None
     #: What the critic said was wrong with the parent (the textual gradient it was rewritten from).
     gradient: str | None = None
@@ -96,6 +101,17 @@ class Candidate:
     def score(self) -> float:
         """Mean reward over every task it was scored on (0 before any)."""
         return sum(self.rewards) / len(self.rewards) if self.rewards else 0.0
+
+    @property
+    def key(self) -> tuple[str, tuple[str, ...] | None]:
+        """What makes two candidates the same agent."""
+        return self.prompt, self.tools
+
+    def resources(self, incumbent: AgentResources) -> AgentResources:
+        """The incumbent's resources with this candidate's prompt and tools."""
+        if self.tools is None:
+            return incumbent.replace(system_prompt=self.prompt)
+        return incumbent.replace(system_prompt=self.prompt, tools=self.tools)
 
 
 # --- the critic's two prompts -----------------------------------------------------------------
@@ -227,6 +243,32 @@ def _looks_like_tool_call(answer: str) -> bool:
     return isinstance(value, dict) and "name" in value and "arguments" in value
 
 
+def looped_tools(failures: Sequence[tuple[VerifiableTask, Observation]]) -> set[str]:
+    """The tools the agent kept calling in the runs that failed by a tool loop."""
+    names: set[str] = set()
+    for task, observation in failures:
+        if detect_pattern(task, observation) == "tool_loop":
+            names |= {n for n in observation.tool_calls if observation.tool_calls.count(n) >= 2}
+    return names
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def without_instructions_naming(prompt: str, tools: set[str]) -> str:
+    """``prompt`` without its sentences that name one of ``tools`` (the instruction that sends the
+    agent to a tool it then loops on); the prompt unchanged when none does."""
+    if not tools:
+        return prompt
+    named = re.compile(r"\b(" + "|".join(re.escape(t) for t in sorted(tools)) + r")\b", re.IGNORECASE)
+    lines = []
+    for line in prompt.splitlines():
+        kept = [part for part in _SENTENCE.split(line) if not named.search(part)]
+        if kept or not line.strip():
+            lines.append(" ".join(kept))
+    return "\n".join(lines).strip()
+
+
 def patterns_seen(failures: Sequence[tuple[VerifiableTask, Observation]]) -> list[str]:
     """Patterns explaining the failures, most frequent first."""
     counts: dict[str, int] = {}
@@ -292,7 +334,7 @@ async def score(
     ctx: OptimiserContext, candidate: Candidate, tasks: Sequence[VerifiableTask], threshold: float
 ) -> float:
     """Score ``candidate`` on ``tasks``; record its rewards and failures; return the mean."""
-    resources = ctx.incumbent.replace(system_prompt=candidate.prompt)
+    resources = candidate.resources(ctx.incumbent)
     if ctx.observe is not None:
         seen = await ctx.observe(resources, tasks)
     else:
@@ -338,16 +380,29 @@ async def expand(
             continue
         prompt = extract_prompt(reply, cfg.max_prompt_chars)
         if prompt:
-            children.append(Candidate(prompt=prompt, round=round_no, parent=parent_index, gradient=gradient))
+            children.append(
+                Candidate(prompt=prompt, round=round_no, tools=parent.tools, parent=parent_index, gradient=gradient)
+            )
     if cfg.targeted_edits:
         missing = [n for n in seen if PATTERNS[n].instruction not in parent.prompt]
+        # A tool loop's edit also takes the looped tools away, with the prompt's sentences that send
+        # the agent to them: a small model offered a tool calls it whatever the prompt says ("call a
+        # tool only when needed" next to "for dates call datetime" changes nothing).  The gate
+        # decides whether the agent does better without them on its held-out tasks.
+        looped = looped_tools(parent.failures)
+        pruned = without_instructions_naming(parent.prompt, looped)
+        offered = parent.tools if parent.tools is not None else ctx.incumbent.tools
+        fewer = tuple(t for t in offered if t not in looped) if offered is not None and looped else parent.tools
         # One edit per pattern, and one with all of them when several patterns were seen.
         for names in [[n] for n in missing] + ([missing] if len(missing) > 1 else []):
             instructions = "\n".join(PATTERNS[n].instruction for n in names)
+            loop = "tool_loop" in names
+            base = pruned if loop and pruned else parent.prompt
             children.append(
                 Candidate(
-                    prompt=f"{parent.prompt}\n{instructions}"[: cfg.max_prompt_chars],
+                    prompt=f"{base}\n{instructions}"[: cfg.max_prompt_chars],
                     round=round_no,
+                    tools=fewer if loop else parent.tools,
                     parent=parent_index,
                     gradient="; ".join(PATTERNS[n].description for n in names),
                     origin="edit:" + "+".join(names),
@@ -372,7 +427,7 @@ class APO(Optimiser):
 
         incumbent = Candidate(prompt=ctx.incumbent.system_prompt, round=0, origin="incumbent")
         tried: list[Candidate] = [incumbent]  # every candidate, in the order proposed
-        seen = {incumbent.prompt}
+        seen = {incumbent.key}
         beam = [incumbent]
 
         for round_no in range(1, cfg.rounds + 1):
@@ -389,9 +444,9 @@ class APO(Optimiser):
                 if ctx.should_stop():
                     break
                 for child in await expand(ctx, parent, tried.index(parent), cfg, round_no):
-                    if child.prompt in seen or ctx.should_stop():
+                    if child.key in seen or ctx.should_stop():
                         continue
-                    seen.add(child.prompt)
+                    seen.add(child.key)
                     tried.append(child)
                     round_scores[id(child)] = await score(ctx, child, minibatch, cfg.failure_threshold)
                     children.append(child)
@@ -409,12 +464,12 @@ class APO(Optimiser):
         final_tasks = train if len(train) <= cfg.final_eval else rng.sample(train, cfg.final_eval)
         finalists = [incumbent] + [c for c in beam if c is not incumbent]
         for candidate in finalists:
-            resources = ctx.incumbent.replace(system_prompt=candidate.prompt)
+            resources = candidate.resources(ctx.incumbent)
             rewards = await ctx.evaluate(resources, final_tasks)
             candidate.final_score = sum(rewards) / len(rewards) if rewards else 0.0
         best = max(finalists, key=lambda c: (c.final_score or 0.0, c is incumbent))
         return OptimiserResult(
-            best=ctx.incumbent.replace(system_prompt=best.prompt),
+            best=best.resources(ctx.incumbent),
             best_score=float(best.final_score or 0.0),
             incumbent_score=float(incumbent.final_score or 0.0),
             candidates=[_describe(c, i, ctx.incumbent) for i, c in enumerate(tried)],
@@ -427,7 +482,7 @@ def _describe(candidate: Candidate, index: int, incumbent: AgentResources) -> di
         "index": index,
         "round": candidate.round,
         "parent": candidate.parent,
-        "resources": incumbent.replace(system_prompt=candidate.prompt).as_dict(),
+        "resources": candidate.resources(incumbent).as_dict(),
         "score": candidate.final_score if candidate.final_score is not None else candidate.score,
         "minibatch_score": candidate.score,
         "final_score": candidate.final_score,
