@@ -17,8 +17,8 @@ from agentlightning.rl.optimisers.apo import (
     PATTERNS,
     detect_pattern,
     extract_prompt,
-    looped_tools,
     patterns_seen,
+    tools_of_failed_runs,
     without_instructions_naming,
 )
 from agentlightning.rl.optimisers.base import (
@@ -285,24 +285,30 @@ def test_a_tool_loop_edit_drops_the_sentence_naming_the_looped_tool() -> None:
     assert without_instructions_naming(starter, set()) == starter
     assert without_instructions_naming("Be exact.\nUse memory for names.", {"memory"}) == "Be exact."
     task = VerifiableTask(id="d", prompt="Write 2020-01-02.", verifier={"type": "exact", "expected": "2020-01-02"})
-    loop = Observation(reward=0.0, tool_calls=("datetime", "datetime", "calculator"), step_limit_reached=True)
-    once = Observation(reward=0.0, answer="no", tool_calls=("calculator",))
-    assert looped_tools([(task, loop), (task, once)]) == {"datetime"}
+    loop = Observation(reward=0.0, tool_calls=("datetime", "datetime"), step_limit_reached=True)
+    other = Observation(reward=0.0, answer='{"name": "memory"}', tool_calls=("memory",))
+    assert tools_of_failed_runs([(task, loop), (task, other)]) == {"datetime", "memory"}
 
 
-async def test_apo_takes_away_the_tool_the_agent_loops_on(tmp_path: Path) -> None:
-    """A small model offered a tool calls it whatever the prompt says: the tool-loop edit takes the
-    looped tool away (with the sentence naming it) and keeps the others."""
+async def test_apo_takes_away_the_tools_the_agent_loops_on(tmp_path: Path) -> None:
+    """A small model offered a tool calls it whatever the prompt says: the tool-loop edit takes
+    away the tools called in the failed runs (with the sentence naming them) and keeps the others."""
     tasks = [
-        VerifiableTask(id=f"d{i}", prompt="Write the date.", verifier={"type": "exact", "expected": "2020-01-02"})
+        VerifiableTask(id=f"d{i}", prompt=f"Task {i}.", verifier={"type": "exact", "expected": "done"})
         for i in range(4)
     ]
     incumbent = "Be precise. For dates call the datetime tool."
+    wanted = ["datetime", "memory"]  # even tasks loop on datetime, odd ones on memory, when offered
 
     async def observe(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[Observation]:
-        if resources.tools is None or "datetime" in resources.tools:
-            return [Observation(reward=0.0, tool_calls=("datetime",) * 4, step_limit_reached=True) for _ in batch]
-        return [Observation(reward=1.0, answer="2020-01-02") for _ in batch]
+        out = []
+        for task in batch:
+            tool = wanted[int(task.id[1:]) % 2]
+            if resources.tools is None or tool in resources.tools:
+                out.append(Observation(reward=0.0, tool_calls=(tool,) * 4, step_limit_reached=True))
+            else:
+                out.append(Observation(reward=1.0, answer="done"))
+        return out
 
     async def evaluate(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[float]:
         return [o.reward for o in await observe(resources, batch)]
@@ -311,7 +317,7 @@ async def test_apo_takes_away_the_tool_the_agent_loops_on(tmp_path: Path) -> Non
         return f"<prompt>{incumbent} Be terse.</prompt>"
 
     ctx, _ = make_ctx(tmp_path, critic, {"rounds": 1, "minibatch": 4, "branching": 1})
-    ctx.incumbent = ctx.incumbent.replace(system_prompt=incumbent, tools=("calculator", "datetime"))
+    ctx.incumbent = ctx.incumbent.replace(system_prompt=incumbent, tools=("calculator", "datetime", "memory"))
     ctx.train_tasks, ctx.evaluate, ctx.observe = tasks, evaluate, observe
     result = await APO().optimise(ctx)
     assert result.best.system_prompt == f"Be precise.\n{PATTERNS['tool_loop'].instruction}"

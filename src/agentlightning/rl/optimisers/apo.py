@@ -15,8 +15,8 @@ Search", Pryzant et al., 2023):
 4. The critic then *rewrites* the prompt along that gradient, ``branching`` times per prompt.
    Each detected pattern also yields a *targeted edit*: the parent prompt plus the pattern's
    instruction (and, when several patterns were seen, one edit with all their instructions); the
-   edit against a tool loop also takes the looped tools away from the agent, with the prompt's
-   sentences that name them (``targeted_edits``;
+   edit against a tool loop also takes away the tools the agent called in its failed runs, with
+   the prompt's sentences that name them (``targeted_edits``;
    like the mutation operators of evolutionary prompt search, they
    keep the search moving when the critic is a small local model that rewrites poorly).
 5. The new prompts are scored on the same minibatch; the best ``beam_width`` prompts of the beam
@@ -243,13 +243,15 @@ def _looks_like_tool_call(answer: str) -> bool:
     return isinstance(value, dict) and "name" in value and "arguments" in value
 
 
-def looped_tools(failures: Sequence[tuple[VerifiableTask, Observation]]) -> set[str]:
-    """The tools the agent kept calling in the runs that failed by a tool loop."""
-    names: set[str] = set()
-    for task, observation in failures:
-        if detect_pattern(task, observation) == "tool_loop":
-            names |= {n for n in observation.tool_calls if observation.tool_calls.count(n) >= 2}
-    return names
+def tools_of_failed_runs(failures: Sequence[tuple[VerifiableTask, Observation]]) -> set[str]:
+    """Every tool the agent called in a run it failed.
+
+    What the tool-loop edit takes away: a small model offered tools calls them on tasks that need
+    none, and when the looped tool alone is taken away it loops on another one (the embedded 1.5B
+    model, without ``datetime``, called ``memory`` on the same date tasks).  A tool that helps shows
+    in passed runs, not here; and the edit is only a candidate, scored and gated like any other.
+    """
+    return {name for _, observation in failures for name in observation.tool_calls}
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -343,7 +345,14 @@ async def score(
     candidate.rewards.extend(rewards)
     candidate.failures = [(task, o) for task, o, r in zip(tasks, seen, rewards) if r < threshold]
     mean = sum(rewards) / len(rewards) if rewards else 0.0
-    log.debug("apo: %s candidate scored %.2f on %d tasks: %r", candidate.origin, mean, len(tasks), candidate.prompt)
+    log.debug(
+        "apo: %s candidate (tools %s) scored %.2f on %d tasks: %r",
+        candidate.origin,
+        "as the incumbent" if candidate.tools is None else list(candidate.tools),
+        mean,
+        len(tasks),
+        candidate.prompt,
+    )
     return mean
 
 
@@ -385,14 +394,14 @@ async def expand(
             )
     if cfg.targeted_edits:
         missing = [n for n in seen if PATTERNS[n].instruction not in parent.prompt]
-        # A tool loop's edit also takes the looped tools away, with the prompt's sentences that send
-        # the agent to them: a small model offered a tool calls it whatever the prompt says ("call a
-        # tool only when needed" next to "for dates call datetime" changes nothing).  The gate
-        # decides whether the agent does better without them on its held-out tasks.
-        looped = looped_tools(parent.failures)
-        pruned = without_instructions_naming(parent.prompt, looped)
+        # A tool loop's edit also takes away the tools called in the failed runs, with the prompt's
+        # sentences that send the agent to them: a small model offered a tool calls it whatever the
+        # prompt says ("call a tool only when needed" next to "for dates call datetime" changes
+        # nothing).  The gate decides whether the agent does better without them.
+        called = tools_of_failed_runs(parent.failures)
+        pruned = without_instructions_naming(parent.prompt, called)
         offered = parent.tools if parent.tools is not None else ctx.incumbent.tools
-        fewer = tuple(t for t in offered if t not in looped) if offered is not None and looped else parent.tools
+        fewer = tuple(t for t in offered if t not in called) if offered is not None and called else parent.tools
         # One edit per pattern, and one with all of them when several patterns were seen.
         for names in [[n] for n in missing] + ([missing] if len(missing) > 1 else []):
             instructions = "\n".join(PATTERNS[n].instruction for n in names)
