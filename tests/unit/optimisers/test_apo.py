@@ -325,3 +325,39 @@ async def test_apo_takes_away_the_tools_the_agent_loops_on(tmp_path: Path) -> No
     assert result.best_score == 1.0 and result.incumbent_score == 0.0
     edit = next(c for c in result.candidates if c["origin"] == "edit:tool_loop")
     assert edit["resources"]["tools"] == ["calculator"]
+    no_tools = next(c for c in result.candidates if c["origin"] == "edit:tool_loop+no_tools")
+    assert no_tools["resources"]["tools"] == [] and "datetime" not in no_tools["resources"]["system_prompt"]
+
+
+async def test_apo_tries_the_agent_without_tools_when_any_tool_confuses_it(tmp_path: Path) -> None:
+    """The agent loops on one tool, and with that one gone writes tool calls as its answers as long
+    as any tool is offered: only the edit without tools fixes it."""
+    tasks = [
+        VerifiableTask(id=f"j{i}", prompt=f"JSON {i}.", verifier={"type": "exact", "expected": "{}"}) for i in range(4)
+    ]
+
+    async def observe(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[Observation]:
+        tools = ("calculator", "memory") if resources.tools is None else resources.tools
+        if "memory" in tools:
+            return [Observation(reward=0.0, tool_calls=("memory",) * 3, step_limit_reached=True) for _ in batch]
+        if tools:
+            return [Observation(reward=0.0, answer='{"name": "get", "arguments": {}}') for _ in batch]
+        return [Observation(reward=1.0, answer="{}") for _ in batch]
+
+    async def evaluate(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[float]:
+        return [o.reward for o in await observe(resources, batch)]
+
+    async def critic(messages: Sequence[Mapping[str, str]]) -> str:
+        return "<prompt>Be terse.</prompt>"
+
+    ctx, _ = make_ctx(tmp_path, critic, {"rounds": 1, "minibatch": 4, "branching": 1})
+    ctx.incumbent = ctx.incumbent.replace(tools=("calculator", "memory"))
+    ctx.train_tasks, ctx.evaluate, ctx.observe = tasks, evaluate, observe
+    result = await APO().optimise(ctx)
+    assert result.best.tools == () and result.best_score == 1.0
+    assert [c["origin"] for c in result.candidates] == [
+        "incumbent",
+        "critic",
+        "edit:tool_loop",
+        "edit:tool_loop+no_tools",
+    ]

@@ -16,7 +16,7 @@ Search", Pryzant et al., 2023):
    Each detected pattern also yields a *targeted edit*: the parent prompt plus the pattern's
    instruction (and, when several patterns were seen, one edit with all their instructions); the
    edit against a tool loop also takes away the tools the agent called in its failed runs, with
-   the prompt's sentences that name them (``targeted_edits``;
+   the prompt's sentences that name them, and one more edit tries the agent with no tool at all (``targeted_edits``;
    like the mutation operators of evolutionary prompt search, they
    keep the search moving when the critic is a small local model that rewrites poorly).
 5. The new prompts are scored on the same minibatch; the best ``beam_width`` prompts of the beam
@@ -415,6 +415,23 @@ async def expand(
                     parent=parent_index,
                     gradient="; ".join(PATTERNS[n].description for n in names),
                     origin="edit:" + "+".join(names),
+                )
+            )
+        # And the same without any tool, when tools would remain: the mere presence of one keeps a
+        # small model writing tool calls as its answers (the 1.5B model, left only the calculator,
+        # answered JSON tasks with ``{"name": "getAge", "arguments": ...}``).
+        tool_patterns = [n for n in missing if n in ("tool_loop", "tool_call_text")]
+        if tool_patterns and offered and (fewer is None or fewer):
+            instructions = "\n".join(PATTERNS[n].instruction for n in missing)
+            base = without_instructions_naming(parent.prompt, set(offered)) or parent.prompt
+            children.append(
+                Candidate(
+                    prompt=f"{base}\n{instructions}"[: cfg.max_prompt_chars],
+                    round=round_no,
+                    tools=(),
+                    parent=parent_index,
+                    gradient="; ".join(PATTERNS[n].description for n in missing),
+                    origin="edit:" + "+".join([*missing, "no_tools"]),
                 )
             )
     return children
