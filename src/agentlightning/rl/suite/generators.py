@@ -176,7 +176,9 @@ def arithmetic_items(count: int = 80) -> list[SuiteItem]:
 
 WORDS = (
     "lantern harbour violet copper meadow glacier quartz saffron thimble orchard cobalt "
-    "falcon juniper marble nimbus pepper ribbon tundra willow zephyr"
+    "falcon juniper marble nimbus pepper ribbon tundra willow zephyr amber beacon canyon delta "
+    "ember fjord granite harvest island jasmine kestrel lagoon mosaic nectar opal prairie quill "
+    "raven summit timber"
 ).split()
 NAMES = "Alice Bruno Chen Dalia Emeka Farah Goran Hana Ivo Jonas".split()
 MONTHS = ("January February March April May June July August September October November December").split()
@@ -252,8 +254,9 @@ def _format_item(i: int, rng: random.Random) -> tuple[str, dict[str, Any], str, 
     )
 
 
-def format_items(count: int = 120) -> list[SuiteItem]:
-    """Tasks whose verifier requires the output format the task states."""
+def format_items(count: int = 240) -> list[SuiteItem]:
+    """Tasks whose verifier requires the output format the task states (at most ``len(WORDS)``
+    of each kind: the capitals and reversal tasks each use a word once)."""
     rng = random.Random(SEED + 2)
     items: list[SuiteItem] = []
     seen: set[str] = set()
