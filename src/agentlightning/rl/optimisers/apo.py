@@ -16,9 +16,10 @@ Search", Pryzant et al., 2023):
    Each detected pattern also yields a *targeted edit*: the parent prompt plus the pattern's
    instruction (and, when several patterns were seen, one edit with all their instructions); the
    edit against a tool loop also takes away the tools the agent called in its failed runs, with
-   the prompt's sentences that name them, and one more edit tries the agent with no tool at all (``targeted_edits``;
-   like the mutation operators of evolutionary prompt search, they
-   keep the search moving when the critic is a small local model that rewrites poorly).
+   the prompt's sentences that name them, and one more edit tries the agent with no tool at all
+   (``targeted_edits``; like the mutation operators of evolutionary prompt search, they keep the
+   search moving when the critic is a small local model that rewrites poorly). A candidate is a
+   prompt and the tools it runs with; promoting it changes both.
 5. The new prompts are scored on the same minibatch; the best ``beam_width`` prompts of the beam
    and its children form the next beam.
 6. After the last round (or a stop request), the incumbent and the beam are scored on the same
