@@ -80,6 +80,8 @@ class StubOptimiser(Optimiser):
             while not ctx.should_stop():
                 await asyncio.sleep(0.05)
         candidate = ctx.incumbent.replace(system_prompt=f"{ctx.incumbent.system_prompt} {ctx.config['marker']}")
+        if "tools" in ctx.config:  # a candidate that also changes the agent's tools (as APO's tool edits)
+            candidate = candidate.replace(tools=tuple(ctx.config["tools"]))
         incumbent_score = mean(await ctx.evaluate(ctx.incumbent, ctx.train_tasks))
         await ctx.report(0, {"reward": incumbent_score})
         score = mean(await ctx.evaluate(candidate, ctx.train_tasks))
@@ -120,13 +122,19 @@ async def _wait_experiment(
 
 
 async def _optimise(
-    client: httpx.AsyncClient, headers: dict[str, str], agent_id: int, name: str, marker: str, heldout: list[Any]
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    agent_id: int,
+    name: str,
+    marker: str,
+    heldout: list[Any],
+    **options: Any,
 ) -> dict[str, Any]:
     body = {
         "name": name,
         "algorithm": "apo",
         "agent_id": agent_id,
-        "config": {"train": TRAIN, "heldout": heldout, "options": {"marker": marker}, "alpha": 0.05},
+        "config": {"train": TRAIN, "heldout": heldout, "options": {"marker": marker, **options}, "alpha": 0.05},
     }
     response = await client.post("/api/v2/rl/experiments", json=body, headers=headers)
     assert response.status_code == 201, response.text
@@ -146,7 +154,7 @@ async def test_a_significant_win_is_promoted_and_rolled_back(
 ) -> None:
     dev = await login("developer")
     agent = await create_auto_rl_agent(client, dev, "auto-rl-better", BASE_PROMPT)
-    done = await _optimise(client, dev, agent["id"], "better-apo", "GOOD", HELDOUT_ODD)
+    done = await _optimise(client, dev, agent["id"], "better-apo", "GOOD", HELDOUT_ODD, tools=["calculator"])
     assert done["status"] == "completed", done["error"]
     final = done["metrics"]["final_evaluation"]
     assert final["promoted"] is True, final
@@ -162,6 +170,7 @@ async def test_a_significant_win_is_promoted_and_rolled_back(
 
     config = await _agent_config(client, dev, agent["id"])
     assert config["system_prompt"] == f"{BASE_PROMPT} GOOD" and config["resources_version"] == 2
+    assert config["tools"] == ["calculator"]  # the candidate's tools are promoted with its prompt
     assert RL_PERFORMANCE_GAIN.labels(agent_id=str(agent["id"]))._value.get() == pytest.approx(100.0)
     scrape = (await client.get("/metrics")).text  # the spec's metric carries the promotion's gain
     assert f'rl_performance_gain_percent{{agent_id="{agent["id"]}"}} 100.0' in scrape
@@ -180,6 +189,7 @@ async def test_a_significant_win_is_promoted_and_rolled_back(
     assert change["kind"] == "rollback" and change["after"]["system_prompt"] == BASE_PROMPT
     config = await _agent_config(client, dev, agent["id"])
     assert config["system_prompt"] == BASE_PROMPT and config["resources_version"] == 3
+    assert "tools" not in config  # the agent's own tool list again
     # Nothing left to roll back.
     again = await client.post("/api/v2/rl/auto-rollback", json={"agent_id": agent["id"]}, headers=dev)
     assert again.status_code == 404 and again.json()["error"]["code"] == "NO_PROMOTION_TO_ROLL_BACK"
