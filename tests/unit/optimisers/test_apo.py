@@ -68,6 +68,24 @@ async def evaluator(resources: AgentResources, tasks: Sequence[VerifiableTask]) 
     return [1.0 if FIX in resources.system_prompt else 0.0 for _ in tasks]
 
 
+def replying(text: str) -> Any:
+    """A critic that answers ``text`` to every question."""
+
+    async def critic(messages: Sequence[Mapping[str, str]]) -> str:
+        return text
+
+    return critic
+
+
+def observed_by(ctx: OptimiserContext, tasks: list[VerifiableTask], observe: Any) -> None:
+    """Train on ``tasks``, with ``observe`` telling what the agent did (and its rewards)."""
+
+    async def evaluate(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[float]:
+        return [o.reward for o in await observe(resources, batch)]
+
+    ctx.train_tasks, ctx.evaluate, ctx.observe = tasks, evaluate, observe
+
+
 def make_ctx(
     tmp_path: Path, critic: Any, config: Mapping[str, Any], stop_after: int | None = None
 ) -> tuple[OptimiserContext, list[tuple[int, dict[str, float]]]]:
@@ -208,11 +226,8 @@ async def test_apo_targets_the_patterns_it_sees(tmp_path: Path) -> None:
             return [Observation(reward=1.0, answer="OK") for _ in batch]
         return [Observation(reward=0.0, answer="Sure, here it is: OK", tool_calls=("calculator",)) for _ in batch]
 
-    async def evaluate(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[float]:
-        return [o.reward for o in await observe(resources, batch)]
-
     ctx, _ = make_ctx(tmp_path, useless_critic, {"rounds": 1, "minibatch": 3, "branching": 1})
-    ctx.train_tasks, ctx.evaluate, ctx.observe = tasks, evaluate, observe
+    observed_by(ctx, tasks, observe)
     result = await APO().optimise(ctx)
     assert result.best.system_prompt == f"{BAD_PROMPT}\n{fix}"
     assert result.best_score == 1.0 and result.incumbent_score == 0.0
@@ -232,10 +247,9 @@ async def test_apo_without_targeted_edits_keeps_the_incumbent(tmp_path: Path) ->
     async def observe(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[Observation]:
         return [Observation(reward=0.0, answer="Sure: OK") for _ in batch]
 
-    async def critic(messages: Sequence[Mapping[str, str]]) -> str:
-        return "<prompt>Be terse.</prompt>"
-
-    ctx, _ = make_ctx(tmp_path, critic, {"rounds": 1, "minibatch": 2, "targeted_edits": False})
+    ctx, _ = make_ctx(
+        tmp_path, replying("<prompt>Be terse.</prompt>"), {"rounds": 1, "minibatch": 2, "targeted_edits": False}
+    )
     ctx.train_tasks, ctx.observe = tasks, observe
     result = await APO().optimise(ctx)
     assert [c["origin"] for c in result.candidates] == ["incumbent", "critic"]
@@ -259,14 +273,8 @@ async def test_apo_combines_the_edits_when_several_patterns_show(tmp_path: Path)
                 out.append(Observation(reward=1.0, answer="OK"))
         return out
 
-    async def evaluate(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[float]:
-        return [o.reward for o in await observe(resources, batch)]
-
-    async def critic(messages: Sequence[Mapping[str, str]]) -> str:
-        return "<prompt>Be terse.</prompt>"
-
-    ctx, _ = make_ctx(tmp_path, critic, {"rounds": 1, "minibatch": 6, "branching": 1})
-    ctx.train_tasks, ctx.evaluate, ctx.observe = tasks, evaluate, observe
+    ctx, _ = make_ctx(tmp_path, replying("<prompt>Be terse.</prompt>"), {"rounds": 1, "minibatch": 6, "branching": 1})
+    observed_by(ctx, tasks, observe)
     result = await APO().optimise(ctx)
     origins = [c["origin"] for c in result.candidates]
     assert origins[:2] == ["incumbent", "critic"] and "edit:json_answer+tool_loop" in origins[2:]
@@ -310,15 +318,11 @@ async def test_apo_takes_away_the_tools_the_agent_loops_on(tmp_path: Path) -> No
                 out.append(Observation(reward=1.0, answer="done"))
         return out
 
-    async def evaluate(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[float]:
-        return [o.reward for o in await observe(resources, batch)]
-
-    async def critic(messages: Sequence[Mapping[str, str]]) -> str:
-        return f"<prompt>{incumbent} Be terse.</prompt>"
-
-    ctx, _ = make_ctx(tmp_path, critic, {"rounds": 1, "minibatch": 4, "branching": 1})
+    ctx, _ = make_ctx(
+        tmp_path, replying(f"<prompt>{incumbent} Be terse.</prompt>"), {"rounds": 1, "minibatch": 4, "branching": 1}
+    )
     ctx.incumbent = ctx.incumbent.replace(system_prompt=incumbent, tools=("calculator", "datetime", "memory"))
-    ctx.train_tasks, ctx.evaluate, ctx.observe = tasks, evaluate, observe
+    observed_by(ctx, tasks, observe)
     result = await APO().optimise(ctx)
     assert result.best.system_prompt == f"Be precise.\n{PATTERNS['tool_loop'].instruction}"
     assert result.best.tools == ("calculator",)
@@ -344,15 +348,9 @@ async def test_apo_tries_the_agent_without_tools_when_any_tool_confuses_it(tmp_p
             return [Observation(reward=0.0, answer='{"name": "get", "arguments": {}}') for _ in batch]
         return [Observation(reward=1.0, answer="{}") for _ in batch]
 
-    async def evaluate(resources: AgentResources, batch: Sequence[VerifiableTask]) -> list[float]:
-        return [o.reward for o in await observe(resources, batch)]
-
-    async def critic(messages: Sequence[Mapping[str, str]]) -> str:
-        return "<prompt>Be terse.</prompt>"
-
-    ctx, _ = make_ctx(tmp_path, critic, {"rounds": 1, "minibatch": 4, "branching": 1})
+    ctx, _ = make_ctx(tmp_path, replying("<prompt>Be terse.</prompt>"), {"rounds": 1, "minibatch": 4, "branching": 1})
     ctx.incumbent = ctx.incumbent.replace(tools=("calculator", "memory"))
-    ctx.train_tasks, ctx.evaluate, ctx.observe = tasks, evaluate, observe
+    observed_by(ctx, tasks, observe)
     result = await APO().optimise(ctx)
     assert result.best.tools == () and result.best_score == 1.0
     assert [c["origin"] for c in result.candidates] == [
