@@ -169,6 +169,7 @@ class TaskExecutor:
 
     @contextlib.contextmanager
     def _storing(self, task_id: int) -> Iterator[None]:
+        """Mark ``task_id`` as storing its outcome while the block runs (see :attr:`storing`)."""
         self.storing.add(task_id)
         try:
             yield
@@ -176,10 +177,7 @@ class TaskExecutor:
             self.storing.discard(task_id)
 
     async def _failed(self, task: ClaimedTask, error: str, *, retryable: bool, started: float) -> str | None:
-        with self._storing(task.id):
-            return await self._store_failure(task, error, retryable=retryable, started=started)
-
-    async def _store_failure(self, task: ClaimedTask, error: str, *, retryable: bool, started: float) -> str | None:
+        """Store a failed run's outcome (retried or final) with its rollout."""
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         rollout = TaskRollout.build(
             task_id=task.id,
@@ -190,14 +188,17 @@ class TaskExecutor:
             error=error[:4000],
             extra_metadata=_rollout_metadata(task, {}),
         )
-        status = await self.scheduler.fail(task, error, retryable=retryable, execution_ms=elapsed_ms, rollout=rollout)
-        if status == "failed":
-            AGENT_REQUESTS.labels(agent_id=str(task.agent.id), status="failed").inc()
-            AGENT_RESPONSE_TIME.labels(agent_id=str(task.agent.id)).observe(elapsed_ms / 1000)
-            await self.ctx.cache.delete(cache_keys.agent_status(task.agent.id))
-        elif status == "pending":
-            AGENT_REQUESTS.labels(agent_id=str(task.agent.id), status="retried").inc()
-        return status
+        with self._storing(task.id):
+            status = await self.scheduler.fail(
+                task, error, retryable=retryable, execution_ms=elapsed_ms, rollout=rollout
+            )
+            if status == "failed":
+                AGENT_REQUESTS.labels(agent_id=str(task.agent.id), status="failed").inc()
+                AGENT_RESPONSE_TIME.labels(agent_id=str(task.agent.id)).observe(elapsed_ms / 1000)
+                await self.ctx.cache.delete(cache_keys.agent_status(task.agent.id))
+            elif status == "pending":
+                AGENT_REQUESTS.labels(agent_id=str(task.agent.id), status="retried").inc()
+            return status
 
     def count_reaped(self, failed: list[dict[str, Any]]) -> None:
         """Count tasks the reaper failed after their last lease expired (their events are stored
