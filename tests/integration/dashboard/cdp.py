@@ -12,6 +12,8 @@ import base64
 import contextlib
 import itertools
 import json
+import os
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -50,7 +52,9 @@ async def capture(
     matches ``ready_selector`` (e.g. a drawn chart) and Streamlit is idle, return (PNG
     screenshot, page text)."""
     deadline = time.monotonic() + timeout
-    with tempfile.TemporaryDirectory(prefix="agl-chromium-") as tmp:
+    # Chromium's helper processes (zygote, renderers) can still be writing the profile while the
+    # directory is removed; a leftover file in /tmp must not fail the test.
+    with tempfile.TemporaryDirectory(prefix="agl-chromium-", ignore_cleanup_errors=True) as tmp:
         process = await asyncio.create_subprocess_exec(
             chromium,
             "--headless",
@@ -63,6 +67,7 @@ async def capture(
             "about:blank",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, so its helpers are stopped with it
         )
         try:
             port = await _devtools_port(Path(tmp), process, deadline)
@@ -112,3 +117,5 @@ async def capture(
                 if process.returncode is None:
                     process.kill()
                     await process.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
