@@ -40,6 +40,7 @@ import time
 import uuid
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import httpx
 import psutil
@@ -163,31 +164,38 @@ def _statement_counts(pids: list[int], folder: Path) -> dict[str, int]:
     return totals
 
 
+def _connector() -> aiohttp.TCPConnector:
+    """Kept-alive connections for the load generator, one per assign in flight."""
+    return aiohttp.TCPConnector(limit=IN_FLIGHT)
+
+
+async def _assign_many(http: aiohttp.ClientSession, agent_id: int, n_tasks: int, label: str) -> None:
+    """POST ``n_tasks`` assigns for ``agent_id``, :data:`IN_FLIGHT` at a time."""
+    gate = asyncio.Semaphore(IN_FLIGHT)
+
+    async def assign(i: int) -> None:
+        async with gate, http.post("/api/v2/agents/assign", json={"task": f"{label} {i}", "agent_id": agent_id}) as r:
+            r.raise_for_status()
+            await r.read()
+
+    await asyncio.gather(*(assign(i) for i in range(n_tasks)))
+
+
 async def _assign_only(base_url: str, n_tasks: int, headers: dict[str, str]) -> tuple[int, float]:
     """Queue ``n_tasks`` over HTTP with no worker running; returns (agent id, assigns per second)."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
-        created = await http.post(
+    async with aiohttp.ClientSession(base_url, headers=headers, connector=_connector()) as http:
+        async with http.post(
             "/api/v2/agents",
             json={
                 "name": f"bench_{uuid.uuid4().hex[:6]}",
                 "type": "bench",
                 "config": {"max_concurrency": 64, "cache": False},
             },
-            headers=headers,
-        )
-        created.raise_for_status()
-        agent_id = created.json()["data"]["id"]
-        gate = asyncio.Semaphore(IN_FLIGHT)
-
-        async def assign(i: int) -> None:
-            async with gate:
-                r = await http.post(
-                    "/api/v2/agents/assign", json={"task": f"queued {i}", "agent_id": agent_id}, headers=headers
-                )
-                r.raise_for_status()
-
+        ) as created:
+            created.raise_for_status()
+            agent_id = (await created.json())["data"]["id"]
         started = time.perf_counter()
-        await asyncio.gather(*(assign(i) for i in range(n_tasks)))
+        await _assign_many(http, agent_id, n_tasks, "queued")
         return agent_id, n_tasks / (time.perf_counter() - started)
 
 
@@ -208,27 +216,20 @@ async def _drain(dsn: str, agent_id: int, n_tasks: int, started: float | None = 
 
 
 async def _ours(base_url: str, dsn: str, n_tasks: int, headers: dict[str, str]) -> tuple[float, int]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
-        name = f"bench_{uuid.uuid4().hex[:6]}"
-        created = await http.post(
+    async with aiohttp.ClientSession(base_url, headers=headers, connector=_connector()) as http:
+        async with http.post(
             "/api/v2/agents",
-            json={"name": name, "type": "bench", "config": {"max_concurrency": 64, "cache": False}},
-            headers=headers,
-        )
-        created.raise_for_status()
-        agent_id = created.json()["data"]["id"]
+            json={
+                "name": f"bench_{uuid.uuid4().hex[:6]}",
+                "type": "bench",
+                "config": {"max_concurrency": 64, "cache": False},
+            },
+        ) as created:
+            created.raise_for_status()
+            agent_id = (await created.json())["data"]["id"]
         conn = await asyncpg.connect(dsn)
-        gate = asyncio.Semaphore(IN_FLIGHT)
-
-        async def assign(i: int) -> None:
-            async with gate:
-                r = await http.post(
-                    "/api/v2/agents/assign", json={"task": f"bench task {i}", "agent_id": agent_id}, headers=headers
-                )
-                r.raise_for_status()
-
         started = time.perf_counter()
-        await asyncio.gather(*(assign(i) for i in range(n_tasks)))
+        await _assign_many(http, agent_id, n_tasks, "bench task")
         while True:
             done = await conn.fetchval(
                 "SELECT count(*) FROM tasks WHERE agent_id = $1 AND status IN ('completed', 'failed')", agent_id

@@ -2,8 +2,9 @@
 
 ``benchmarks/task_throughput.py`` puts this folder first on the ``PYTHONPATH`` of the server and
 worker processes it starts; Python imports ``sitecustomize`` at start-up, which registers
-SQLAlchemy engine listeners.  On ``SIGUSR1`` the counts so far are written as JSON to
-``$AGL_BENCH_STMT_DIR/<pid>.json``, so the benchmark can difference them around its timed run.
+SQLAlchemy engine listeners and counts the queue's driver-level statements too.  On ``SIGUSR1``
+the counts so far are written as JSON to ``$AGL_BENCH_STMT_DIR/<pid>.json``, so the benchmark can
+difference them around its timed run.
 Nothing here is imported by the application itself.
 """
 
@@ -34,6 +35,22 @@ if _OUT:
     @event.listens_for(Engine, "rollback")
     def _rollback(*_: Any) -> None:
         _counts["rollbacks"] += 1
+
+    try:  # statements run on the driver connection, outside SQLAlchemy's events
+        from agentlightning.storage.driver import DriverStatement
+    except ImportError:  # an older checkout (``--src``) without it
+        pass
+    else:
+
+        def _counted(run: Any) -> Any:
+            async def counted(self: Any, conn: Any, params: Any) -> Any:
+                _counts["statements"] += 1
+                return await run(self, conn, params)
+
+            return counted
+
+        DriverStatement.fetch = _counted(DriverStatement.fetch)  # type: ignore[method-assign]
+        DriverStatement.fetchrow = _counted(DriverStatement.fetchrow)  # type: ignore[method-assign]
 
     def _dump(*_: Any) -> None:
         path = Path(_OUT) / f"{os.getpid()}.json"

@@ -21,38 +21,21 @@ change they announce.  These statements are used only by
 :class:`agentlightning.agents.queue_sql.PostgresQueue`.
 
 All are constant ``text()`` statements: compiled once per process, prepared once per connection.
+The two that run once per task (assign and finish) are :class:`DriverStatement`\ s, run on the
+driver's connection without SQLAlchemy's per-statement work (see :mod:`agentlightning.storage.driver`).
 """
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Float, Integer, String, Text, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentlightning.rollouts.capture import PG_FINISH_CTES, PG_NO_ROLLOUT, TaskRollout
+from agentlightning.storage.driver import DriverStatement
 from agentlightning.storage.types import Timestamp
-
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
-    from agentlightning.storage.db import Database
-
-
-@asynccontextmanager
-async def autocommit(db: Database) -> AsyncIterator[AsyncConnection]:
-    """A pooled connection without an explicit transaction: each statement commits by itself.
-
-    For single statements that are atomic on their own, this saves the ``BEGIN`` and ``COMMIT``
-    round trips of a session.
-    """
-    async with db.engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        yield conn
-
 
 _ASSIGN_SQL = """
 WITH agent AS (
@@ -84,10 +67,9 @@ FROM agent
 """
 
 
-def _assign_text(match: str, ref_param: Any) -> Any:
-    return (
-        text(_ASSIGN_SQL.format(match=match))
-        .bindparams(
+def _assign_text(match: str, ref_param: Any) -> DriverStatement:
+    return DriverStatement(
+        text(_ASSIGN_SQL.format(match=match)).bindparams(
             ref_param,
             bindparam("context", type_=JSONB),
             bindparam("event_data", type_=JSONB),
@@ -95,7 +77,6 @@ def _assign_text(match: str, ref_param: Any) -> Any:
             bindparam("priority_rank", type_=Integer),
             bindparam("max_attempts", type_=Integer),
         )
-        .columns(id=Integer, name=String, type=String, status=String, task_id=Integer, event_id=Integer)
     )
 
 
@@ -105,7 +86,7 @@ _ASSIGN_BY_NAME = _assign_text("name = :agent_ref", bindparam("agent_ref", type_
 
 def assign_statement(
     agent_ref: int | str, agent_type: str | None, values: dict[str, Any], event_data: dict[str, Any]
-) -> tuple[Any, dict[str, Any]]:
+) -> tuple[DriverStatement, dict[str, Any]]:
     """Resolve ``agent_ref`` (id or name) and insert the task for it, in one statement.
 
     Returns ``(statement, parameters)``.  The statement yields one row ``(id, name, type, status,
@@ -209,7 +190,7 @@ CLAIM_BATCH = (
 )
 
 
-FINISH = (
+FINISH = DriverStatement(
     text(
         """
         WITH spans AS (
@@ -239,8 +220,7 @@ FINISH = (
         + """
         SELECT finished.id, finished.created_by, (SELECT id FROM event) AS event_id FROM finished
         """
-    )
-    .bindparams(
+    ).bindparams(
         bindparam("spans", type_=JSONB),
         bindparam("event_data", type_=JSONB),
         bindparam("event", type_=String),
@@ -257,7 +237,6 @@ FINISH = (
         bindparam("reward_details", type_=JSONB(none_as_null=True)),
         bindparam("rollout_reward", type_=Float),
     )
-    .columns(id=Integer, created_by=String, event_id=Integer)
 )
 
 

@@ -31,7 +31,6 @@ from sqlalchemy.orm import aliased
 
 from agentlightning.agents import queue_pg
 from agentlightning.agents.profile import DEFAULT_MAX_CONCURRENCY, AgentProfile, ProfileCache
-from agentlightning.agents.queue_pg import autocommit
 from agentlightning.agents.service import AgentService
 from agentlightning.errors import AppError, Conflict, ValidationFailed
 from agentlightning.rollouts.capture import TaskRollout
@@ -173,36 +172,37 @@ class PostgresQueue(QueueDialect):
     ) -> Inserted | AppError | None:
         ref: int | str = agent_id if agent_id is not None else (await agents.pick_for_type(str(agent_type))).id
         stored_data = jsonable(event_data)
-        async with autocommit(self.db) as conn:
-            stmt, params = queue_pg.assign_statement(
-                ref, agent_type if agent_id is not None else None, values, stored_data
-            )
-            found = (await conn.execute(stmt, params)).first()
+        stmt, params = queue_pg.assign_statement(ref, agent_type if agent_id is not None else None, values, stored_data)
+        async with self.db.driver_connection() as conn:
+            found = await stmt.fetchrow(conn, params)
         if found is None:
             raise await agents.not_found(ref)
-        if found.task_id is None:
-            if agent_type is not None and agent_id is not None and agent_type not in (found.type, found.name):
+        task_id, agent_name, agent_kind = found["task_id"], found["name"], found["type"]
+        if task_id is None:
+            if agent_type is not None and agent_id is not None and agent_type not in (agent_kind, agent_name):
                 return ValidationFailed(
-                    "VALIDATION_ERROR", f"Agent '{found.name}' is of type '{found.type}', not '{agent_type}'"
+                    "VALIDATION_ERROR", f"Agent '{agent_name}' is of type '{agent_kind}', not '{agent_type}'"
                 )
-            if found.status == "disabled":
-                return Conflict("AGENT_DISABLED", f"Agent '{found.name}' is disabled", details={"agent_id": found.id})
+            if found["status"] == "disabled":
+                return Conflict(
+                    "AGENT_DISABLED", f"Agent '{agent_name}' is disabled", details={"agent_id": found["id"]}
+                )
             return None
         data = stored_data | {
-            "task_id": found.task_id,
-            "agent_id": found.id,
-            "agent_name": found.name,
-            "agent_type": found.type,
+            "task_id": task_id,
+            "agent_id": found["id"],
+            "agent_name": agent_name,
+            "agent_type": agent_kind,
         }
         event = stored_event(
-            found.event_id,
+            found["event_id"],
             "tasks",
             "task_created",
             data,
             owner=values.get("created_by"),
             created_at=values["created_at"],
         )
-        return Inserted(found.task_id, found.id, found.name, found.type, event)
+        return Inserted(task_id, found["id"], agent_name, agent_kind, event)
 
     async def claim(self, worker_id: str, limit: int, now: datetime) -> tuple[list[ClaimedTask], list[Event]]:
         """Two statements in one transaction: lock the agents with work, then lease a batch."""
@@ -267,11 +267,11 @@ class PostgresQueue(QueueDialect):
     ) -> Event | None:
         data = jsonable(event_data)
         params = queue_pg.finish_parameters(task.id, task.lease_token, spans, values, now, event, data, rollout)
-        async with autocommit(self.db) as conn:
-            found = (await conn.execute(queue_pg.FINISH, params)).first()
+        async with self.db.driver_connection() as conn:
+            found = await queue_pg.FINISH.fetchrow(conn, params)
         if found is None:
             return None
-        return stored_event(found.event_id, "tasks", event, data, owner=found.created_by, created_at=now)
+        return stored_event(found["event_id"], "tasks", event, data, owner=found["created_by"], created_at=now)
 
 
 def _limit_expr() -> Any:

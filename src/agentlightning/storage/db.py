@@ -50,6 +50,17 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _refused_by_server(error: BaseException) -> bool:
+    """Whether ``error`` is PostgreSQL refusing a statement (the connection is still sound)."""
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - PostgreSQL installs always have it
+        return False
+    return isinstance(error, asyncpg.PostgresError) and not isinstance(
+        error, (asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError)
+    )
+
+
 class Database:
     """One engine plus a session factory; ``dialect`` tells SQL that differs per database."""
 
@@ -98,6 +109,24 @@ class Database:
                 yield session
             except BaseException:
                 await session.rollback()
+                raise
+
+    @asynccontextmanager
+    async def driver_connection(self) -> AsyncIterator[Any]:
+        """A pooled connection's own driver connection (asyncpg), outside any transaction: each
+        statement commits by itself.  For :class:`agentlightning.storage.driver.DriverStatement`.
+
+        A connection left in an unknown state (a cancellation or a lost connection mid-statement)
+        is discarded rather than handed to the next caller; one that only had a statement refused
+        by the server is kept.
+        """
+        async with self.engine.connect() as conn:
+            pooled = await conn.get_raw_connection()
+            try:
+                yield pooled.driver_connection
+            except BaseException as error:
+                if not _refused_by_server(error):
+                    await conn.invalidate()
                 raise
 
     async def ping(self) -> None:
