@@ -169,6 +169,14 @@ def _connector() -> aiohttp.TCPConnector:
     return aiohttp.TCPConnector(limit=IN_FLIGHT)
 
 
+async def _bench_agent(http: aiohttp.ClientSession) -> int:
+    """A new agent for one phase (no response cache, up to 64 tasks at once); returns its id."""
+    body = {"name": f"bench_{uuid.uuid4().hex[:6]}", "type": "bench", "config": {"max_concurrency": 64, "cache": False}}
+    async with http.post("/api/v2/agents", json=body) as created:
+        created.raise_for_status()
+        return int((await created.json())["data"]["id"])
+
+
 async def _assign_many(http: aiohttp.ClientSession, agent_id: int, n_tasks: int, label: str) -> None:
     """POST ``n_tasks`` assigns for ``agent_id``, :data:`IN_FLIGHT` at a time."""
     gate = asyncio.Semaphore(IN_FLIGHT)
@@ -184,16 +192,7 @@ async def _assign_many(http: aiohttp.ClientSession, agent_id: int, n_tasks: int,
 async def _assign_only(base_url: str, n_tasks: int, headers: dict[str, str]) -> tuple[int, float]:
     """Queue ``n_tasks`` over HTTP with no worker running; returns (agent id, assigns per second)."""
     async with aiohttp.ClientSession(base_url, headers=headers, connector=_connector()) as http:
-        async with http.post(
-            "/api/v2/agents",
-            json={
-                "name": f"bench_{uuid.uuid4().hex[:6]}",
-                "type": "bench",
-                "config": {"max_concurrency": 64, "cache": False},
-            },
-        ) as created:
-            created.raise_for_status()
-            agent_id = (await created.json())["data"]["id"]
+        agent_id = await _bench_agent(http)
         started = time.perf_counter()
         await _assign_many(http, agent_id, n_tasks, "queued")
         return agent_id, n_tasks / (time.perf_counter() - started)
@@ -217,16 +216,7 @@ async def _drain(dsn: str, agent_id: int, n_tasks: int, started: float | None = 
 
 async def _ours(base_url: str, dsn: str, n_tasks: int, headers: dict[str, str]) -> tuple[float, int]:
     async with aiohttp.ClientSession(base_url, headers=headers, connector=_connector()) as http:
-        async with http.post(
-            "/api/v2/agents",
-            json={
-                "name": f"bench_{uuid.uuid4().hex[:6]}",
-                "type": "bench",
-                "config": {"max_concurrency": 64, "cache": False},
-            },
-        ) as created:
-            created.raise_for_status()
-            agent_id = (await created.json())["data"]["id"]
+        agent_id = await _bench_agent(http)
         conn = await asyncpg.connect(dsn)
         started = time.perf_counter()
         await _assign_many(http, agent_id, n_tasks, "bench task")
