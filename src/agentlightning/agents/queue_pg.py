@@ -11,9 +11,10 @@
   the same transaction (the agents' rows are already locked).  One statement cannot do both: its
   snapshot is taken before it waits for an agent lock, so its running counts could miss a
   concurrent claim.
-* :data:`FINISH` writes the trace spans, the outcome and the task's rollout (with its verifier
-  reward, :mod:`agentlightning.rollouts.capture`) together (one statement, so the task's trace,
-  rollout and result commit atomically even in autocommit mode).
+* :data:`FINISH` writes the trace spans, the outcomes and the tasks' rollouts (with their verifier
+  rewards, :mod:`agentlightning.rollouts.capture`) together (one statement, so a task's trace,
+  rollout and result commit atomically even in autocommit mode), for one task or for several
+  whose outcomes arrived together (:class:`agentlightning.agents.outcomes.OutcomeWriter`).
 
 Each statement that changes a task's state also inserts its event into ``task_events`` (the
 outbox): ``task_created``, ``task_started``, ``task_completed``/``task_failed`` commit with the
@@ -30,10 +31,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, String, Text, bindparam, text
+from sqlalchemy import Integer, String, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from agentlightning.rollouts.capture import PG_FINISH_CTES, PG_NO_ROLLOUT, TaskRollout
+from agentlightning.rollouts.capture import PG_FINISH_COLUMNS, PG_FINISH_CTES, PG_NO_ROLLOUT, TaskRollout
 from agentlightning.storage.driver import DriverStatement
 from agentlightning.storage.types import Timestamp
 
@@ -193,7 +194,13 @@ CLAIM_BATCH = (
 FINISH = DriverStatement(
     text(
         """
-        WITH spans AS (
+        WITH o AS (
+            SELECT * FROM jsonb_to_recordset(CAST(:outcomes AS jsonb)) AS o(
+                task_id integer, lease_token text, status text, result jsonb, execution_time_ms integer,
+                error_message text, completed_at timestamptz, event text, event_data jsonb, """
+        + PG_FINISH_COLUMNS
+        + """)
+        ), spans AS (
             INSERT INTO trace_spans (trace_id, span_id, parent_span_id, task_id, agent_id, kind, name, status,
                                      input, output, error, model, prompt_tokens, completion_tokens, latency_ms,
                                      attributes, started_at, ended_at, rollout_id)
@@ -207,67 +214,55 @@ FINISH = DriverStatement(
                 started_at timestamptz, ended_at timestamptz, rollout_id text)
         ), finished AS (
             UPDATE tasks
-            SET status = :status, result = :result, execution_time_ms = :execution_time_ms,
-                error_message = :error_message, completed_at = :now, lease_expires_at = NULL
-            WHERE id = :task_id AND lease_token = :lease_token AND status = 'running'
-            RETURNING id, agent_id, created_by, started_at
+            SET status = o.status, result = o.result, execution_time_ms = o.execution_time_ms,
+                error_message = o.error_message, completed_at = o.completed_at, lease_expires_at = NULL
+            FROM o
+            WHERE tasks.id = o.task_id AND tasks.lease_token = o.lease_token AND tasks.status = 'running'
+            RETURNING tasks.id, tasks.agent_id, tasks.created_by, tasks.started_at
         ), event AS (
             INSERT INTO task_events (topic, event, task_id, agent_id, owner, data, created_at)
-            SELECT 'tasks', :event, id, agent_id, created_by, CAST(:event_data AS jsonb), :now FROM finished
-            RETURNING id
+            SELECT 'tasks', o.event, finished.id, finished.agent_id, finished.created_by, o.event_data, o.completed_at
+            FROM finished JOIN o ON o.task_id = finished.id
+            RETURNING id, task_id
         )"""
         + PG_FINISH_CTES
         + """
-        SELECT finished.id, finished.created_by, (SELECT id FROM event) AS event_id FROM finished
+        SELECT finished.id, finished.created_by, event.id AS event_id
+        FROM finished JOIN event ON event.task_id = finished.id
         """
-    ).bindparams(
-        bindparam("spans", type_=JSONB),
-        bindparam("event_data", type_=JSONB),
-        bindparam("event", type_=String),
-        bindparam("result", type_=JSONB(none_as_null=True)),
-        bindparam("execution_time_ms", type_=Integer),
-        bindparam("error_message", type_=Text),
-        bindparam("now", type_=Timestamp),
-        bindparam("task_id", type_=Integer),
-        bindparam("lease_token", type_=String),
-        bindparam("status", type_=String),
-        bindparam("rollout_input", type_=JSONB(none_as_null=True)),
-        bindparam("rollout_output", type_=JSONB(none_as_null=True)),
-        bindparam("rollout_metadata", type_=JSONB(none_as_null=True)),
-        bindparam("reward_details", type_=JSONB(none_as_null=True)),
-        bindparam("rollout_reward", type_=Float),
-    )
+    ).bindparams(bindparam("outcomes", type_=JSONB), bindparam("spans", type_=JSONB))
 )
 
 
-def finish_parameters(
+def outcome_row(
     task_id: int,
     lease_token: str,
-    spans: list[dict[str, Any]],
     values: dict[str, Any],
     now: datetime,
     event: str,
     event_data: dict[str, Any],
     rollout: TaskRollout | None = None,
 ) -> dict[str, Any]:
-    """Parameters of :data:`FINISH`: the outcome under the lease token, plus the spans to insert
-    and the task's rollout (with its verifier reward) to write with the outcome.
+    """One outcome of :data:`FINISH`: written under the lease token, with its terminal event
+    (``event``: ``task_completed`` or ``task_failed``) and the task's rollout (with its verifier
+    reward).
 
-    The statement returns the task id when the lease was still held (no row: the result was
-    discarded; the spans are kept anyway, as on the two-statement path).  The terminal event
-    (``event``: ``task_completed`` or ``task_failed``) is stored in the same statement, only when
-    the outcome was written, so a terminal state has exactly one terminal event.
+    The statement returns a row for each outcome whose lease was still held (none: the result
+    was discarded, while its spans are kept), so a terminal state has exactly one terminal event.
     """
-    rows = [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in span.items()} for span in spans]
     return {
-        "spans": rows,
+        "task_id": task_id,
+        "lease_token": lease_token,
+        "status": values["status"],
         "result": values.get("result"),
         "execution_time_ms": values.get("execution_time_ms"),
         "error_message": values.get("error_message"),
-        "status": values["status"],
-        "now": now,
-        "task_id": task_id,
-        "lease_token": lease_token,
+        "completed_at": now.isoformat(),
         "event": event,
         "event_data": event_data,
     } | (rollout.pg_parameters() if rollout is not None else PG_NO_ROLLOUT)
+
+
+def span_rows(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Trace span rows as :data:`FINISH` reads them (timestamps as ISO text)."""
+    return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in span.items()} for span in spans]

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from agentlightning.agents import queue_pg
+from agentlightning.agents.outcomes import OutcomeWriter
 from agentlightning.agents.profile import DEFAULT_MAX_CONCURRENCY, AgentProfile, ProfileCache
 from agentlightning.agents.service import AgentService
 from agentlightning.errors import AppError, Conflict, ValidationFailed
@@ -162,6 +163,11 @@ class PostgresQueue(QueueDialect):
     name = "postgresql"
     replay_first = False  # the insert itself detects a taken key: replays cost a lookup, new tasks none
 
+    def __init__(self, db: Database, lease: timedelta) -> None:
+        super().__init__(db, lease)
+        #: Outcomes that arrive together share a statement.
+        self.outcomes = OutcomeWriter(db)
+
     async def insert(
         self,
         agents: AgentService,
@@ -266,9 +272,8 @@ class PostgresQueue(QueueDialect):
         rollout: TaskRollout | None = None,
     ) -> Event | None:
         data = jsonable(event_data)
-        params = queue_pg.finish_parameters(task.id, task.lease_token, spans, values, now, event, data, rollout)
-        async with self.db.driver_connection() as conn:
-            found = await queue_pg.FINISH.fetchrow(conn, params)
+        outcome = queue_pg.outcome_row(task.id, task.lease_token, values, now, event, data, rollout)
+        found = await self.outcomes.store(outcome, queue_pg.span_rows(spans))
         if found is None:
             return None
         return stored_event(found["event_id"], "tasks", event, data, owner=found["created_by"], created_at=now)

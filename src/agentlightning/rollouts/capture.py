@@ -32,7 +32,7 @@ from agentlightning.vocabulary import RolloutStatus
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["PG_FINISH_CTES", "RESERVED_CONTEXT_KEYS", "TaskRollout", "model_visible_context"]
+__all__ = ["PG_FINISH_COLUMNS", "PG_FINISH_CTES", "RESERVED_CONTEXT_KEYS", "TaskRollout", "model_visible_context"]
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class TaskRollout:
         )
 
     def pg_parameters(self) -> dict[str, Any]:
-        """Parameters of :data:`PG_FINISH_CTES`."""
+        """This rollout's fields of an outcome row of :data:`PG_FINISH_CTES`."""
         return {
             "rollout_id": self.id,
             "rollout_parent_id": self.parent_id,
@@ -182,30 +182,36 @@ class TaskRollout:
 
 #: CTEs appended to the queue's PostgreSQL finish statement after its ``finished`` CTE (the task
 #: row, written only while the lease is held): the rollout row once, and its verifier reward.
+#: The rollout and reward rows of a batch of outcomes: CTEs appended to the queue's finish
+#: statement, which defines ``o`` (one row per outcome, with the :meth:`TaskRollout.pg_parameters`
+#: fields) and ``finished`` (the tasks whose outcome was stored).
 PG_FINISH_CTES = """
         , rollout AS (
             INSERT INTO rollouts (id, agent_id, task_id, parent_id, source, status, owner, input, output, reward,
                                   metadata, created_at, updated_at, ended_at)
-            SELECT CAST(:rollout_id AS varchar), finished.agent_id, finished.id,
-                   CAST(:rollout_parent_id AS varchar), 'task', CAST(:rollout_status AS varchar),
-                   finished.created_by, CAST(:rollout_input AS jsonb), CAST(:rollout_output AS jsonb),
-                   CAST(:rollout_reward AS double precision), CAST(:rollout_metadata AS jsonb),
-                   COALESCE(finished.started_at, :now), :now, :now
-            FROM finished
-            WHERE CAST(:rollout_id AS varchar) IS NOT NULL
+            SELECT o.rollout_id, finished.agent_id, finished.id, o.rollout_parent_id, 'task', o.rollout_status,
+                   finished.created_by, o.rollout_input, o.rollout_output, o.rollout_reward, o.rollout_metadata,
+                   COALESCE(finished.started_at, o.completed_at), o.completed_at, o.completed_at
+            FROM finished JOIN o ON o.task_id = finished.id
+            WHERE o.rollout_id IS NOT NULL
             ON CONFLICT DO NOTHING
             RETURNING id
         ), reward AS (
             INSERT INTO rewards (rollout_id, value, source, name, details, created_at)
-            SELECT rollout.id, CAST(:rollout_reward AS double precision), 'verifier',
-                   CAST(:reward_name AS varchar), CAST(:reward_details AS jsonb), :now
-            FROM rollout
-            WHERE CAST(:rollout_reward AS double precision) IS NOT NULL
+            SELECT rollout.id, o.rollout_reward, 'verifier', o.reward_name, o.reward_details, o.completed_at
+            FROM rollout JOIN o ON o.rollout_id = rollout.id
+            WHERE o.rollout_reward IS NOT NULL
             RETURNING id
         )
 """
 
-#: :data:`PG_FINISH_CTES`' parameters when a finish writes no rollout.
+#: The columns of ``o`` that :data:`PG_FINISH_CTES` reads, with their SQL types.
+PG_FINISH_COLUMNS = (
+    "rollout_id text, rollout_parent_id text, rollout_status text, rollout_input jsonb, rollout_output jsonb, "
+    "rollout_reward double precision, rollout_metadata jsonb, reward_name text, reward_details jsonb"
+)
+
+#: :data:`PG_FINISH_CTES`' fields of an outcome that writes no rollout.
 PG_NO_ROLLOUT: dict[str, Any] = {
     "rollout_id": None,
     "rollout_parent_id": None,
