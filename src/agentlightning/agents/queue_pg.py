@@ -1,7 +1,8 @@
 """PostgreSQL statements of the task queue's hot path, each built to cost as few round trips as possible.
 
-* :func:`assign_statement` resolves the agent, checks it is not disabled, and inserts the task
-  (``ON CONFLICT (idempotency_key) DO NOTHING``) in one statement.
+* :data:`ASSIGN` resolves the agent, checks it is not disabled, and inserts the task
+  (``ON CONFLICT (idempotency_key) DO NOTHING``) in one statement, for one request or for several
+  that arrived together (:class:`AssignWriter`).
 * :data:`LOCK_AGENTS` + :data:`CLAIM_BATCH` claim a batch in two statements.  The first locks
   the active agents that have pending work, in id order (no deadlocks between workers); the
   second, run after the locks are held and therefore with a snapshot that sees every claim
@@ -14,7 +15,7 @@
 * :data:`FINISH` writes the trace spans, the outcomes and the tasks' rollouts (with their verifier
   rewards, :mod:`agentlightning.rollouts.capture`) together (one statement, so a task's trace,
   rollout and result commit atomically even in autocommit mode), for one task or for several
-  whose outcomes arrived together (:class:`agentlightning.agents.outcomes.OutcomeWriter`).
+  whose outcomes arrived together (:class:`OutcomeWriter`).
 
 Each statement that changes a task's state also inserts its event into ``task_events`` (the
 outbox): ``task_created``, ``task_started``, ``task_completed``/``task_failed`` commit with the
@@ -23,87 +24,99 @@ change they announce.  These statements are used only by
 
 All are constant ``text()`` statements: compiled once per process, prepared once per connection.
 The two that run once per task (assign and finish) are :class:`DriverStatement`\ s, run on the
-driver's connection without SQLAlchemy's per-statement work (see :mod:`agentlightning.storage.driver`).
+driver's connection without SQLAlchemy's per-statement work (see :mod:`agentlightning.storage.driver`),
+and shared by the requests or outcomes that arrive together (:mod:`agentlightning.storage.batching`).
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Hashable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, String, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from agentlightning.rollouts.capture import PG_FINISH_COLUMNS, PG_FINISH_CTES, PG_NO_ROLLOUT, TaskRollout
+from agentlightning.storage.batching import StatementBatcher
 from agentlightning.storage.driver import DriverStatement
 from agentlightning.storage.types import Timestamp
 
-_ASSIGN_SQL = """
-WITH agent AS (
-    SELECT id, name, type, status FROM agents WHERE {match}
-), inserted AS (
-    INSERT INTO tasks (agent_id, task_description, status, priority, priority_rank, context, session_id,
-                       attempts, max_attempts, idempotency_key, request_hash, created_by, created_at)
-    SELECT agent.id, CAST(:task_description AS text), 'pending', CAST(:priority AS varchar),
-           CAST(:priority_rank AS smallint), CAST(:context AS jsonb), CAST(:session_id AS varchar), 0,
-           CAST(:max_attempts AS integer), CAST(:idempotency_key AS varchar), CAST(:request_hash AS varchar),
-           CAST(:created_by AS varchar), CAST(:created_at AS timestamptz)
-    FROM agent
-    WHERE agent.status <> 'disabled'
-      AND (CAST(:agent_type AS varchar) IS NULL OR agent.type = :agent_type OR agent.name = :agent_type)
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id
-), event AS (
-    INSERT INTO task_events (topic, event, task_id, agent_id, owner, data, created_at)
-    SELECT 'tasks', 'task_created', inserted.id, agent.id, CAST(:created_by AS varchar),
-           CAST(:event_data AS jsonb) || jsonb_build_object('task_id', inserted.id, 'agent_id', agent.id,
-                                                           'agent_name', agent.name, 'agent_type', agent.type),
-           CAST(:created_at AS timestamptz)
-    FROM inserted CROSS JOIN agent
-    RETURNING id
-)
-SELECT agent.id, agent.name, agent.type, agent.status, (SELECT id FROM inserted) AS task_id,
-       (SELECT id FROM event) AS event_id
-FROM agent
-"""
+if TYPE_CHECKING:
+    from agentlightning.storage.db import Database
 
-
-def _assign_text(match: str, ref_param: Any) -> DriverStatement:
-    return DriverStatement(
-        text(_ASSIGN_SQL.format(match=match)).bindparams(
-            ref_param,
-            bindparam("context", type_=JSONB),
-            bindparam("event_data", type_=JSONB),
-            bindparam("created_at", type_=Timestamp),
-            bindparam("priority_rank", type_=Integer),
-            bindparam("max_attempts", type_=Integer),
+#: Queue tasks, one per request row: resolve each request's agent (by id or by name), refuse a
+#: disabled agent or one of another type, insert the task (``ON CONFLICT (idempotency_key) DO
+#: NOTHING``) and its ``task_created`` event.  Task ids are drawn before the insert, so each
+#: inserted row is matched back to its request (``n``).
+ASSIGN = DriverStatement(
+    text(
+        """
+        WITH r AS (
+            SELECT * FROM jsonb_to_recordset(CAST(:requests AS jsonb)) AS r(
+                n integer, agent_ref_id integer, agent_ref_name text, agent_type text, task_description text,
+                priority text, priority_rank smallint, context jsonb, session_id text, max_attempts integer,
+                idempotency_key text, request_hash text, created_by text, created_at timestamptz, event_data jsonb)
+        ), agent AS (
+            SELECT r.n, a.id, a.name, a.type, a.status FROM r JOIN agents a ON a.id = r.agent_ref_id
+            UNION ALL
+            SELECT r.n, a.id, a.name, a.type, a.status FROM r JOIN agents a ON a.name = r.agent_ref_name
+            WHERE r.agent_ref_id IS NULL
+        ), allowed AS (
+            SELECT r.*, agent.id AS agent_id, agent.name AS agent_name, agent.type AS agent_kind,
+                   nextval(pg_get_serial_sequence('tasks', 'id')) AS task_id
+            FROM r JOIN agent ON agent.n = r.n
+            WHERE agent.status <> 'disabled'
+              AND (r.agent_type IS NULL OR agent.type = r.agent_type OR agent.name = r.agent_type)
+        ), inserted AS (
+            INSERT INTO tasks (id, agent_id, task_description, status, priority, priority_rank, context, session_id,
+                               attempts, max_attempts, idempotency_key, request_hash, created_by, created_at)
+            SELECT task_id, agent_id, task_description, 'pending', priority, priority_rank, context, session_id, 0,
+                   max_attempts, idempotency_key, request_hash, created_by, created_at
+            FROM allowed
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING id
+        ), event AS (
+            INSERT INTO task_events (topic, event, task_id, agent_id, owner, data, created_at)
+            SELECT 'tasks', 'task_created', allowed.task_id, allowed.agent_id, allowed.created_by,
+                   allowed.event_data || jsonb_build_object('task_id', allowed.task_id, 'agent_id', allowed.agent_id,
+                                                            'agent_name', allowed.agent_name,
+                                                            'agent_type', allowed.agent_kind),
+                   allowed.created_at
+            FROM allowed JOIN inserted ON inserted.id = allowed.task_id
+            RETURNING id, task_id
         )
-    )
+        SELECT r.n, agent.id, agent.name, agent.type, agent.status, inserted.id AS task_id, event.id AS event_id
+        FROM r
+        LEFT JOIN agent ON agent.n = r.n
+        LEFT JOIN allowed ON allowed.n = r.n
+        LEFT JOIN inserted ON inserted.id = allowed.task_id
+        LEFT JOIN event ON event.task_id = inserted.id
+        """
+    ).bindparams(bindparam("requests", type_=JSONB))
+)
 
 
-_ASSIGN_BY_ID = _assign_text("id = :agent_ref", bindparam("agent_ref", type_=Integer))
-_ASSIGN_BY_NAME = _assign_text("name = :agent_ref", bindparam("agent_ref", type_=String))
+def assign_row(
+    n: int, agent_ref: int | str, agent_type: str | None, values: dict[str, Any], event_data: dict[str, Any]
+) -> dict[str, Any]:
+    """Request ``n`` of :data:`ASSIGN`: queue a task (``values``) for ``agent_ref`` (id or name).
 
-
-def assign_statement(
-    agent_ref: int | str, agent_type: str | None, values: dict[str, Any], event_data: dict[str, Any]
-) -> tuple[DriverStatement, dict[str, Any]]:
-    """Resolve ``agent_ref`` (id or name) and insert the task for it, in one statement.
-
-    Returns ``(statement, parameters)``.  The statement yields one row ``(id, name, type, status,
-    task_id)`` when the agent exists (``task_id`` is NULL when the agent is disabled, of another
-    type than ``agent_type``, or the idempotency key was already used) and no row when it does not.
-    The ``task_created`` event (``event_data`` plus the ids and names) is stored in the same
-    statement; ``event_id`` is its row.
+    Its result row has ``(id, name, type, status)`` of the agent (NULL when there is none) and
+    ``task_id`` (NULL when the agent is disabled, of another type than ``agent_type``, or the
+    idempotency key was already used); ``event_id`` is the stored ``task_created`` event.
     """
     by_id = isinstance(agent_ref, int) or (isinstance(agent_ref, str) and agent_ref.isdigit())
-    params = {k: v for k, v in values.items() if k not in ("agent_id", "status", "attempts")}
-    params |= {
-        "agent_ref": int(agent_ref) if by_id else str(agent_ref),
+    row = {k: v for k, v in values.items() if k not in ("agent_id", "status", "attempts")}
+    return row | {
+        "n": n,
+        "agent_ref_id": int(agent_ref) if by_id else None,
+        "agent_ref_name": None if by_id else str(agent_ref),
         "agent_type": agent_type,
+        "created_at": values["created_at"].isoformat(),
         "event_data": event_data,
     }
-    return (_ASSIGN_BY_ID if by_id else _ASSIGN_BY_NAME), params
 
 
 #: Lock the active agents with pending work (id order); ``running`` is a pre-lock estimate.
@@ -266,3 +279,37 @@ def outcome_row(
 def span_rows(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Trace span rows as :data:`FINISH` reads them (timestamps as ISO text)."""
     return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in span.items()} for span in spans]
+
+
+class AssignWriter(StatementBatcher):
+    """Queues tasks (:data:`ASSIGN`); requests that arrive together share a statement."""
+
+    what = "tasks"
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._numbers = itertools.count()
+
+    def number(self) -> int:
+        """A request number unique among this writer's requests."""
+        return next(self._numbers)
+
+    def key(self, item: Any) -> Hashable:
+        return item["n"]
+
+    async def run(self, conn: Any, items: Sequence[Any]) -> dict[Hashable, Any]:
+        return {row["n"]: row for row in await ASSIGN.fetch(conn, {"requests": list(items)})}
+
+
+class OutcomeWriter(StatementBatcher):
+    """Stores task outcomes (:data:`FINISH`) with their spans; outcomes that arrive together
+    share a statement.  An item is ``(outcome_row(...), span_rows(...))``."""
+
+    what = "outcomes"
+
+    def key(self, item: Any) -> Hashable:
+        return item[0]["task_id"]
+
+    async def run(self, conn: Any, items: Sequence[Any]) -> dict[Hashable, Any]:
+        params = {"outcomes": [outcome for outcome, _ in items], "spans": [s for _, spans in items for s in spans]}
+        return {row["id"]: row for row in await FINISH.fetch(conn, params)}

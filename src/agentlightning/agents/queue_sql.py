@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import weakref
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,7 +31,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from agentlightning.agents import queue_pg
-from agentlightning.agents.outcomes import OutcomeWriter
 from agentlightning.agents.profile import DEFAULT_MAX_CONCURRENCY, AgentProfile, ProfileCache
 from agentlightning.agents.service import AgentService
 from agentlightning.errors import AppError, Conflict, ValidationFailed
@@ -165,8 +165,9 @@ class PostgresQueue(QueueDialect):
 
     def __init__(self, db: Database, lease: timedelta) -> None:
         super().__init__(db, lease)
-        #: Outcomes that arrive together share a statement.
-        self.outcomes = OutcomeWriter(db)
+        #: Tasks queued and outcomes stored together share a statement.
+        self.assigns = queue_pg.AssignWriter(db)
+        self.outcomes = queue_pg.OutcomeWriter(db)
 
     async def insert(
         self,
@@ -178,10 +179,11 @@ class PostgresQueue(QueueDialect):
     ) -> Inserted | AppError | None:
         ref: int | str = agent_id if agent_id is not None else (await agents.pick_for_type(str(agent_type))).id
         stored_data = jsonable(event_data)
-        stmt, params = queue_pg.assign_statement(ref, agent_type if agent_id is not None else None, values, stored_data)
-        async with self.db.driver_connection() as conn:
-            found = await stmt.fetchrow(conn, params)
-        if found is None:
+        request = queue_pg.assign_row(
+            self.assigns.number(), ref, agent_type if agent_id is not None else None, values, stored_data
+        )
+        found = await self.assigns.submit(request)
+        if found is None or found["id"] is None:
             raise await agents.not_found(ref)
         task_id, agent_name, agent_kind = found["task_id"], found["name"], found["type"]
         if task_id is None:
@@ -273,7 +275,7 @@ class PostgresQueue(QueueDialect):
     ) -> Event | None:
         data = jsonable(event_data)
         outcome = queue_pg.outcome_row(task.id, task.lease_token, values, now, event, data, rollout)
-        found = await self.outcomes.store(outcome, queue_pg.span_rows(spans))
+        found = await self.outcomes.submit((outcome, queue_pg.span_rows(spans)))
         if found is None:
             return None
         return stored_event(found["event_id"], "tasks", event, data, owner=found["created_by"], created_at=now)
@@ -383,5 +385,14 @@ class SqliteQueue(QueueDialect):
 
 
 def queue_dialect_for(db: Database, lease: timedelta) -> QueueDialect:
-    """The queue implementation for ``db``'s dialect."""
-    return PostgresQueue(db, lease) if db.dialect == "postgresql" else SqliteQueue(db, lease)
+    """The queue implementation for ``db``'s dialect, one per database and lease in a process, so
+    that every scheduler of the process shares its batches and its agent profiles."""
+    by_lease = _QUEUES.setdefault(db, {})
+    queue = by_lease.get(lease)
+    if queue is None:
+        queue = by_lease[lease] = PostgresQueue(db, lease) if db.dialect == "postgresql" else SqliteQueue(db, lease)
+    return queue
+
+
+#: The queues of each live database (see :func:`queue_dialect_for`).
+_QUEUES: weakref.WeakKeyDictionary[Database, dict[timedelta, QueueDialect]] = weakref.WeakKeyDictionary()
