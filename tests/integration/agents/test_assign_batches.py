@@ -72,3 +72,22 @@ async def test_assigns_arriving_together_share_one_statement_and_each_gets_its_a
     assert rows[with_context[0]["id"]].context == {"n": 1, "nested": {"x": [1, 2]}}
     assert all(rows[i].status == "pending" for i in new_ids)
     assert created == {i: 1 for i in new_ids}  # one task_created event each, none for the replay
+
+
+async def test_a_request_the_database_refuses_fails_alone(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    agent = await create_agent(client, admin, unique("shared"))
+    scheduler = TaskScheduler(app.state.ctx)
+    # PostgreSQL's jsonb cannot hold a NUL character: the database refuses this one request.
+    contexts = [{"i": 0}, {"i": 1, "bad": "a\u0000b"}, {"i": 2}, {"i": 3}]
+    results = await asyncio.gather(
+        *(scheduler.assign(task=f"t{c['i']}", agent_id=agent["id"], context=c) for c in contexts),
+        return_exceptions=True,
+    )
+    assert [isinstance(r, tuple) for r in results] == [True, False, True, True]
+    ids = [r[0]["id"] for r in results if isinstance(r, tuple)]
+    async with app.state.ctx.db.session() as s:
+        stored = (await s.execute(select(Task.context).where(Task.agent_id == agent["id"]).order_by(Task.id))).all()
+    assert [row.context for row in stored] == [{"i": 0}, {"i": 2}, {"i": 3}]
+    assert len(set(ids)) == 3
