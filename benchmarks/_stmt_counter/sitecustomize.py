@@ -52,6 +52,16 @@ if _OUT:
         DriverStatement.fetch = _counted(DriverStatement.fetch)  # type: ignore[method-assign]
         DriverStatement.fetchrow = _counted(DriverStatement.fetchrow)  # type: ignore[method-assign]
 
+        from asyncpg.transaction import Transaction
+
+        _exit = Transaction.__aexit__
+
+        async def _counted_exit(self: Any, exc_type: Any, *rest: Any) -> Any:
+            _counts["commits" if exc_type is None else "rollbacks"] += 1
+            return await _exit(self, exc_type, *rest)
+
+        Transaction.__aexit__ = _counted_exit  # type: ignore[method-assign]
+
     def _dump(*_: Any) -> None:
         path = Path(_OUT) / f"{os.getpid()}.json"
         tmp = path.with_suffix(".tmp")

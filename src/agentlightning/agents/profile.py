@@ -10,7 +10,7 @@ from sqlalchemy import select
 from agentlightning.agents.llm.base import ToolChoice
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from agentlightning.storage.db import Database
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer the task accurately and concisely."
 DEFAULT_MAX_CONCURRENCY = 4
@@ -95,8 +95,9 @@ class ProfileCache:
         self.max_entries = max_entries
         self._profiles: dict[int, AgentProfile] = {}
 
-    async def get_many(self, session: AsyncSession, versions: dict[int, int]) -> dict[int, AgentProfile]:
-        """Profiles for ``{agent id: current config_version}``; stale or missing ones are loaded."""
+    async def get_many(self, db: Database, versions: dict[int, int]) -> dict[int, AgentProfile]:
+        """Profiles for ``{agent id: current config_version}``; stale or missing ones are loaded
+        (in a session of their own, only then)."""
         from agentlightning.storage.models import Agent
 
         found: dict[int, AgentProfile] = {}
@@ -110,6 +111,8 @@ class ProfileCache:
         if missing:
             if len(self._profiles) + len(missing) > self.max_entries:
                 self._profiles.clear()
-            for row in (await session.execute(select(Agent).where(Agent.id.in_(missing)))).scalars():
+            async with db.session() as session:
+                rows = (await session.execute(select(Agent).where(Agent.id.in_(missing)))).scalars().all()
+            for row in rows:
                 found[row.id] = self._profiles[row.id] = AgentProfile.from_row(row)
         return found

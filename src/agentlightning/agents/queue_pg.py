@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, String, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from agentlightning.agents.service import PG_TOUCH_ACTIVITY_CTE
 from agentlightning.rollouts.capture import PG_FINISH_COLUMNS, PG_FINISH_CTES, PG_NO_ROLLOUT, TaskRollout
 from agentlightning.storage.batching import StatementBatcher
 from agentlightning.storage.driver import DriverStatement
@@ -120,8 +121,9 @@ def assign_row(
 
 
 #: Lock the active agents with pending work (id order); ``running`` is a pre-lock estimate.
-LOCK_AGENTS = text(
-    """
+LOCK_AGENTS = DriverStatement(
+    text(
+        """
     SELECT a.id, a.config_version,
            (SELECT count(*) FROM tasks r WHERE r.agent_id = a.id AND r.status = 'running') AS running
     FROM agents a
@@ -130,10 +132,11 @@ LOCK_AGENTS = text(
     ORDER BY a.id
     FOR UPDATE OF a
     """
-).columns(id=Integer, config_version=Integer, running=Integer)
+    )
+)
 
 #: Lease up to ``:limit`` pending tasks of the locked agents within each one's free slots.
-CLAIM_BATCH = (
+CLAIM_BATCH = DriverStatement(
     text(
         """
         WITH slots AS (
@@ -172,12 +175,13 @@ CLAIM_BATCH = (
                    :now
             FROM leased l JOIN agents a ON a.id = l.agent_id
             RETURNING id, task_id, data
-        )
+        )"""
+        + PG_TOUCH_ACTIVITY_CTE
+        + """
         SELECT l.*, started.id AS event_id, started.data AS event_data
         FROM leased l JOIN started ON started.task_id = l.id
         """
-    )
-    .bindparams(
+    ).bindparams(
         bindparam("agent_ids", type_=ARRAY(Integer)),
         bindparam("limits", type_=ARRAY(Integer)),
         bindparam("limit", type_=Integer),
@@ -185,21 +189,6 @@ CLAIM_BATCH = (
         bindparam("expires", type_=Timestamp),
         bindparam("owner", type_=String),
         bindparam("claim", type_=String),
-    )
-    .columns(
-        id=Integer,
-        agent_id=Integer,
-        task_description=String,
-        context=JSONB,
-        session_id=String,
-        priority=String,
-        priority_rank=Integer,
-        attempts=Integer,
-        max_attempts=Integer,
-        lease_token=String,
-        created_by=String,
-        event_id=Integer,
-        event_data=JSONB,
     )
 )
 

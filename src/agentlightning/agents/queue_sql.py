@@ -214,51 +214,47 @@ class PostgresQueue(QueueDialect):
 
     async def claim(self, worker_id: str, limit: int, now: datetime) -> tuple[list[ClaimedTask], list[Event]]:
         """Two statements in one transaction: lock the agents with work, then lease a batch."""
-        async with self.db.session() as s:
-            locked = (await s.execute(queue_pg.LOCK_AGENTS)).all()
+        async with self.db.driver_connection() as conn, conn.transaction():
+            locked = await queue_pg.LOCK_AGENTS.fetch(conn, {})
             if not locked:
-                await s.rollback()
                 self.blocked_by_limits = False
                 return [], []
-            profiles = await self.profiles.get_many(s, {a.id: a.config_version for a in locked})
+            # Read on another connection when an agent changed (a read does not wait for our locks).
+            profiles = await self.profiles.get_many(self.db, {a["id"]: a["config_version"] for a in locked})
             self.blocked_by_limits = any(
-                a.running >= profiles[a.id].max_concurrency for a in locked if a.id in profiles
+                a["running"] >= profiles[a["id"]].max_concurrency for a in locked if a["id"] in profiles
             )
-            agent_ids = [a.id for a in locked if a.id in profiles]
-            rows = (
-                await s.execute(
-                    queue_pg.CLAIM_BATCH,
-                    {
-                        "agent_ids": agent_ids,
-                        "limits": [profiles[a].max_concurrency for a in agent_ids],
-                        "limit": limit,
-                        "now": now,
-                        "expires": now + self.lease,
-                        "owner": worker_id,
-                        "claim": uuid.uuid4().hex,
-                    },
-                )
-            ).all()
-            await AgentService.touch_activity(s, {r.agent_id for r in rows}, now)
-            await s.commit()
-        rows = sorted(rows, key=lambda r: (-r.priority_rank, r.id))
+            agent_ids = [a["id"] for a in locked if a["id"] in profiles]
+            rows = await queue_pg.CLAIM_BATCH.fetch(
+                conn,
+                {
+                    "agent_ids": agent_ids,
+                    "limits": [profiles[a].max_concurrency for a in agent_ids],
+                    "limit": limit,
+                    "now": now,
+                    "expires": now + self.lease,
+                    "owner": worker_id,
+                    "claim": uuid.uuid4().hex,
+                },
+            )
+        rows = sorted(rows, key=lambda r: (-r["priority_rank"], r["id"]))
         claimed = [
             ClaimedTask(
-                id=r.id,
-                description=r.task_description,
-                context=r.context or {},
-                session_id=r.session_id,
-                priority=r.priority,
-                attempts=r.attempts,
-                max_attempts=r.max_attempts,
-                lease_token=r.lease_token,
-                agent=profiles[r.agent_id],
-                created_by=r.created_by,
+                id=r["id"],
+                description=r["task_description"],
+                context=r["context"] or {},
+                session_id=r["session_id"],
+                priority=r["priority"],
+                attempts=r["attempts"],
+                max_attempts=r["max_attempts"],
+                lease_token=r["lease_token"],
+                agent=profiles[r["agent_id"]],
+                created_by=r["created_by"],
             )
             for r in rows
         ]
         events = [
-            stored_event(r.event_id, "tasks", "task_started", r.event_data, owner=r.created_by, created_at=now)
+            stored_event(r["event_id"], "tasks", "task_started", r["event_data"], owner=r["created_by"], created_at=now)
             for r in rows
         ]
         return claimed, events

@@ -90,6 +90,16 @@ def _clean_config(config: dict[str, Any], settings: Settings) -> dict[str, Any]:
     return clean
 
 
+#: The agents' ``last_activity`` when a worker claimed their tasks, on PostgreSQL: a CTE that the
+#: queue's claim statement runs (it defines ``leased`` and ``:now``; the agents' rows are already
+#: locked by the claim).  Written here, by the owner of ``agents``; the queue only runs it.
+PG_TOUCH_ACTIVITY_CTE = """
+        , touched AS (
+            UPDATE agents SET last_activity = :now WHERE id IN (SELECT DISTINCT agent_id FROM leased)
+            RETURNING id
+        )"""
+
+
 class AgentService:
     """Registry operations on the ``agents`` table."""
 
@@ -337,7 +347,8 @@ class AgentService:
 
     @staticmethod
     async def touch_activity(session: AsyncSession, agent_ids: Iterable[int], now: datetime) -> None:
-        """Set the agents' ``last_activity`` inside the caller's transaction (a worker claimed their tasks)."""
+        """Set the agents' ``last_activity`` inside the caller's transaction (a worker claimed their
+        tasks; SQLite: PostgreSQL's claim runs :data:`PG_TOUCH_ACTIVITY_CTE`)."""
         ids = sorted(set(agent_ids))
         if ids:
             await session.execute(update(Agent).where(Agent.id.in_(ids)).values(last_activity=now))

@@ -8,9 +8,12 @@ import time
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from agentlightning.agents.pool import WorkerPool
 from agentlightning.agents.scheduler import TaskScheduler
+from agentlightning.storage.models import Agent, Task
+from agentlightning.storage.types import as_utc
 from tests.helpers import unique
 from tests.integration.agents.helpers import create_agent, wait_for_task
 
@@ -122,3 +125,18 @@ async def test_idle_worker_is_woken_by_task_created_not_the_poll(
         assert workers.completed >= 1
     finally:
         await workers.stop()
+
+
+async def test_a_claim_marks_the_agents_last_activity(
+    client: httpx.AsyncClient, admin: dict[str, str], app: FastAPI
+) -> None:
+    agent = await create_agent(client, admin, unique("touched"))
+    scheduler = TaskScheduler(app.state.ctx)
+    await _drain(scheduler)
+    task, _ = await scheduler.assign(task="wake up", agent_id=agent["id"])
+    claimed = await scheduler.claim("toucher", 5)
+    assert [c.id for c in claimed] == [task["id"]]
+    async with app.state.ctx.db.session() as s:
+        touched = await s.scalar(select(Agent.last_activity).where(Agent.id == agent["id"]))
+        started = await s.scalar(select(Task.started_at).where(Task.id == task["id"]))
+    assert touched is not None and as_utc(touched) == as_utc(started)  # the claim's own time
