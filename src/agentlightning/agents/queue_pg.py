@@ -7,9 +7,9 @@
   the active agents that have pending work, in id order (no deadlocks between workers); the
   second, run after the locks are held and therefore with a snapshot that sees every claim
   committed before, counts each agent's running tasks, picks up to its free slots per agent
-  (``FOR UPDATE SKIP LOCKED``), keeps the best ``limit`` by priority then FIFO and leases them;
-  the agents' ``last_activity`` is then set by their owner, ``AgentService.touch_activity``, in
-  the same transaction (the agents' rows are already locked).  One statement cannot do both: its
+  (``FOR UPDATE SKIP LOCKED``), keeps the best ``limit`` by priority then FIFO and leases them,
+  and sets the agents' ``last_activity`` (a CTE written by their owner,
+  :data:`agentlightning.agents.service.PG_TOUCH_ACTIVITY_CTE`; the rows are already locked).  One statement cannot do both: its
   snapshot is taken before it waits for an agent lock, so its running counts could miss a
   concurrent claim.
 * :data:`FINISH` writes the trace spans, the outcomes and the tasks' rollouts (with their verifier
@@ -23,9 +23,9 @@ change they announce.  These statements are used only by
 :class:`agentlightning.agents.queue_sql.PostgresQueue`.
 
 All are constant ``text()`` statements: compiled once per process, prepared once per connection.
-The two that run once per task (assign and finish) are :class:`DriverStatement`\ s, run on the
-driver's connection without SQLAlchemy's per-statement work (see :mod:`agentlightning.storage.driver`),
-and shared by the requests or outcomes that arrive together (:mod:`agentlightning.storage.batching`).
+They are :class:`DriverStatement`\ s, run on the driver's connection without SQLAlchemy's
+per-statement work (see :mod:`agentlightning.storage.driver`); assign and finish are shared by the
+requests or outcomes that arrive together (:mod:`agentlightning.storage.batching`).
 """
 
 from __future__ import annotations
