@@ -220,16 +220,16 @@ FINISH = DriverStatement(
                 error_message = o.error_message, completed_at = o.completed_at, lease_expires_at = NULL
             FROM o
             WHERE tasks.id = o.task_id AND tasks.lease_token = o.lease_token AND tasks.status = 'running'
-            RETURNING tasks.id, tasks.agent_id, tasks.created_by, tasks.started_at
+            RETURNING tasks.id, tasks.agent_id, tasks.created_by, tasks.started_at, tasks.lease_token
         ), event AS (
             INSERT INTO task_events (topic, event, task_id, agent_id, owner, data, created_at)
             SELECT 'tasks', o.event, finished.id, finished.agent_id, finished.created_by, o.event_data, o.completed_at
-            FROM finished JOIN o ON o.task_id = finished.id
+            FROM finished JOIN o ON o.task_id = finished.id AND o.lease_token = finished.lease_token
             RETURNING id, task_id
         )"""
         + PG_FINISH_CTES
         + """
-        SELECT finished.id, finished.created_by, event.id AS event_id
+        SELECT finished.id, finished.lease_token, finished.created_by, event.id AS event_id
         FROM finished JOIN event ON event.task_id = finished.id
         """
     ).bindparams(bindparam("outcomes", type_=JSONB), bindparam("spans", type_=JSONB))
@@ -297,8 +297,9 @@ class OutcomeWriter(StatementBatcher):
     what = "outcomes"
 
     def key(self, item: Any) -> Hashable:
-        return item[0]["task_id"]
+        # A task reclaimed by this worker may have two runs' outcomes in one batch: the lease tells them apart.
+        return item[0]["task_id"], item[0]["lease_token"]
 
     async def run(self, conn: Any, items: Sequence[Any]) -> dict[Hashable, Any]:
         params = {"outcomes": [outcome for outcome, _ in items], "spans": [s for _, spans in items for s in spans]}
-        return {row["id"]: row for row in await FINISH.fetch(conn, params)}
+        return {(row["id"], row["lease_token"]): row for row in await FINISH.fetch(conn, params)}

@@ -184,7 +184,8 @@ class TaskRollout:
 #: row, written only while the lease is held): the rollout row once, and its verifier reward.
 #: The rollout and reward rows of a batch of outcomes: CTEs appended to the queue's finish
 #: statement, which defines ``o`` (one row per outcome, with the :meth:`TaskRollout.pg_parameters`
-#: fields) and ``finished`` (the tasks whose outcome was stored).
+#: fields) and ``finished`` (the tasks whose outcome was stored; an outcome is theirs when its
+#: task id and lease token match, as two runs of one task may share a batch).
 PG_FINISH_CTES = """
         , rollout AS (
             INSERT INTO rollouts (id, agent_id, task_id, parent_id, source, status, owner, input, output, reward,
@@ -192,14 +193,15 @@ PG_FINISH_CTES = """
             SELECT o.rollout_id, finished.agent_id, finished.id, o.rollout_parent_id, 'task', o.rollout_status,
                    finished.created_by, o.rollout_input, o.rollout_output, o.rollout_reward, o.rollout_metadata,
                    COALESCE(finished.started_at, o.completed_at), o.completed_at, o.completed_at
-            FROM finished JOIN o ON o.task_id = finished.id
+            FROM finished JOIN o ON o.task_id = finished.id AND o.lease_token = finished.lease_token
             WHERE o.rollout_id IS NOT NULL
             ON CONFLICT DO NOTHING
-            RETURNING id
+            RETURNING id, task_id
         ), reward AS (
             INSERT INTO rewards (rollout_id, value, source, name, details, created_at)
             SELECT rollout.id, o.rollout_reward, 'verifier', o.reward_name, o.reward_details, o.completed_at
-            FROM rollout JOIN o ON o.rollout_id = rollout.id
+            FROM rollout JOIN finished ON finished.id = rollout.task_id
+            JOIN o ON o.task_id = finished.id AND o.lease_token = finished.lease_token
             WHERE o.rollout_reward IS NOT NULL
             RETURNING id
         )

@@ -84,8 +84,10 @@ async def test_outcomes_arriving_together_share_one_statement(
         *(scheduler.complete(c, {"answer": "yes"}, 5, rollout=_rollout(c, "yes")) for c in claimed[:4]),
         scheduler.fail(claimed[4], "no luck", retryable=False, rollout=_rollout(claimed[4], None)),
         scheduler.complete(stale, {"answer": "late"}, 5, rollout=_rollout(stale, "late")),
+        # An earlier run of the first task (reclaimed since) finishing in the same batch as the current one.
+        scheduler.complete(dataclasses.replace(claimed[0], lease_token="an-old-lease"), {"answer": "old run"}, 5),
     )
-    assert results == [True, True, True, True, "failed", False]
+    assert results == [True, True, True, True, "failed", False, False]
     assert queue.outcomes.statements - before == 1
     stored = await _stored(app, [c.id for c in claimed])
     assert [stored[c.id] for c in claimed] == [("completed", 1, 1)] * 4 + [("failed", 1, 1), ("running", 0, 0)]
