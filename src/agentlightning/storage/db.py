@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import CursorResult, Result, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from agentlightning.storage.faults import is_refused_statement
 from agentlightning.storage.pool_ping import install_idle_ping
 from agentlightning.storage.sqlite_driver import async_dbapi, extension_module
 
@@ -48,17 +49,6 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
-
-
-def _refused_by_server(error: BaseException) -> bool:
-    """Whether ``error`` is PostgreSQL refusing a statement (the connection is still sound)."""
-    try:
-        import asyncpg
-    except ImportError:  # pragma: no cover - PostgreSQL installs always have it
-        return False
-    return isinstance(error, asyncpg.PostgresError) and not isinstance(
-        error, (asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError)
-    )
 
 
 class Database:
@@ -125,7 +115,7 @@ class Database:
             try:
                 yield pooled.driver_connection
             except BaseException as error:
-                if not _refused_by_server(error):
+                if not is_refused_statement(error):
                     await conn.invalidate()
                 raise
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 from sqlalchemy import exc as sa_exc
 
-__all__ = ["RETRY_AFTER_SECONDS", "UNAVAILABLE_TYPES", "is_bad_data", "is_unavailable"]
+__all__ = ["RETRY_AFTER_SECONDS", "UNAVAILABLE_TYPES", "is_bad_data", "is_refused_statement", "is_unavailable"]
 
 #: How long a client is told to wait before retrying.
 RETRY_AFTER_SECONDS = 1
@@ -113,3 +113,9 @@ def is_bad_data(error: BaseException) -> bool:
         if isinstance(sqlstate, str) and sqlstate.startswith("22"):
             return True
     return False
+
+
+def is_refused_statement(error: BaseException) -> bool:
+    """True when PostgreSQL refused a statement and its connection is still sound (a constraint,
+    a value it cannot store): not an outage, not an interrupted exchange."""
+    return bool(_ASYNCPG_TYPES) and isinstance(error, asyncpg.PostgresError) and not is_unavailable(error)
