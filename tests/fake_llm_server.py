@@ -88,6 +88,8 @@ class FakeLLMServer:
         *,
         delay_s: float = 0.0,
         fail_first: int = 0,
+        fail_status: int = 500,
+        retry_after: str | None = None,
         port: int = 0,
         host: str = "127.0.0.1",
         native_tools: bool = True,
@@ -95,6 +97,9 @@ class FakeLLMServer:
         self.script = script or default_script
         self.delay_s = delay_s
         self.fail_first = fail_first
+        #: The status of the scripted failures, and the ``Retry-After`` they carry (if any).
+        self.fail_status = fail_status
+        self.retry_after = retry_after
         self.native_tools = native_tools
         self.requests: list[dict[str, Any]] = []
         #: The ``Authorization`` header of every request (which key reached this server).
@@ -131,7 +136,11 @@ class FakeLLMServer:
                 self.authorizations.append(request.headers.get("authorization"))
                 n = len(self.requests)
             if n <= self.fail_first:
-                return JSONResponse({"error": {"message": "scripted failure", "type": "server_error"}}, status_code=500)
+                return JSONResponse(
+                    {"error": {"message": "scripted failure", "type": "server_error"}},
+                    status_code=self.fail_status,
+                    headers={"Retry-After": self.retry_after} if self.retry_after else None,
+                )
             if body.get("tools") and not self.native_tools:
                 return JSONResponse(
                     {"error": {"message": "tools are not supported by this model", "type": "invalid_request_error"}},

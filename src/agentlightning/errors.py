@@ -99,7 +99,8 @@ class UpstreamFailed(AppError):
 
     ``upstream_status`` is the status to pass on: the upstream's own, 502 when it could not be
     reached, 504 when it did not answer in time. ``payload`` is the upstream's error object when
-    it sent one (OpenAI's ``{"message", "type", "param", "code"}``).
+    it sent one (OpenAI's ``{"message", "type", "param", "code"}``); ``retry_after`` the seconds
+    its ``Retry-After`` asked for, passed on to the caller.
     """
 
     code = "UPSTREAM_ERROR"
@@ -111,7 +112,8 @@ class UpstreamFailed(AppError):
         upstream_status: int = 502,
         payload: dict[str, Any] | None = None,
         details: dict[str, Any] | None = None,
+        retry_after: int | None = None,
     ) -> None:
-        super().__init__("UPSTREAM_ERROR", message, details=details)
+        super().__init__("UPSTREAM_ERROR", message, details=details, retry_after=retry_after)
         self.upstream_status = upstream_status
         self.payload = payload or {}

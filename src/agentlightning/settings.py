@@ -126,8 +126,9 @@ class Settings(BaseSettings):
     llm_model: str = "smollm2-135m-instruct"
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)
-    #: HTTP client under the ``openai`` SDK for the platform's upstreams: "auto" = aiohttp (the SDK's
-    #: ``DefaultAioHttpClient``) when installed and no proxy is set in the environment, else httpx.
+    #: HTTP client for the runtime's calls to the platform's upstreams: "aiohttp" = the pooled client
+    #: the gateway forwards with; "httpx" = the ``openai`` SDK's own client (honours proxies);
+    #: "auto" = aiohttp unless the environment sets a proxy.
     llm_http_client: Literal["auto", "httpx", "aiohttp"] = "auto"
 
     # OpenAI-compatible gateway (agentlightning.gateway; /v1/chat/completions, /v1/models)

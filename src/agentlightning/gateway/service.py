@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from agentlightning.agents.llm.upstream_http import UpstreamClient
 from agentlightning.auth.service import Principal
 from agentlightning.core.context import AppContext
 from agentlightning.errors import (
@@ -52,7 +53,6 @@ from agentlightning.gateway.upstream import (
     Completion,
     SSEReader,
     StreamAccumulator,
-    UpstreamClient,
     completion_from_json,
 )
 from agentlightning.observability import metrics
@@ -256,7 +256,9 @@ class Gateway:
                 payload, completion = await self._local_model(route).complete(call.request)
             else:
                 forwarded = {**call.request, "model": route.upstream_model}
-                payload = await self.upstreams.complete(route, orjson.dumps(forwarded), call.policy.upstream_timeout_s)
+                payload = await self.upstreams.complete(
+                    route.url, route.api_key, orjson.dumps(forwarded), call.policy.upstream_timeout_s, model=route.model
+                )
                 try:
                     completion = completion_from_json(orjson.loads(payload))
                 except orjson.JSONDecodeError as exc:
@@ -287,7 +289,9 @@ class Gateway:
             "stream_options": {**(options or {}), "include_usage": True},
         }
         try:
-            chunks = await self.upstreams.stream(route, orjson.dumps(forwarded), call.policy.upstream_timeout_s)
+            chunks = await self.upstreams.stream(
+                route.url, route.api_key, orjson.dumps(forwarded), call.policy.upstream_timeout_s, model=route.model
+            )
         except AppError as exc:
             self._finish(call, Completion(), error=exc)
             raise

@@ -1,28 +1,16 @@
-"""Forwarding to OpenAI-compatible upstreams (vLLM, Ollama, OpenAI, LiteLLM, ...).
+"""Reading what OpenAI-compatible upstreams answer the gateway (vLLM, Ollama, OpenAI, LiteLLM, ...).
 
-One pooled ``aiohttp`` session per process serves every upstream (keep-alive connections, no
-per-call client). A reply is passed on as the upstream's bytes; for streams each server-sent
-event is passed on unchanged while its JSON is read for the reply's text, tool calls and usage
+The bytes travel through the pooled client of :mod:`agentlightning.agents.llm.upstream_http`. A
+reply is passed on as the upstream's bytes; for streams each server-sent event is passed on
+unchanged while its JSON is read for the reply's text, tool calls and usage
 (:class:`StreamAccumulator`), which the gateway records and counts against budgets.
-
-Upstream failures become :class:`~agentlightning.errors.UpstreamFailed` carrying the upstream's
-status and its OpenAI error object (502 when it cannot be reached, 504 when it is too slow).
-The platform's own credentials are never forwarded: an upstream receives its configured key only.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
-
-import aiohttp
-import orjson
-
-from agentlightning.errors import UpstreamFailed
-from agentlightning.gateway.registry import ModelRoute
 
 log = logging.getLogger(__name__)
 
@@ -176,98 +164,3 @@ def _data_of(raw: bytes) -> bytes | None:
         return raw[5:].lstrip(b" ")
     lines = [line[5:].lstrip(b" ") for line in raw.split(b"\n") if line.startswith(b"data:")]
     return b"\n".join(lines) if lines else None
-
-
-def _error_of(status: int, body: bytes) -> UpstreamFailed:
-    """The error an upstream's failed reply becomes (its OpenAI error object kept when present)."""
-    payload: dict[str, Any] = {}
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        data = None
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict):
-            payload = error
-        elif isinstance(error, str):
-            payload = {"message": error}
-        elif isinstance(data.get("message"), str):
-            payload = {"message": data["message"]}
-    message = str(payload.get("message") or body[:300].decode("utf-8", "replace") or f"upstream status {status}")
-    return UpstreamFailed(f"Upstream error: {message}", upstream_status=status, payload=payload)
-
-
-class UpstreamClient:
-    """The process's pooled HTTP client to every OpenAI-compatible upstream."""
-
-    def __init__(self, *, connections: int = 1000) -> None:
-        self._connections = connections
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._connections, ttl_dns_cache=300, keepalive_timeout=30)
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True)
-        return self._session
-
-    @staticmethod
-    def _headers(route: ModelRoute) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-        if route.api_key:
-            headers["Authorization"] = f"Bearer {route.api_key}"
-        return headers
-
-    async def complete(self, route: ModelRoute, body: bytes, timeout_s: float) -> bytes:
-        """POST a non-streamed request; the reply's bytes (``UpstreamFailed`` on any failure)."""
-        try:
-            async with self._client().post(
-                route.url, data=body, headers=self._headers(route), timeout=aiohttp.ClientTimeout(total=timeout_s)
-            ) as response:
-                payload = await response.content.read(MAX_REPLY_BYTES)
-                if response.status >= 400:
-                    raise _error_of(response.status, payload)
-                return payload
-        except (TimeoutError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
-            raise _failed(route, exc, timeout_s) from exc
-
-    async def stream(self, route: ModelRoute, body: bytes, timeout_s: float) -> AsyncIterator[bytes]:
-        """Open a streamed request; raises ``UpstreamFailed`` before the first chunk when the
-        upstream refuses, then yields its bytes as they arrive (``timeout_s`` between chunks)."""
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
-        try:
-            response = await self._client().post(route.url, data=body, headers=self._headers(route), timeout=timeout)
-        except (TimeoutError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
-            raise _failed(route, exc, timeout_s) from exc
-        if response.status >= 400:
-            try:
-                payload = await response.content.read(MAX_REPLY_BYTES)
-            finally:
-                response.release()
-            raise _error_of(response.status, payload)
-        return _chunks(response, route, timeout_s)
-
-    async def close(self) -> None:
-        """Close every pooled connection."""
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
-
-
-def _failed(route: ModelRoute, exc: BaseException, timeout_s: float, *, mid_stream: bool = False) -> UpstreamFailed:
-    """The ``UpstreamFailed`` of a timeout (504) or a connection error (502) talking to ``route``,
-    before the reply or ``mid_stream``."""
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        late = f"stalled for {timeout_s:g} s mid-stream" if mid_stream else f"did not answer within {timeout_s:g} s"
-        return UpstreamFailed(f"The upstream for '{route.model}' {late}", upstream_status=504)
-    broken = "broke off the stream" if mid_stream else "could not be reached"
-    return UpstreamFailed(f"The upstream for '{route.model}' {broken}: {type(exc).__name__}", upstream_status=502)
-
-
-async def _chunks(response: aiohttp.ClientResponse, route: ModelRoute, timeout_s: float) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in response.content.iter_any():
-            yield chunk
-    except (TimeoutError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
-        raise _failed(route, exc, timeout_s, mid_stream=True) from exc
-    finally:
-        response.release()

@@ -22,7 +22,7 @@ CONTEXT_FIELDS = ("request_id", "user", "route")
 JSON_FIELDS = ("timestamp", "level", "logger", "message", *CONTEXT_FIELDS)
 CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s %(user)s %(route)s] %(message)s"
 #: Noisy libraries held at WARNING.
-QUIET_LOGGERS = ("alembic", "httpx", "httpcore", "asyncio")
+QUIET_LOGGERS = ("alembic", "httpx", "httpx2", "httpcore", "asyncio")
 
 
 class RequestContextFilter(logging.Filter):

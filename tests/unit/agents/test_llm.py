@@ -3,6 +3,7 @@ HTTP server (native tools, fallback to text, retries), and the runtime loop with
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -103,6 +104,23 @@ async def test_openai_provider_retries_then_raises() -> None:
         await provider.aclose()
 
 
+async def test_openai_provider_waits_as_long_as_a_rate_limited_upstream_asks() -> None:
+    with FakeLLMServer(fail_first=1, fail_status=429, retry_after="1") as limited:
+        provider = OpenAICompatProvider(base_url=limited.base_url, api_key="k", default_model="m", max_retries=1)
+        started = time.monotonic()
+        response = await provider.complete(LLMRequest([ChatMessage("user", "hello")]))
+        waited = time.monotonic() - started
+        await provider.aclose()
+    assert response.content == "Answer: hello" and len(limited.requests) == 2
+    assert waited >= 1.0  # the upstream's Retry-After, not the half-second first backoff
+    with FakeLLMServer(fail_first=10, fail_status=400) as refusing:
+        provider = OpenAICompatProvider(base_url=refusing.base_url, api_key="k", default_model="m", max_retries=3)
+        with pytest.raises(LLMError, match="status 400"):
+            await provider.complete(LLMRequest([ChatMessage("user", "hello")]))
+        await provider.aclose()
+    assert len(refusing.requests) == 1  # a refused request is not sent again
+
+
 @pytest.mark.parametrize("client", ["httpx", "aiohttp"])
 async def test_openai_provider_gives_the_same_answer_on_either_http_client(client: str) -> None:
     with FakeLLMServer(fail_first=1) as server:
@@ -112,7 +130,7 @@ async def test_openai_provider_gives_the_same_answer_on_either_http_client(clien
         await provider.aclose()
     assert response.content == "Answer: hello" and response.usage.prompt_tokens > 0 and response.model
     assert calls.tool_calls[0].arguments == {"expression": "2*3"} and calls.finish_reason == "tool_calls"
-    assert len(server.requests) == 3  # the 500 was retried by the SDK
+    assert len(server.requests) == 3  # the 500 was retried
     assert server.requests[0]["messages"] == [{"role": "user", "content": "hello"}]
 
 

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
+from agentlightning.agents.llm.upstream_http import error_of
 from agentlightning.errors import NotFound
 from agentlightning.gateway.policy import build_policy
 from agentlightning.gateway.recorder import bounded
 from agentlightning.gateway.registry import ProviderRegistry
 from agentlightning.gateway.resources import apply_resources
-from agentlightning.gateway.upstream import SSEReader, StreamAccumulator, _error_of, completion_from_json
+from agentlightning.gateway.upstream import SSEReader, StreamAccumulator, completion_from_json
 from agentlightning.rollouts.schemas import MAX_PAYLOAD_BYTES
 from agentlightning.settings import Settings
 from agentlightning.storage.models import GatewayKeyPolicy
@@ -78,11 +79,15 @@ def test_completion_and_upstream_errors_are_read_defensively() -> None:
         }
     )
     assert reply.content == "hi" and reply.total_tokens == 3
-    error = _error_of(
-        503, json.dumps({"error": {"message": "overloaded", "type": "server_error", "code": "busy"}}).encode()
+    error = error_of(
+        503, json.dumps({"error": {"message": "overloaded", "type": "server_error", "code": "busy"}}).encode(), "2.5"
     )
     assert error.upstream_status == 503 and error.payload["code"] == "busy" and "overloaded" in error.message
-    assert _error_of(502, b"<html>bad gateway</html>").payload == {}
+    assert error.retry_after == 3  # the upstream's Retry-After, passed on in whole seconds
+    assert error_of(502, b"<html>bad gateway</html>").payload == {}
+    # a date, nonsense or an unreasonable wait is not passed on
+    for header in ("Wed, 21 Oct 2026 07:28:00 GMT", "nan", "inf", "-1", "3600"):
+        assert error_of(429, b"{}", header).retry_after is None
 
 
 def test_registry_routes_listed_prefixed_local_and_fallback_names() -> None:

@@ -150,6 +150,7 @@ class ProviderFactory:
         self.settings = settings
         self._cache: dict[tuple[str, str, str | None, str], LLMProvider] = {}
         self._lock = threading.Lock()
+        self._upstreams: Any = None  # the pooled HTTP client its OpenAI-compatible providers share
 
     def kind_for(self, agent_config: dict[str, Any]) -> str:
         """The concrete provider kind (``openai``, ``local`` or ``transformers``)."""
@@ -207,7 +208,10 @@ class ProviderFactory:
                 parallel=s.local_model_parallel,
             )
         from agentlightning.agents.llm.openai_compat import OpenAICompatProvider
+        from agentlightning.agents.llm.upstream_http import UpstreamClient
 
+        if self._upstreams is None:
+            self._upstreams = UpstreamClient()
         return OpenAICompatProvider(
             base_url=upstream.base_url,
             api_key=upstream.api_key,
@@ -216,10 +220,13 @@ class ProviderFactory:
             max_retries=s.llm_max_retries,
             egress=custom_upstream_policy(s) if upstream.custom else None,
             http_client=s.llm_http_client,
+            upstreams=self._upstreams,
         )
 
     async def aclose(self) -> None:
-        """Close every provider built so far."""
+        """Close every provider built so far (and their pooled client)."""
         for provider in list(self._cache.values()):
             await provider.aclose()
         self._cache.clear()
+        if self._upstreams is not None:
+            await self._upstreams.close()
