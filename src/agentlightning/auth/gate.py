@@ -313,11 +313,17 @@ class AuthGate:
         cache: RedisCache = self.ctx.cache
         if not cache.healthy:
             return False, None, None
-        prefixed = self._window_keys(self._key("user", str(user_id)))
+        keys = [blacklist, record_key, *self._window_keys(self._key("user", str(user_id)))]
+        script = self._admit_script()
+        # EVALSHA through the cache's command batcher: the checks of concurrent requests share a
+        # round trip (redis-py's script object would send each alone, and again on a pipeline).
+        arguments = (len(keys), *keys, item.amount, item.get_expiry(), 1)
         try:
-            results = await self._admit_script()(
-                keys=[blacklist, record_key, *prefixed], args=[item.amount, item.get_expiry(), 1]
-            )
+            try:
+                results = await cache.commands.execute("EVALSHA", script.sha, *arguments)
+            except NoScriptError:  # Redis restarted and forgot the script: load it, then run it
+                script.sha = await self._redis.script_load(script.script)
+                results = await cache.commands.execute("EVALSHA", script.sha, *arguments)
         except (RedisError, OSError, TimeoutError) as exc:
             cache.mark_failed("auth_check", exc)
             return False, None, None
@@ -326,8 +332,7 @@ class AuthGate:
         return bool(revoked_raw), record, bool(acquired)
 
     def _admit_script(self) -> Any:
-        """The one-round-trip check as a registered script (redis-py loads it again if Redis
-        forgot it): ``EXISTS`` of the blacklist entry, ``GET`` of the user's record, and
+        """The one-round-trip check as a registered script (its SHA and source): ``EXISTS`` of the blacklist entry, ``GET`` of the user's record, and
         ``limits``' own sliding-window acquisition, its Lua source run as a function on the
         library's own keys, so ``limits``' ``get_window_stats`` and ``clear`` see the same counter."""
         if self._admit is None:

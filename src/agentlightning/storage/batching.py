@@ -1,4 +1,10 @@
-"""Statements shared by callers whose rows arrive together (group commit on the driver connection).
+"""Work shared by callers that arrive together: SQL statements (group commit on the driver
+connection) and Redis commands (one pipeline).
+
+:class:`Coalescer` is the mechanism: what callers hand in while the previous batch is on its way
+goes out as the next batch, and each caller gets its own result back. Nothing waits on a timer:
+a lone item is sent at once, and batches form only while the server is busy, which is when they
+help. A caller cancelled before its item was sent takes it back; once sent, it is done.
 
 A process serves many requests or tasks at once, and their rows (a task to queue, an outcome to
 store) arrive while the previous row's statement is still on its way to the database.  Instead of
@@ -35,44 +41,47 @@ MAX_BATCH = 64
 
 
 @dataclass(slots=True)
-class _Pending:
+class Pending:
+    """One caller's item and the future its result is set on."""
+
     item: Any
     done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
-class StatementBatcher(ABC):
-    """Runs one statement for the items handed in while the previous one ran."""
+class Coalescer(ABC):
+    """Sends the items handed in while the previous batch was on its way as one batch."""
 
-    #: What a batch is, for the log.
-    what = "rows"
-
-    def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
-        self.db = db
+    def __init__(self, max_batch: int) -> None:
         self.max_batch = max_batch
-        self._queue: list[_Pending] = []
+        self._queue: list[Pending] = []
         self._writer: asyncio.Task[None] | None = None
-        #: Statements sent and items written (for tests and benchmarks).
-        self.statements = 0
-        self.items = 0
 
     @abstractmethod
-    def key(self, item: Any) -> Hashable:
-        """The key of ``item``'s row in the statement's result."""
-
-    @abstractmethod
-    async def run(self, conn: Any, items: Sequence[Any]) -> dict[Hashable, Any]:
-        """Run the statement for ``items`` on ``conn`` (a driver connection); rows by :meth:`key`."""
+    async def _write(self, batch: list[Pending]) -> None:
+        """Send ``batch`` and settle each of its items (:func:`settle`)."""
 
     async def submit(self, item: Any) -> Any:
-        """Write ``item`` (with whatever else has arrived); returns its row, or None without one."""
-        pending = _Pending(item)
+        """Send ``item`` (with whatever else has arrived); returns its result."""
+        pending = Pending(item)
         self._queue.append(pending)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_queued(), name=f"{type(self).__name__}-writer")
+        self._wake_writer()
         return await pending.done
 
+    async def submit_many(self, items: Sequence[Any]) -> list[Any]:
+        """Send ``items`` in this order (with whatever else has arrived); their results."""
+        pendings = [Pending(item) for item in items]
+        self._queue.extend(pendings)
+        self._wake_writer()
+        return list(await asyncio.gather(*(p.done for p in pendings)))
+
+    def _wake_writer(self) -> None:
+        if self._writer is None or self._writer.done():
+            # A task, not a direct call: callers woken in the same pass of the loop (the previous
+            # batch's callers, say) queue their items before it runs, and go out together.
+            self._writer = asyncio.create_task(self._write_queued(), name=f"{type(self).__name__}-writer")
+
     async def _write_queued(self) -> None:
-        batch: list[_Pending] = []
+        batch: list[Pending] = []
         try:
             while self._queue:
                 batch = [p for p in self._queue[: self.max_batch] if not p.done.done()]
@@ -91,14 +100,36 @@ class StatementBatcher(ABC):
             self._queue.clear()
             raise
 
-    async def _write(self, batch: list[_Pending]) -> None:
+
+class StatementBatcher(Coalescer):
+    """Runs one statement for the items handed in while the previous one ran."""
+
+    #: What a batch is, for the log.
+    what = "rows"
+
+    def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
+        super().__init__(max_batch)
+        self.db = db
+        #: Statements sent and items written (for tests and benchmarks).
+        self.statements = 0
+        self.items = 0
+
+    @abstractmethod
+    def key(self, item: Any) -> Hashable:
+        """The key of ``item``'s row in the statement's result."""
+
+    @abstractmethod
+    async def run(self, conn: Any, items: Sequence[Any]) -> dict[Hashable, Any]:
+        """Run the statement for ``items`` on ``conn`` (a driver connection); rows by :meth:`key`."""
+
+    async def _write(self, batch: list[Pending]) -> None:
         try:
             async with self.db.driver_connection() as conn:
                 rows = await self.run(conn, [p.item for p in batch])
         except Exception as error:  # noqa: BLE001 - reported to each caller below
             if len(batch) == 1 or is_unavailable(error):  # the database is away: all fail alike
                 for pending in batch:
-                    _settle(pending, error=error)
+                    settle(pending, error=error)
                 return
             log.warning("writing %d %s together failed (%s); writing them one by one", len(batch), self.what, error)
             for pending in batch:
@@ -107,13 +138,14 @@ class StatementBatcher(ABC):
         self.statements += 1
         self.items += len(batch)
         for pending in batch:
-            _settle(pending, row=rows.get(self.key(pending.item)))
+            settle(pending, result=rows.get(self.key(pending.item)))
 
 
-def _settle(pending: _Pending, *, row: Any = None, error: BaseException | None = None) -> None:
-    if pending.done.done():  # its caller was cancelled meanwhile
+def settle(pending: Pending, *, result: Any = None, error: BaseException | None = None) -> None:
+    """Hand ``pending``'s caller its result or error (unless it was cancelled meanwhile)."""
+    if pending.done.done():
         return
     if error is not None:
         pending.done.set_exception(error)
     else:
-        pending.done.set_result(row)
+        pending.done.set_result(result)

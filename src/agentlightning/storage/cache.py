@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agentlightning.observability import metrics
+from agentlightning.storage.redis_batching import CommandBatcher
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +254,8 @@ class RedisCache(Cache):
             retry_on_timeout=False,
             **_connection_options(url),
         )
+        #: Commands of concurrent callers go out together (one pipeline per round trip).
+        self.commands = CommandBatcher(self.client)
         self._down_until = 0.0
         self._failures = 0
 
@@ -293,18 +296,20 @@ class RedisCache(Cache):
         return result
 
     async def _get(self, key: str) -> str | None:
-        return await self._call("get", lambda: self.client.get(key), None)
+        return await self._call("get", lambda: self.commands.execute("GET", key), None)
 
     async def set(self, key: str, value: str, ttl: int | None = None) -> None:
-        await self._call("set", lambda: self.client.set(key, value, ex=ttl if ttl else None), None)
+        expiry = ("EX", ttl) if ttl else ()
+        await self._call("set", lambda: self.commands.execute("SET", key, value, *expiry), None)
 
     async def add_json(self, key: str, value: Any, ttl: int | None = None) -> None:
         raw = json.dumps(value, default=str, separators=(",", ":"))
-        await self._call("set", lambda: self.client.set(key, raw, ex=ttl if ttl else None, nx=True), None)
+        expiry = ("EX", ttl) if ttl else ()
+        await self._call("set", lambda: self.commands.execute("SET", key, raw, *expiry, "NX"), None)
 
     async def delete(self, *keys: str) -> None:
         if keys:
-            await self._call("delete", lambda: self.client.delete(*keys), None)
+            await self._call("delete", lambda: self.commands.execute("DEL", *keys), None)
 
     async def delete_prefix(self, prefix: str) -> int:
         async def _scan_delete() -> int:
@@ -322,7 +327,7 @@ class RedisCache(Cache):
         return int(await self._call("delete_prefix", _scan_delete, 0))
 
     async def exists(self, key: str) -> bool:
-        return bool(await self._call("exists", lambda: self.client.exists(key), 0))
+        return bool(await self._call("exists", lambda: self.commands.execute("EXISTS", key), 0))
 
     async def incr(self, key: str, ttl: int | None = None) -> int:
         async def _incr() -> int:

@@ -31,6 +31,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from agentlightning.storage.models import TaskEvent
+from agentlightning.storage.redis_batching import CommandBatcher
 from agentlightning.storage.types import utcnow
 
 if TYPE_CHECKING:
@@ -367,6 +368,8 @@ class RedisEventBus(EventBus):
         self.client: aioredis.Redis = aioredis.Redis.from_url(
             url, decode_responses=True, socket_connect_timeout=1.0, health_check_interval=15
         )
+        #: Publishes of concurrent callers go out together (one pipeline per round trip).
+        self.commands = CommandBatcher(self.client)
         self._listener: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._healthy = False
@@ -395,21 +398,16 @@ class RedisEventBus(EventBus):
         await self.client.aclose()
 
     async def announce(self, events: Iterable[Event]) -> None:
-        """Publish committed events in one round trip; when Redis is down the tailer delivers them."""
-        messages = list(events)
-        if not messages:
-            return
+        """Publish committed events (with other callers' in one round trip); when Redis is down
+        the tailer delivers them."""
+        commands = [("PUBLISH", self.channel(m["topic"]), json.dumps(m, default=str)) for m in events]
         try:
-            if len(messages) == 1:
-                m = messages[0]
-                await self.client.publish(self.channel(m["topic"]), json.dumps(m, default=str))
-            else:
-                async with self.client.pipeline(transaction=False) as pipe:
-                    for m in messages:
-                        pipe.publish(self.channel(m["topic"]), json.dumps(m, default=str))
-                    await pipe.execute()
+            if len(commands) == 1:
+                await self.commands.execute(*commands[0])
+            elif commands:
+                await self.commands.submit_many(commands)
         except (RedisError, OSError) as exc:
-            log.warning("%d event(s) not published (Redis unavailable: %s)", len(messages), exc)
+            log.warning("%d event(s) not published (Redis unavailable: %s)", len(commands), exc)
 
     async def _listen(self) -> None:
         backoff = 0.2
