@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from agentlightning.storage.faults import is_refused_statement
 from agentlightning.storage.pool_ping import install_idle_ping
 from agentlightning.storage.sqlite_driver import async_dbapi, extension_module
+from agentlightning.storage.types import JSON_CODEC
 
 
 def normalise_url(url: str) -> str:
@@ -66,7 +67,7 @@ class Database:
         """``sqlite_extensions=False`` keeps the stdlib driver even where pysqlite3 could load sqlite-vec."""
         self.url = normalise_url(url)
         ensure_sqlite_folder(self.url)
-        kwargs: dict[str, Any] = {"echo": echo}
+        kwargs: dict[str, Any] = {"echo": echo, **JSON_CODEC}
         if self.url.startswith("postgresql"):
             # LIFO keeps hot connections in use; idle ones are pinged on checkout (install_idle_ping), so
             # connections a PostgreSQL restart has broken are replaced instead of failing a request.

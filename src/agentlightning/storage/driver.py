@@ -22,7 +22,9 @@ from typing import Any
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.sql.elements import TextClause
 
-_DIALECT = asyncpg_dialect()
+from agentlightning.storage.types import JSON_CODEC
+
+_DIALECT = asyncpg_dialect(**JSON_CODEC)  # the engine's JSON codec (see Database)
 
 
 class DriverStatement:

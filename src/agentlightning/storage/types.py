@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, overload
 
+import orjson
 from sqlalchemy import JSON, DateTime, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
@@ -14,6 +17,21 @@ from sqlalchemy.types import TypeDecorator
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 #: ``TEXT[]`` on PostgreSQL, a JSON list on SQLite.
 StringList = JSON().with_variant(ARRAY(Text()), "postgresql")
+
+
+def json_text(value: Any, default: Callable[[Any], Any] | None = None) -> str:
+    """JSON text of a value (a column, an event): orjson, several times faster than the standard
+    library on the rows and events of every task, falling back to the standard library for what
+    orjson refuses, such as integers beyond 64 bits. ``default`` turns other objects into JSON
+    types, as for :func:`json.dumps`."""
+    try:
+        return orjson.dumps(value, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, default=default)
+
+
+#: The engine's and the driver statements' JSON codec (``json_serializer`` / ``json_deserializer``).
+JSON_CODEC: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": orjson.loads}
 
 
 class UTCDateTime(TypeDecorator[datetime]):
