@@ -30,8 +30,20 @@ def json_text(value: Any, default: Callable[[Any], Any] | None = None) -> str:
         return json.dumps(value, default=default)
 
 
+def json_value(text: Any) -> Any:
+    """The value of JSON text, read as :func:`json.loads` would: orjson first, the standard library
+    for what orjson refuses (``NaN`` written by an older version), and ``TypeError`` for what is
+    not text (SQLite hands back JSON numbers as numbers; SQLAlchemy expects that error)."""
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise TypeError(f"JSON text expected, not {type(text).__name__}")
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 #: The engine's and the driver statements' JSON codec (``json_serializer`` / ``json_deserializer``).
-JSON_CODEC: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": orjson.loads}
+JSON_CODEC: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": json_value}
 
 
 class UTCDateTime(TypeDecorator[datetime]):
