@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import builtins
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, and_, cast, func, literal, or_, select, update
@@ -68,7 +69,17 @@ __all__ = [
 TERMINAL_STATUSES = TASK_TERMINAL
 
 
-def task_to_dict(row: Task, agent: Agent | None = None) -> dict[str, Any]:
+#: The columns of a task that has not started yet (not among the values it is queued with).
+NOT_STARTED: dict[str, Any] = {
+    "result": None,
+    "error_message": None,
+    "started_at": None,
+    "completed_at": None,
+    "execution_time_ms": None,
+}
+
+
+def task_to_dict(row: Task | SimpleNamespace, agent: Agent | None = None) -> dict[str, Any]:
     """The API representation of a task (``task_id`` duplicates ``id`` for the spec's clients)."""
     return {
         "id": row.id,
@@ -175,7 +186,8 @@ class TaskScheduler:
                 raise inserted
             raise Conflict("IDEMPOTENCY_KEY_REUSED", "This Idempotency-Key was used for a different request")
         await self.ctx.events.announce([inserted.event])
-        row = Task(id=inserted.task_id, agent_id=inserted.agent_id, **values)
+        # The stored row is exactly ``values`` plus its ids: no ORM instance is needed to describe it.
+        row = SimpleNamespace(id=inserted.task_id, agent_id=inserted.agent_id, **NOT_STARTED, **values)
         return task_to_dict(row) | {"agent_name": inserted.agent_name, "agent_type": inserted.agent_type}, True
 
     async def _task_with_agent(self, condition: Any) -> Any:
