@@ -4,7 +4,8 @@ Starts ``agentlightning serve`` (no in-process workers) on a fresh PostgreSQL da
 Redis, an instant scripted OpenAI-compatible LLM (``tests/fake_llm_server.py``, its own
 process), and 1 then 2
 ``agentlightning worker`` processes.  For each, N tasks are assigned over HTTP (16 in flight)
-and the clock stops when the last one is ``completed``.  In the same run a raw asyncpg loop
+and the clock stops when the last one is ``completed``; this runs :data:`REPEATS` times and the
+median counts (the floor: the median of :data:`FLOOR_REPEATS` runs), as for the other systems.  In the same run a raw asyncpg loop
 (INSERT one row per task; claim with ``FOR UPDATE SKIP LOCKED``; UPDATE the result) on the same
 database gives the floor, and the queues users would pick instead do the same per-task work (one
 HTTP call to the same scripted LLM): **Celery** (Redis broker and result backend, ``acks_late``,
@@ -54,6 +55,11 @@ from tests.services import RedisSlot  # noqa: E402
 ADMIN_PASSWORD = "bench-admin-password-long"
 IN_FLIGHT = 16
 CONSUMERS = 8
+#: Each system's measured phase runs this many times in a row; tasks/s is the median, CPU per task
+#: the mean. A phase of 300 tasks lasts half a second (a tenth for the floor): one run alone moved
+#: the floor by half between runs of the script.
+REPEATS = 3
+FLOOR_REPEATS = 5
 #: The source tree the server and workers run (``--src``: measure another checkout, e.g. main).
 SRC = ROOT / "src"
 STMT_COUNTER = ROOT / "benchmarks" / "_stmt_counter"
@@ -236,8 +242,20 @@ async def _ours(base_url: str, dsn: str, n_tasks: int, headers: dict[str, str]) 
 
 
 async def _raw_floor(dsn: str, n_tasks: int) -> tuple[float, float, float]:
+    """Median tasks/s of :data:`FLOOR_REPEATS` floor runs, each on a fresh table; mean CPU seconds
+    (this process, PostgreSQL) per run."""
+    runs = [await _raw_floor_once(dsn, n_tasks) for _ in range(FLOOR_REPEATS)]
+    return (
+        statistics.median(r[0] for r in runs),
+        statistics.fmean(r[1] for r in runs),
+        statistics.fmean(r[2] for r in runs),
+    )
+
+
+async def _raw_floor_once(dsn: str, n_tasks: int) -> tuple[float, float, float]:
     """Insert each task, claim it with SKIP LOCKED, write its result: the same shape, no platform."""
     pool = await asyncpg.create_pool(dsn, min_size=CONSUMERS + 1, max_size=CONSUMERS + 1)
+    await pool.execute("DROP TABLE IF EXISTS raw_tasks")
     await pool.execute(
         "CREATE TABLE raw_tasks (id serial PRIMARY KEY, description text NOT NULL, status text NOT NULL DEFAULT 'pending', "
         "priority int NOT NULL DEFAULT 1, result jsonb, created_at timestamptz DEFAULT now(), started_at timestamptz, "
@@ -369,7 +387,8 @@ async def _assign_latency(base_url: str, headers: dict[str, str], agent_id: int,
 def _celery(llm_url: str, redis_url: str, n_tasks: int, log: Path) -> tuple[float, float]:
     """Celery: Redis broker + result backend, acks_late, 2 prefork worker processes.
 
-    Returns (tasks per second, CPU seconds of the worker processes and of the enqueuing client)."""
+    Returns (median tasks per second, CPU seconds per run of the worker processes and of the
+    enqueuing client)."""
     os.environ["BENCH_BROKER_URL"] = redis_url
     os.environ["BENCH_LLM_URL"] = llm_url
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'src'}"}
@@ -383,13 +402,16 @@ def _celery(llm_url: str, redis_url: str, n_tasks: int, log: Path) -> tuple[floa
         for r in [run_agent_task.delay(f"warm-up {i}") for i in range(n_tasks // 5)]:
             r.get(timeout=120)
         meter = CpuMeter([proc.pid]).start()
-        started = time.perf_counter()
-        client_before = time.process_time()  # the enqueuing counts, like our API; fetching results does not
-        results = [run_agent_task.delay(f"bench task {i}") for i in range(n_tasks)]
-        client = time.process_time() - client_before
-        for r in results:
-            r.get(timeout=300)
-        return n_tasks / (time.perf_counter() - started), meter.stop() + client
+        rates, client = [], 0.0
+        for _ in range(REPEATS):
+            started = time.perf_counter()
+            client_before = time.process_time()  # the enqueuing counts, like our API; fetching results does not
+            results = [run_agent_task.delay(f"bench task {i}") for i in range(n_tasks)]
+            client += time.process_time() - client_before
+            for r in results:
+                r.get(timeout=300)
+            rates.append(n_tasks / (time.perf_counter() - started))
+        return statistics.median(rates), (meter.stop() + client) / REPEATS
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -430,7 +452,8 @@ async def _procrastinate_run(dsn: str, n: int, label: str) -> tuple[float, float
 def _procrastinate(dsn: str, llm_url: str, n_tasks: int, log: Path) -> tuple[float, float, float]:
     """Procrastinate on PostgreSQL: one worker process, concurrency 16 (LISTEN/NOTIFY wake-ups).
 
-    Returns (tasks per second, CPU seconds of the worker and the deferring client, PostgreSQL CPU)."""
+    Returns (median tasks per second; CPU seconds per run of the worker and the deferring client,
+    and of PostgreSQL)."""
     os.environ["BENCH_PG_DSN"] = dsn
     os.environ["BENCH_LLM_URL"] = llm_url
     from benchmarks._procrastinate_app import app
@@ -449,8 +472,9 @@ def _procrastinate(dsn: str, llm_url: str, n_tasks: int, log: Path) -> tuple[flo
         asyncio.run(_procrastinate_run(dsn, n_tasks // 5, "warm-up"))
         pg = PgMeter(dsn).start()
         meter = CpuMeter([proc.pid]).start()
-        tps, client = asyncio.run(_procrastinate_run(dsn, n_tasks, "bench task"))
-        return tps, meter.stop() + client, pg.stop()
+        runs = [asyncio.run(_procrastinate_run(dsn, n_tasks, f"bench task {k}")) for k in range(REPEATS)]
+        client = sum(r[1] for r in runs)
+        return statistics.median(r[0] for r in runs), (meter.stop() + client) / REPEATS, pg.stop() / REPEATS
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -478,7 +502,7 @@ def main() -> None:
     results: dict[str, float] = {}
     cpu_ms: dict[str, float] = {}  # CPU ms per task of the system's own processes
     pg_ms: dict[str, float] = {}  # CPU ms per task of the PostgreSQL backends
-    statements: dict[str, int] = {}
+    statements: dict[str, float] = {}
     breakdown: dict[str, float] = {}
     redis_slot = RedisSlot()
     redis_url = redis_slot.acquire()
@@ -541,13 +565,15 @@ def main() -> None:
                         meter = CpuMeter(ours_pids).start()
                         api_meter = CpuMeter([server.process.pid]).start()
                         kernel_meter = CpuMeter(ours_pids, system_only=True).start()
-                        tps, bench_agent = asyncio.run(_ours(base_url, dsn, args.tasks, headers))
-                        api_ms = _per_task_ms(api_meter.stop(), args.tasks)
-                        kernel_ms = _per_task_ms(kernel_meter.stop(), args.tasks)
-                        cpu_ms[f"{n_workers}_worker"] = _per_task_ms(meter.stop(), args.tasks)
-                        pg_ms[f"{n_workers}_worker"] = _per_task_ms(pg.stop(), args.tasks)
+                        runs = [asyncio.run(_ours(base_url, dsn, args.tasks, headers)) for _ in range(REPEATS)]
+                        tps, bench_agent = statistics.median(r[0] for r in runs), runs[-1][1]
+                        measured = args.tasks * REPEATS
+                        api_ms = _per_task_ms(api_meter.stop(), measured)
+                        kernel_ms = _per_task_ms(kernel_meter.stop(), measured)
+                        cpu_ms[f"{n_workers}_worker"] = _per_task_ms(meter.stop(), measured)
+                        pg_ms[f"{n_workers}_worker"] = _per_task_ms(pg.stop(), measured)
                         after = _statement_counts(ours_pids, stmt_dir)
-                        statements = {k: after[k] - counted[k] for k in after}
+                        statements = {k: (after[k] - counted[k]) / REPEATS for k in after}
                         if n_workers == 1:
                             breakdown = asyncio.run(_breakdown(dsn, bench_agent))
                             breakdown["http_assign_p50_ms"] = asyncio.run(_assign_latency(base_url, headers, agent_id))
@@ -600,7 +626,8 @@ def main() -> None:
     ours = results[best]
     ours_cpu = min(cpu_ms["1_worker"], cpu_ms["2_worker"])
     print(
-        f"tasks={args.tasks} in_flight_assigns={IN_FLIGHT} cpus={os.cpu_count()} src={SRC} "
+        f"tasks={args.tasks} repeats={REPEATS} (floor {FLOOR_REPEATS}) in_flight_assigns={IN_FLIGHT} "
+        f"cpus={os.cpu_count()} src={SRC} "
         f"load_average_1m={load_before:.1f}->{os.getloadavg()[0]:.1f}"
     )
     print("where the time goes per task (ms, medians; 1 worker, 16 assigns in flight):")

@@ -22,8 +22,8 @@ def llm() -> Iterator[FakeLLMServer]:
 
 @pytest.fixture(scope="module")
 def broken_llm() -> Iterator[FakeLLMServer]:
-    """An upstream that answers every call with a 500 in OpenAI's error format."""
-    with FakeLLMServer(fail_first=1_000_000) as server:
+    """An upstream that answers every call with a 500 in OpenAI's error format (and a Retry-After)."""
+    with FakeLLMServer(fail_first=1_000_000, retry_after="7") as server:
         yield server
 
 

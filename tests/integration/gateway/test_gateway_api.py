@@ -110,6 +110,7 @@ async def test_errors_are_openai_errors_with_the_right_status(
         await ai.chat.completions.create(**chat("broken-model"))
     assert upstream.value.status_code == 500 and upstream.value.body["message"] == "scripted failure"
     assert upstream.value.type == "server_error"
+    assert upstream.value.response.headers["retry-after"] == "7"  # the upstream's, passed on
     assert metrics.GATEWAY_ERRORS.labels(model="broken-model", code="UPSTREAM_ERROR")._value.get() == errors_before + 1
     with pytest.raises(openai.InternalServerError):
         await ai.chat.completions.create(**chat("broken-model"), stream=True)
