@@ -332,9 +332,10 @@ class AuthGate:
         return bool(revoked_raw), record, bool(acquired)
 
     def _admit_script(self) -> Any:
-        """The one-round-trip check as a registered script (its SHA and source): ``EXISTS`` of the blacklist entry, ``GET`` of the user's record, and
-        ``limits``' own sliding-window acquisition, its Lua source run as a function on the
-        library's own keys, so ``limits``' ``get_window_stats`` and ``clear`` see the same counter."""
+        """The one-round-trip check as a registered script (its SHA and source): ``EXISTS`` of the
+        blacklist entry, ``GET`` of the user's record, and ``limits``' own sliding-window
+        acquisition, its Lua source run as a function on the library's own keys, so ``limits``'
+        ``get_window_stats`` and ``clear`` see the same counter."""
         if self._admit is None:
             storage = self.storage
             assert isinstance(storage, LimitsRedisStorage)

@@ -11,8 +11,8 @@ missed with :meth:`EventBus.read_since`.
 Each process keeps one Redis subscription and fans events out to its local subscribers (for
 example WebSocket connections). Events published at about the same time by one process (the
 outcomes of tasks stored together, say) travel as one message per channel, a JSON array, so each
-receiving process reads and parses one message for them all.  An event is ``{"id", "topic", "event", "data", "timestamp",
-"owner"}``; ``id`` is None for the notification-only topics (``knowledge``, ``system``) and
+receiving process reads and parses one message for them all.  An event is ``{"id", "topic",
+"event", "data", "timestamp", "owner"}``; ``id`` is None for the notification-only topics (``knowledge``, ``system``) and
 ``owner`` is the ``created_by`` of the task it is about (for per-user visibility).
 """
 
@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agentlightning.storage.batching import Coalescer, Pending, settle
 from agentlightning.storage.models import TaskEvent
+from agentlightning.storage.redis_batching import send_commands
 from agentlightning.storage.types import json_text, utcnow
 
 if TYPE_CHECKING:
@@ -463,11 +464,12 @@ class EventPublisher(Coalescer):
         by_channel: dict[str, list[Event]] = {}
         for pending in batch:
             by_channel.setdefault(self.channel(pending.item["topic"]), []).append(pending.item)
+        commands = [
+            ("PUBLISH", channel, json_text(events[0] if len(events) == 1 else events, default=str))
+            for channel, events in by_channel.items()
+        ]
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for channel, events in by_channel.items():
-                    pipe.publish(channel, json_text(events[0] if len(events) == 1 else events, default=str))
-                await pipe.execute()
+            await send_commands(self.client, commands)
         except Exception as error:  # noqa: BLE001 - each caller logs it (the tailer delivers later)
             for pending in batch:
                 settle(pending, error=error)

@@ -11,9 +11,11 @@ that error, as a lone command's caller would.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from agentlightning.storage.batching import Coalescer, Pending, settle
 
@@ -38,19 +40,8 @@ class CommandBatcher(Coalescer):
     async def _write(self, batch: list[Pending]) -> None:
         self.round_trips += 1
         self.commands += len(batch)
-        if len(batch) == 1:
-            try:
-                reply = await self.client.execute_command(*batch[0].item)
-            except Exception as error:  # noqa: BLE001 - the caller's to handle, as if it had sent it
-                settle(batch[0], error=error)
-            else:
-                settle(batch[0], result=reply)
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for pending in batch:
-            pipe.execute_command(*pending.item)
         try:
-            replies = await pipe.execute(raise_on_error=False)
+            replies = await send_commands(self.client, [pending.item for pending in batch])
         except Exception as error:  # noqa: BLE001 - Redis unreachable: every caller gets it
             for pending in batch:
                 settle(pending, error=error)
@@ -60,3 +51,18 @@ class CommandBatcher(Coalescer):
                 settle(pending, error=reply)
             else:
                 settle(pending, result=reply)
+
+
+async def send_commands(client: aioredis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Run ``commands`` in one round trip (a lone one directly, several as a pipeline that is not a
+    transaction); their replies in order, a refused command's error in its place. Raises when
+    Redis cannot be reached."""
+    if len(commands) == 1:
+        try:
+            return [await client.execute_command(*commands[0])]
+        except ResponseError as refused:
+            return [refused]
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    return list(await pipe.execute(raise_on_error=False))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentlightning.agents.llm.base import (
     ChatMessage,
@@ -37,6 +37,9 @@ from agentlightning.agents.llm.base import (
     Usage,
 )
 from agentlightning.settings import Settings
+
+if TYPE_CHECKING:
+    from agentlightning.agents.llm.upstream_http import UpstreamClient
 
 __all__ = [
     "ChatMessage",
@@ -150,7 +153,8 @@ class ProviderFactory:
         self.settings = settings
         self._cache: dict[tuple[str, str, str | None, str], LLMProvider] = {}
         self._lock = threading.Lock()
-        self._upstreams: Any = None  # the pooled HTTP client its OpenAI-compatible providers share
+        #: The pooled HTTP client its OpenAI-compatible providers share (made with the first one).
+        self._upstreams: UpstreamClient | None = None
 
     def kind_for(self, agent_config: dict[str, Any]) -> str:
         """The concrete provider kind (``openai``, ``local`` or ``transformers``)."""
