@@ -54,13 +54,14 @@ async def pg_admin(sql: str) -> None:
         await conn.close()
 
 
-def start_worker(env: dict[str, str], log: Path, *, ready_timeout: float) -> subprocess.Popen[bytes]:
-    """One ``agentlightning worker`` process (4..16 tasks in flight), waited on (up to
-    ``ready_timeout`` seconds) until it logs that it is ready."""
+def start_worker(
+    env: dict[str, str], log: Path, *, ready_timeout: float, max_in_flight: int = 16
+) -> subprocess.Popen[bytes]:
+    """One ``agentlightning worker`` process (4..``max_in_flight`` tasks in flight), waited on (up
+    to ``ready_timeout`` seconds) until it logs that it is ready."""
     handle = log.open("wb")
-    proc = subprocess.Popen(
-        [*CLI, "worker", "--min", "4", "--max", "16"], env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT
-    )
+    cmd = [*CLI, "worker", "--min", "4", "--max", str(max_in_flight)]
+    proc = subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
     deadline = time.monotonic() + ready_timeout
     while "ready" not in log.read_text(errors="replace"):
         if proc.poll() is not None or time.monotonic() > deadline:

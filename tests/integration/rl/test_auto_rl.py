@@ -66,6 +66,8 @@ HELDOUT_EVEN = [_task(200 + i, i, i + 2) for i in range(12)]
 #: Runs (by work directory) that already blocked once, and a signal that one is blocking now.
 BLOCKED: set[str] = set()
 STARTED: list[asyncio.Event] = []
+#: The critics the stub consulted (each run asks its critic once, as APO does).
+CRITICS: list[Any] = []
 
 
 class StubOptimiser(Optimiser):
@@ -79,6 +81,8 @@ class StubOptimiser(Optimiser):
             STARTED[0].set()
             while not ctx.should_stop():
                 await asyncio.sleep(0.05)
+        assert await ctx.critic([{"role": "user", "content": "Improve this prompt."}])
+        CRITICS.append(ctx.critic)
         candidate = ctx.incumbent.replace(system_prompt=f"{ctx.incumbent.system_prompt} {ctx.config['marker']}")
         if "tools" in ctx.config:  # a candidate that also changes the agent's tools (as APO's tool edits)
             candidate = candidate.replace(tools=tuple(ctx.config["tools"]))
@@ -163,6 +167,8 @@ async def test_a_significant_win_is_promoted_and_rolled_back(
     assert gate["incumbent_passes"] == 0 and gate["candidate_passes"] == 12 and gate["p_value"] < 0.001
     assert final["best_resources"]["system_prompt"] == f"{BASE_PROMPT} GOOD"
     assert set(final["heldout_tasks"]).isdisjoint(final["train_tasks"])
+    # The run's LLM clients (the evaluator's, which the critic shares) were closed when it ended.
+    assert CRITICS and CRITICS[-1].providers.open_providers == 0
     # Every candidate and the progress are in the streamed metric points.
     points = (await client.get(f"/api/v2/rl/experiments/{done['id']}/metrics", headers=dev)).json()["data"]["items"]
     assert any(p["kind"] == "evaluation" and p.get("candidate") == 0 for p in points)

@@ -102,6 +102,12 @@ async def test_openai_provider_retries_then_raises() -> None:
         with pytest.raises(LLMError):
             await provider.complete(LLMRequest([ChatMessage("user", "hello")]))
         await provider.aclose()
+        assert len(broken.requests) == 2  # the first try and max_retries more
+        once = OpenAICompatProvider(base_url=broken.base_url, api_key="k", default_model="m", max_retries=0)
+        with pytest.raises(LLMError):
+            await once.complete(LLMRequest([ChatMessage("user", "hello")]))
+        await once.aclose()
+        assert len(broken.requests) == 3
 
 
 async def test_openai_provider_waits_as_long_as_a_rate_limited_upstream_asks() -> None:

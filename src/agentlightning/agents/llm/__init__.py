@@ -227,6 +227,11 @@ class ProviderFactory:
             upstreams=self._upstreams,
         )
 
+    @property
+    def open_providers(self) -> int:
+        """Providers built and not closed yet (none after :meth:`aclose`)."""
+        return len(self._cache)
+
     async def aclose(self) -> None:
         """Close every provider built so far (and their pooled client)."""
         for provider in list(self._cache.values()):

@@ -205,6 +205,12 @@ class OpenAICompatProvider(LLMProvider):
             return raw.content
         assert self._upstreams is not None
         payload = orjson.dumps(body)
+        try:  # the first try runs without the retry machinery (about 20 us a call)
+            return await self._upstreams.complete(self._url, self._api_key, payload, self.timeout_s, model=model)
+        except UpstreamFailed as error:
+            if not _retryable(error) or self.max_retries <= 0:
+                raise
+            first: UpstreamFailed | None = error
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self.max_retries + 1),
             wait=_wait,
@@ -212,6 +218,9 @@ class OpenAICompatProvider(LLMProvider):
             reraise=True,
         ):
             with attempt:
+                if first is not None:  # replayed, so that tenacity counts it and waits as it asks
+                    failed, first = first, None
+                    raise failed
                 return await self._upstreams.complete(self._url, self._api_key, payload, self.timeout_s, model=model)
         raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
 

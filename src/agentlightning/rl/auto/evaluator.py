@@ -71,7 +71,11 @@ def _score(verifier: Mapping[str, Any], answer: str) -> float:
 
 
 class AgentEvaluator:
-    """The ``evaluate`` of an :class:`~agentlightning.rl.optimisers.base.OptimiserContext`."""
+    """The ``evaluate`` of an :class:`~agentlightning.rl.optimisers.base.OptimiserContext`.
+
+    It owns the LLM clients its runs use (:attr:`providers`, which the job's critic shares);
+    :meth:`aclose` closes them when the job ends.
+    """
 
     def __init__(self, ctx: AppContext, profile: AgentProfile, *, concurrency: int | None = None) -> None:
         self.ctx = ctx
@@ -135,12 +139,27 @@ class AgentEvaluator:
         """One reward in [0, 1] per task, in order."""
         return [o.reward for o in await self.observe(resources, tasks)]
 
+    async def aclose(self) -> None:
+        """Close the LLM clients (pooled HTTP connections) the runs and the critic used."""
+        await self.providers.aclose()
+
 
 class LLMCritic:
-    """The ``critic``: the LLM that serves the agent (its provider), answering a list of messages."""
+    """The ``critic``: the LLM that serves the agent (its provider), answering a list of messages.
 
-    def __init__(self, ctx: AppContext, profile: AgentProfile, *, temperature: float = 0.7) -> None:
-        self.providers = ProviderFactory(ctx.settings)
+    ``providers`` are the clients it calls through (the evaluator's, closed with it); without them
+    it builds its own.
+    """
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        profile: AgentProfile,
+        *,
+        temperature: float = 0.7,
+        providers: ProviderFactory | None = None,
+    ) -> None:
+        self.providers = providers or ProviderFactory(ctx.settings)
         self.config = dict(profile.config)
         self.temperature = temperature
 

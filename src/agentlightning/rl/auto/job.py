@@ -210,6 +210,9 @@ class AgentOptimisationHandle(TrainingHandle):
             self.outcome = Outcome(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
             # The trigger ends with the experiment (the manager's ``_set_final``), not here: a run
             # that fails because the server shuts down is queued again and re-run.
+        finally:
+            if self.evaluator is not None:  # its pooled LLM connections (the critic's too)
+                await self.evaluator.aclose()
 
     async def _run(self) -> dict[str, Any]:
         cfg = self.config
@@ -241,7 +244,7 @@ class AgentOptimisationHandle(TrainingHandle):
             low_reward_rollouts=await _low_reward_rollouts(self.ctx, agent_id),
             evaluate=self.evaluator,
             observe=self.evaluator.observe,
-            critic=LLMCritic(self.ctx, profile),
+            critic=LLMCritic(self.ctx, profile, providers=self.evaluator.providers),
             config=optimiser_config(cfg, profile.config),
             report=self._report,
             should_stop=self._should_stop,
