@@ -288,6 +288,9 @@ class Settings(BaseSettings):
     auto_rl_gain_label_limit: int = Field(default=200, ge=1)
     #: Agent tasks an optimisation evaluates at once (the local model serves one at a time).
     auto_rl_eval_concurrency: int = Field(default=4, ge=1, le=64)
+    #: Seconds between two sweeps of ``rewards`` for any an online bandit's listener did not learn
+    #: (a failed write, a process stopped just after storing the reward).
+    bandit_sweep_interval_seconds: float = Field(default=30.0, gt=0)
 
     # Input limits (agentlightning.validation)
     #: Encoded size (bytes) and nesting depth of one free-form JSON value: task ``context``, agent

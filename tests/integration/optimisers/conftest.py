@@ -43,4 +43,5 @@ def settings(settings_factory: Callable[..., Settings], tmp_path: Path, variant_
         agent_shutdown_grace_seconds=2.0,
         agent_workers_min=1,
         agent_workers_max=4,
+        bandit_sweep_interval_seconds=3600.0,  # the tests run the bandit's sweep themselves
     )

@@ -1,26 +1,33 @@
-"""The online bandit on both backends: variant choice per task, learning from rewards through the
-reward listener, posteriors that survive a restart, and one run through the real worker pool."""
+"""The online bandit on both backends: variant choice per task, learning from stored rewards through
+the reward listener (each exactly once, the sweep taking the ones the listener missed), posteriors
+that survive a restart, and one run through the real worker pool."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from agentlightning.agents.pool import WorkerPool
 from agentlightning.agents.queue_sql import ClaimedTask
 from agentlightning.agents.service import AgentService
 from agentlightning.core.context import AppContext
 from agentlightning.rl.optimisers.bandit_service import (
+    BanditListenerService,
     BanditService,
     assign_variant,
     install_reward_listener,
     remove_reward_listener,
 )
 from agentlightning.rollouts.listeners import RewardEvent, notify_reward_listeners
+from agentlightning.rollouts.service import RolloutService
+from agentlightning.storage.models import BanditObservation, Reward
+from agentlightning.storage.types import utcnow
 from tests.helpers import unique, wait_until
 from tests.integration.agents.helpers import create_agent, wait_for_task
 from tests.integration.optimisers.conftest import GOOD_MARKER
@@ -65,15 +72,7 @@ async def test_bandit_converges_online_and_survives_a_restart(
             assert task.context["task_type"] == "maths"
             assert task.agent.system_prompt == next(v["system_prompt"] for v in VARIANTS if v["name"] == name)
             success = outcome.random() < (0.9 if name == "good" else 0.15)
-            event = RewardEvent(
-                rollout_id=f"r{i}",
-                agent_id=agent["id"],
-                task_id=None,
-                value=1.0 if success else 0.0,
-                source="verifier",
-                metadata={"variant": name, "task_type": "maths"},
-            )
-            await notify_reward_listeners([event], scope=ctx)
+            await _rewarded_rollout(ctx, agent["id"], name, 1.0 if success else 0.0)
     finally:
         remove_reward_listener(ctx)
     assert chosen[40:].count("good") >= 32  # most of the later pulls go to the better variant
@@ -94,6 +93,75 @@ async def test_bandit_converges_online_and_survives_a_restart(
     assert shown["good"]["pulls"] == arms["good"]["pulls"] and shown["good"]["task_type"] == "maths"
     assert (await client.get("/api/v2/agents/no-such-agent/bandit", headers=user)).status_code == 404
     assert (await client.get(f"/api/v2/agents/{agent['id']}/bandit")).status_code == 401
+
+
+async def _rewarded_rollout(ctx: AppContext, agent_id: int, variant: str, value: float) -> str:
+    """An SDK rollout of ``agent_id`` that ran ``variant`` on a maths task, with a stored reward
+    (its listeners told, as every writer of rewards does)."""
+    rollouts = RolloutService(ctx)
+    rollout_id = await rollouts.start(
+        source="sdk", owner="admin", agent_id=agent_id, metadata={"variant": variant, "task_type": "maths"}
+    )
+    await rollouts.add_reward(rollout_id, value, source="verifier", actor=None)
+    return rollout_id
+
+
+async def _observations(ctx: AppContext, agent_id: int) -> dict[str, int]:
+    return {a["variant"]: a["observations"] for a in await BanditService(ctx).summary(agent_id)}
+
+
+async def test_each_reward_is_learned_once_and_the_sweep_finds_the_missed_ones(
+    ctx: AppContext, client: httpx.AsyncClient, login: Login, monkeypatch: Any
+) -> None:
+    admin = await login("admin")
+    agent = await create_agent(client, admin, unique("bandit"), config={"bandit": BANDIT, "variants": VARIANTS})
+    install_reward_listener(ctx)
+    try:
+        heard = await _rewarded_rollout(ctx, agent["id"], "good", 1.0)
+        assert await _observations(ctx, agent["id"]) == {"good": 1}
+        # Told again (a retried notification), the listener learns nothing more.
+        event = RewardEvent(heard, agent["id"], None, 1.0, "verifier", metadata={"variant": "good"})
+        await notify_reward_listeners([event], scope=ctx)
+        assert await _observations(ctx, agent["id"]) == {"good": 1}
+
+        # The listener's write fails (the database restarting): the reward is stored, not learned.
+        failing = BanditService._learn_once
+
+        async def fail_once(self: BanditService, *args: Any) -> bool:
+            monkeypatch.setattr(BanditService, "_learn_once", failing)
+            raise ConnectionError("the database went away")
+
+        monkeypatch.setattr(BanditService, "_learn_once", fail_once)
+        await _rewarded_rollout(ctx, agent["id"], "bad", 0.0)
+    finally:
+        remove_reward_listener(ctx)
+    # No listener at all (the process stopped right after storing the reward).
+    await _rewarded_rollout(ctx, agent["id"], "bad", 0.0)
+    assert await _observations(ctx, agent["id"]) == {"good": 1}
+
+    sweeper = BanditListenerService(interval=3600)
+    await sweeper.start(ctx)
+    try:
+        assert await sweeper.sweep() >= 2  # (and any other test's that no listener heard)
+        assert await sweeper.sweep() == 0  # the next sweep finds nothing new
+        assert (await sweeper.health())["recovered_rewards"] >= 2
+    finally:
+        await sweeper.stop()
+    arms = {a["variant"]: a for a in await BanditService(ctx).summary(agent["id"])}
+    assert arms["good"]["observations"] == 1 and arms["bad"]["observations"] == 2
+    assert arms["bad"]["beta"] == 3.0 and arms["good"]["alpha"] == 2.0  # each reward counted once
+
+    # A reward of an agent that runs no bandit is passed over for good, never taken into an arm.
+    plain = await create_agent(client, admin, unique("plain"), config={"variants": VARIANTS})
+    passed_over = await _rewarded_rollout(ctx, plain["id"], "good", 1.0)
+    await BanditService(ctx).learn(since=utcnow() - timedelta(hours=1))
+    async with ctx.db.session() as session:
+        learned = await session.scalar(
+            select(BanditObservation.learned)
+            .join(Reward, Reward.id == BanditObservation.reward_id)
+            .where(Reward.rollout_id == passed_over)
+        )
+    assert learned is False and await BanditService(ctx).summary(plain["id"]) == []
 
 
 async def test_forced_variants_and_agents_without_a_bandit(

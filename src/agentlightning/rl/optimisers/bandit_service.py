@@ -10,15 +10,20 @@ An agent opts in with its config::
   that type picks a variant (a variant the task's context already names is kept), the pull is
   counted, and the task runs with the variant's overrides. The choice is written into the task's
   context (``variant``, ``task_type``), which the rollout of the run copies into its metadata.
-* **Learning** (:func:`on_reward`, a reward listener of ``agentlightning.rollouts``): every
-  rollout-level reward of such a rollout updates the arm of its variant and task type.
+* **Learning** (:meth:`BanditService.learn`): every rollout-level reward of such a rollout updates
+  the arm of its variant and task type, exactly once: the reward is recorded in
+  ``bandit_observations`` in the transaction that updates the arm.  The reward listener
+  (:func:`on_reward`) learns it just after it is stored; the sweep of ``serve``
+  (:class:`BanditListenerService`) finds the ones it missed (a failed write, a process that
+  stopped in between) from ``rewards`` itself.
 * **Choices made elsewhere** (:func:`on_variant`, a variant listener): an SDK-wrapped agent samples
   its variant locally (``agentlightning.sdk.variants``) from the posteriors of
   ``GET /api/v2/agents/{ref}/bandit`` and records it in its rollout's metadata; the pull is
   counted when that rollout is ingested (once per rollout, whatever the retries), for a declared
   variant of an agent that runs a bandit. Task runs are counted by :func:`assign_variant` instead
   (their rollouts are written by the queue, never ingested).
-* **Persistence**: the arms are rows of ``bandit_arms`` (this module is their one writer),
+* **Persistence**: the arms are rows of ``bandit_arms`` (this module is their one writer, and of
+  ``bandit_observations``),
   updated with atomic increments, so several workers share one posterior and it survives restarts.
 
 The arithmetic (Beta/Gaussian posteriors, sampling) is :class:`~.bandit.Arm`, shared with the
@@ -27,14 +32,17 @@ offline optimiser.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -50,7 +58,8 @@ from agentlightning.rollouts.listeners import (
     unregister_reward_listener,
     unregister_variant_listener,
 )
-from agentlightning.storage.models.bandit import BanditArm
+from agentlightning.storage.models.bandit import BanditArm, BanditObservation
+from agentlightning.storage.models.rollouts import Reward, Rollout
 from agentlightning.storage.types import utcnow
 from agentlightning.thompson import DEFAULT_TASK_TYPE, INCUMBENT, SUCCESS_THRESHOLD, Arm, PosteriorKind, choose
 
@@ -62,6 +71,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_TASK_TYPE = 64
+#: How far back the first sweep of a process looks for rewards not learned yet; later sweeps start
+#: from the previous one's start less :data:`SWEEP_OVERLAP` (a reward's ``created_at`` is set
+#: before its transaction commits, and hosts' clocks differ).
+SWEEP_WINDOW = timedelta(days=1)
+SWEEP_OVERLAP = timedelta(minutes=5)
+#: Rewards one pass of :meth:`BanditService.learn` handles at most (the next pass takes the rest).
+LEARN_BATCH = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,19 +155,76 @@ class BanditService:
         await self._increment(agent_id, task_type, variant, pulls=1)
 
     async def observe(self, agent_id: int, task_type: str, variant: str, reward: float) -> None:
-        """Take one reward of a run with ``variant`` into the arm's posterior."""
-        r = min(1.0, max(0.0, float(reward)))
-        success = r >= SUCCESS_THRESHOLD
-        await self._increment(
-            agent_id,
-            task_type,
-            variant,
-            alpha=1.0 if success else 0.0,
-            beta=0.0 if success else 1.0,
-            observations=1,
-            reward_sum=r,
-            reward_sq_sum=r * r,
+        """Take one reward of a run with ``variant`` into the arm's posterior (no record of which
+        reward: stored rewards go through :meth:`learn`)."""
+        await self._increment(agent_id, task_type, variant, **_observation(reward))
+
+    async def learn(self, rollout_ids: Sequence[str] | None = None, *, since: datetime | None = None) -> int:
+        """Take the rollout-level rewards not handled yet into their arms, each exactly once: those
+        of ``rollout_ids`` (the listener, just after they were stored), or those stored since
+        ``since`` by rollouts that ran a variant (the sweep).  Returns how many reached an arm.
+
+        A reward whose agent runs no bandit, or does not declare the variant, is recorded as
+        passed over, so no later pass looks at it again.
+        """
+        query = (
+            select(Reward.id, Reward.value, Rollout.agent_id, Rollout.meta)
+            .join(Rollout, Rollout.id == Reward.rollout_id)
+            .where(Reward.span_id.is_(None), Rollout.agent_id.is_not(None))
+            .where(~exists().where(BanditObservation.reward_id == Reward.id))
+            .order_by(Reward.id)
+            .limit(LEARN_BATCH)
         )
+        if rollout_ids is not None:
+            query = query.where(Reward.rollout_id.in_(list(rollout_ids)))
+        if since is not None:
+            query = query.where(Reward.created_at >= since, Rollout.meta["variant"].as_string().is_not(None))
+        async with self.ctx.db.session() as session:
+            rows = (await session.execute(query)).all()
+        bandits: dict[int, AgentBandit | None] = {}
+        learned = 0
+        for reward_id, value, agent_id, meta in rows:
+            if agent_id not in bandits:
+                bandits[agent_id] = await self._bandit_of(agent_id)
+            bandit, metadata = bandits[agent_id], meta or {}
+            variant = metadata.get("variant")
+            arm = (
+                (task_type_of(metadata), variant)
+                if bandit and isinstance(variant, str) and variant in bandit.variants
+                else None
+            )
+            if await self._learn_once(reward_id, agent_id, arm, value):
+                learned += arm is not None
+        return learned
+
+    async def _bandit_of(self, agent_id: int) -> AgentBandit | None:
+        from agentlightning.agents.service import AgentService
+        from agentlightning.errors import NotFound
+
+        try:
+            return AgentBandit.of(await AgentService(self.ctx).profile(agent_id))
+        except NotFound:
+            return None
+
+    async def _learn_once(self, reward_id: int, agent_id: int, arm: tuple[str, str] | None, value: float) -> bool:
+        """Record the reward as handled and, when ``arm`` (task type, variant) is given, add it to
+        that arm, in one transaction; False when it was handled already."""
+        insert = pg_insert if self.ctx.db.dialect == "postgresql" else sqlite_insert
+        record = (
+            insert(BanditObservation)
+            .values(reward_id=reward_id, learned=arm is not None, created_at=utcnow())
+            .on_conflict_do_nothing()
+            .returning(BanditObservation.reward_id)
+        )
+        async with self.ctx.db.session() as session:
+            # On PostgreSQL a concurrent insert of the same reward waits for this one's commit, then
+            # does nothing: the arm is updated by one of them only.
+            first = (await session.execute(record)).first() is not None
+            if first and arm is not None:
+                task_type, variant = arm
+                await session.execute(self._increment_statement(agent_id, task_type, variant, _observation(value)))
+            await session.commit()
+        return first
 
     async def summary(self, agent_id: int, kind: PosteriorKind = "beta") -> list[dict[str, Any]]:
         """Every arm of an agent with its posterior (for the API, the CLI and tests)."""
@@ -180,6 +253,12 @@ class BanditService:
 
     async def _increment(self, agent_id: int, task_type: str, variant: str, **delta: float) -> None:
         """Create the arm with the prior if missing, then add ``delta`` atomically (both dialects)."""
+        async with self.ctx.db.session() as session:
+            await session.execute(self._increment_statement(agent_id, task_type, variant, delta))
+            await session.commit()
+
+    def _increment_statement(self, agent_id: int, task_type: str, variant: str, delta: Mapping[str, float]) -> Any:
+        """The upsert of :meth:`_increment`."""
         insert = pg_insert if self.ctx.db.dialect == "postgresql" else sqlite_insert
         columns = ("alpha", "beta", "pulls", "observations", "reward_sum", "reward_sq_sum")
         initial = {"alpha": 1.0, "beta": 1.0, "pulls": 0, "observations": 0, "reward_sum": 0.0, "reward_sq_sum": 0.0}
@@ -188,13 +267,23 @@ class BanditService:
         statement = insert(BanditArm).values(
             agent_id=agent_id, task_type=task_type, variant=variant, updated_at=utcnow(), **values
         )
-        statement = statement.on_conflict_do_update(
+        return statement.on_conflict_do_update(
             index_elements=["agent_id", "task_type", "variant"],
             set_={**{c: table.c[c] + delta.get(c, 0) for c in columns if delta.get(c)}, "updated_at": utcnow()},
         )
-        async with self.ctx.db.session() as session:
-            await session.execute(statement)
-            await session.commit()
+
+
+def _observation(reward: float) -> dict[str, float]:
+    """What one reward adds to an arm: a success or a failure, and the reward's moments."""
+    r = min(1.0, max(0.0, float(reward)))
+    success = r >= SUCCESS_THRESHOLD
+    return {
+        "alpha": 1.0 if success else 0.0,
+        "beta": 0.0 if success else 1.0,
+        "observations": 1,
+        "reward_sum": r,
+        "reward_sq_sum": r * r,
+    }
 
 
 async def assign_variant(ctx: AppContext, task: ClaimedTask, service: BanditService | None = None) -> ClaimedTask:
@@ -220,21 +309,10 @@ async def assign_variant(ctx: AppContext, task: ClaimedTask, service: BanditServ
 
 
 async def on_reward(ctx: AppContext, event: RewardEvent) -> None:
-    """Update the arm of a rollout's variant with its (rollout-level) reward."""
-    variant = event.metadata.get("variant")
-    if event.agent_id is None or event.span_id is not None or not isinstance(variant, str):
+    """Learn the stored rollout-level rewards of a rollout that ran a variant (once each)."""
+    if event.agent_id is None or event.span_id is not None or not isinstance(event.metadata.get("variant"), str):
         return
-    from agentlightning.agents.service import AgentService
-    from agentlightning.errors import NotFound
-
-    try:
-        agent = await AgentService(ctx).profile(event.agent_id)
-    except NotFound:
-        return
-    bandit = AgentBandit.of(agent)
-    if bandit is None or variant not in bandit.variants:
-        return
-    await BanditService(ctx).observe(agent.id, task_type_of(event.metadata), variant, event.value)
+    await BanditService(ctx).learn([event.rollout_id])
 
 
 async def on_variant(ctx: AppContext, event: VariantEvent) -> None:
@@ -314,28 +392,73 @@ def remove_reward_listener(ctx: AppContext) -> None:
 
 class BanditListenerService:
     """Background service of ``serve``: learns from the rewards the API process stores (feedback,
-    SDK, gateway); task workers install the same listener for the rewards of their runs."""
+    SDK, gateway; task workers install the same listener for the rewards of their runs), and
+    sweeps ``rewards`` every ``BANDIT_SWEEP_INTERVAL_SECONDS`` for any that no listener learned."""
 
     name = "bandit"
 
-    def __init__(self) -> None:
+    def __init__(self, interval: float = 30.0) -> None:
+        self.interval = interval
         self._ctx: AppContext | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._swept_from: datetime | None = None
+        #: Rewards the sweeps learned (each one a reward its listener missed).
+        self.recovered = 0
+        self.last_error: str | None = None
 
     async def start(self, ctx: AppContext) -> None:
-        """Register the reward listener."""
+        """Register the reward listener and start sweeping."""
         self._ctx = ctx
         install_reward_listener(ctx)
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="bandit-sweep")
 
     async def stop(self) -> None:
-        """Unregister it."""
+        """Unregister it and stop sweeping."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         if self._ctx is not None:
             remove_reward_listener(self._ctx)
 
+    async def sweep(self) -> int:
+        """Learn the rewards stored since the last sweep (the last day, at first) that no listener
+        learned; returns how many."""
+        assert self._ctx is not None
+        started = utcnow()
+        since = self._swept_from - SWEEP_OVERLAP if self._swept_from else started - SWEEP_WINDOW
+        service = BanditService(self._ctx)
+        learned = 0
+        while (batch := await service.learn(since=since)) > 0:
+            learned += batch
+        self._swept_from = started
+        if learned:
+            log.info("bandit: %d reward(s) no listener had learned were taken in", learned)
+        self.recovered += learned
+        return learned
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.sweep()
+                self.last_error = None
+            except Exception as exc:  # noqa: BLE001 - the database may be restarting: next round
+                self.last_error = f"sweep: {exc}"
+                log.warning("bandit sweep failed: %s", exc)
+
     async def health(self) -> dict[str, Any]:
-        """Always ok: it only listens."""
-        return {"status": "ok", "listening": self._ctx is not None and id(self._ctx) in _LISTENERS}
+        """Listening, the rewards the sweeps recovered, and the last sweep's error."""
+        listening = self._ctx is not None and id(self._ctx) in _LISTENERS
+        return {
+            "status": "ok" if self.last_error is None else "degraded",
+            "listening": listening,
+            "recovered_rewards": self.recovered,
+            "last_error": self.last_error,
+        }
 
 
 def create_bandit_listener(settings: Settings) -> BanditListenerService:
     """``SERVICE_FACTORIES`` entry."""
-    return BanditListenerService()
+    return BanditListenerService(settings.bandit_sweep_interval_seconds)

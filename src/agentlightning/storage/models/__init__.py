@@ -3,7 +3,7 @@
 from agentlightning.storage.models.agents import Agent, AgentMessage, AgentNote
 from agentlightning.storage.models.audit import AuditEntry
 from agentlightning.storage.models.auto_rl import AutoRLLease, AutoRLPolicy, AutoRLPromotion, AutoRLTrigger
-from agentlightning.storage.models.bandit import BanditArm
+from agentlightning.storage.models.bandit import BanditArm, BanditObservation
 from agentlightning.storage.models.base import Base
 from agentlightning.storage.models.gateway import GatewayKeyPolicy
 from agentlightning.storage.models.knowledge import KnowledgeItem
@@ -25,6 +25,7 @@ __all__ = [
     "AutoRLPromotion",
     "AutoRLTrigger",
     "BanditArm",
+    "BanditObservation",
     "AuditEntry",
     "Base",
     "GatewayKeyPolicy",

@@ -1,14 +1,17 @@
-"""The online bandit's posteriors ``bandit_arms`` (owned by ``agentlightning.rl.optimisers.bandit_service``).
+"""The online bandit's posteriors ``bandit_arms`` and the rewards it has handled
+``bandit_observations`` (both owned by ``agentlightning.rl.optimisers.bandit_service``).
 
 One row per (agent, task type, variant): the Beta posterior on success and the reward moments of
 the Gaussian one, so what the bandit learned survives restarts (migration ``0018_bandit_arms``).
+One row per rollout-level reward the bandit has taken in or passed over (migration
+``0020_bandit_observations``), so each reward reaches its arm exactly once.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from agentlightning.storage.models.base import Base
@@ -34,3 +37,20 @@ class BanditArm(Base):
     reward_sum: Mapped[float] = mapped_column(Float, nullable=False, default=0.0, server_default="0")
     reward_sq_sum: Mapped[float] = mapped_column(Float, nullable=False, default=0.0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+
+class BanditObservation(Base):
+    """A rollout-level reward the bandit has handled.
+
+    Written in the transaction that adds the reward to its arm, so a reward is learned once
+    whether the in-process listener or the sweep reaches it first, and a write that failed is
+    found again by the sweep.
+    """
+
+    __tablename__ = "bandit_observations"
+
+    reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id", ondelete="CASCADE"), primary_key=True)
+    #: True: taken into an arm; False: passed over (the agent runs no bandit, or does not declare
+    #: the variant); NULL: stored before this record was kept (migration ``0020``).
+    learned: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, nullable=False)

@@ -59,6 +59,7 @@ class Reward(Base):
     __tablename__ = "rewards"
     __table_args__ = (
         Index("idx_rewards_rollout", "rollout_id"),
+        Index("idx_rewards_created", "created_at"),
         CheckConstraint(check_sql("source", REWARD_SOURCES), name="source"),
     )
 
