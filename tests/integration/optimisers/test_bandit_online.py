@@ -17,6 +17,7 @@ from agentlightning.agents.pool import WorkerPool
 from agentlightning.agents.queue_sql import ClaimedTask
 from agentlightning.agents.service import AgentService
 from agentlightning.core.context import AppContext
+from agentlightning.rl.optimisers import bandit_service
 from agentlightning.rl.optimisers.bandit_service import (
     BanditListenerService,
     BanditService,
@@ -162,6 +163,14 @@ async def test_each_reward_is_learned_once_and_the_sweep_finds_the_missed_ones(
             .where(Reward.rollout_id == passed_over)
         )
     assert learned is False and await BanditService(ctx).summary(plain["id"]) == []
+
+    # A sweep goes on past whole batches of rewards it passes over.
+    monkeypatch.setattr(bandit_service, "LEARN_BATCH", 2)
+    for _ in range(3):
+        await _rewarded_rollout(ctx, plain["id"], "good", 1.0)
+    await _rewarded_rollout(ctx, agent["id"], "good", 1.0)
+    assert await BanditService(ctx).learn(since=utcnow() - timedelta(hours=1)) >= 1
+    assert (await _observations(ctx, agent["id"]))["good"] == 2
 
 
 async def test_forced_variants_and_agents_without_a_bandit(

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from agentlightning.agents.profile import AgentProfile
 from agentlightning.rl.optimisers.bandit import BanditPolicy, Variant, parse_variants
@@ -179,23 +180,26 @@ class BanditService:
             query = query.where(Reward.rollout_id.in_(list(rollout_ids)))
         if since is not None:
             query = query.where(Reward.created_at >= since, Rollout.meta["variant"].as_string().is_not(None))
-        async with self.ctx.db.session() as session:
-            rows = (await session.execute(query)).all()
         bandits: dict[int, AgentBandit | None] = {}
-        learned = 0
-        for reward_id, value, agent_id, meta in rows:
-            if agent_id not in bandits:
-                bandits[agent_id] = await self._bandit_of(agent_id)
-            bandit, metadata = bandits[agent_id], meta or {}
-            variant = metadata.get("variant")
-            arm = (
-                (task_type_of(metadata), variant)
-                if bandit and isinstance(variant, str) and variant in bandit.variants
-                else None
-            )
-            if await self._learn_once(reward_id, agent_id, arm, value):
-                learned += arm is not None
-        return learned
+        learned, after = 0, 0
+        while True:  # in batches, by reward id
+            async with self.ctx.db.session() as session:
+                rows = (await session.execute(query.where(Reward.id > after))).all()
+            for reward_id, value, agent_id, meta in rows:
+                after = reward_id
+                if agent_id not in bandits:
+                    bandits[agent_id] = await self._bandit_of(agent_id)
+                bandit, metadata = bandits[agent_id], meta or {}
+                variant = metadata.get("variant")
+                declared = bandit is not None and isinstance(variant, str) and variant in bandit.variants
+                arm = (task_type_of(metadata), str(variant)) if declared else None
+                try:
+                    if await self._learn_once(reward_id, agent_id, arm, value):
+                        learned += arm is not None
+                except IntegrityError:  # the reward was deleted meanwhile (with its rollout)
+                    log.debug("bandit: reward %s is gone", reward_id)
+            if len(rows) < LEARN_BATCH:
+                return learned
 
     async def _bandit_of(self, agent_id: int) -> AgentBandit | None:
         from agentlightning.agents.service import AgentService
@@ -428,10 +432,7 @@ class BanditListenerService:
         assert self._ctx is not None
         started = utcnow()
         since = self._swept_from - SWEEP_OVERLAP if self._swept_from else started - SWEEP_WINDOW
-        service = BanditService(self._ctx)
-        learned = 0
-        while (batch := await service.learn(since=since)) > 0:
-            learned += batch
+        learned = await BanditService(self._ctx).learn(since=since)
         self._swept_from = started
         if learned:
             log.info("bandit: %d reward(s) no listener had learned were taken in", learned)
