@@ -161,7 +161,10 @@ class Settings(BaseSettings):
     #: Run task workers inside ``serve`` (in addition to any ``agentlightning worker`` processes).
     agent_workers_in_api: bool = True
     agent_workers_min: int = Field(default=1, ge=0)
-    agent_workers_max: int = Field(default=8, ge=1)
+    #: Tasks one worker runs at once, at most.  Unset: 8 when agents run on the embedded local model
+    #: (it answers one request at a time), 64 with an LLM upstream (``LLM_BASE_URL``), where a task
+    #: holds its slot while it waits on the model.
+    agent_workers_max: int | None = Field(default=None, ge=1)
     agent_task_lease_seconds: float = Field(default=30.0, gt=0)
     agent_task_max_attempts: int = Field(default=3, ge=1)
     agent_poll_interval_seconds: float = Field(default=1.0, gt=0)
@@ -323,6 +326,7 @@ class Settings(BaseSettings):
         "agl_docs_access",
         "agl_metrics_access",
         "agl_metrics_port",
+        "agent_workers_max",
         "local_model_path",
         "gateway_fallback_provider",
         mode="before",
