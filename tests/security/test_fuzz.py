@@ -18,7 +18,7 @@ import copy
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -28,7 +28,9 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from agentlightning.storage.migrate import upgrade
 from tests.helpers import login_as
+from tests.services import create_postgres_database, drop_postgres_database
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +78,17 @@ URL_NASTY = [s for s in NASTY_STRINGS if s and "\ud800" not in s] + [str(i) for 
 def backend() -> str:
     """PostgreSQL only: it refuses what SQLite silently stores (NUL, int4 overflow)."""
     return "postgres"
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A database of this module's own: what the fuzzer's ids find must not depend on which tests
+    ran before (an experiment ``1`` whose checkpoint another module trained reaches the on-demand
+    evaluation, which a process without the RL manager refuses with 503)."""
+    url = create_postgres_database()
+    upgrade(url)
+    yield url
+    drop_postgres_database(url)
 
 
 def _resolve(node: Any, components: dict[str, Any], depth: int = 0) -> Any:
