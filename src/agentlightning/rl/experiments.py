@@ -25,7 +25,6 @@ from agentlightning.errors import (
     NotFound,
     OperationFailed,
     RateLimited,
-    ServiceUnavailable,
     ValidationFailed,
 )
 from agentlightning.rl.auto.schemas import AgentExperimentCreate
@@ -349,19 +348,26 @@ class ExperimentService:
         return data
 
     async def evaluate(self, experiment_id: int, params: EvaluationParams) -> dict[str, Any]:
-        """Evaluate a checkpoint of a running or finished experiment (in a worker process)."""
+        """Evaluate a checkpoint of a running or finished experiment (in a worker process: the RL
+        manager's, or, in a process that runs none, one started for this evaluation)."""
+        from agentlightning.rl.backends import backend_name, make_backend
         from agentlightning.rl.classic.evaluation import EvaluationRequest
 
         path = await self.checkpoint_path(experiment_id, params.checkpoint)
         async with self.ctx.db.session() as session:
             exp = await self._get(session, experiment_id)
             config, backend = dict(exp.config), exp.backend
-        manager = self.ctx.services.get("rl")
-        if manager is None:
-            raise ServiceUnavailable("SERVICE_UNAVAILABLE", "The RL manager is not running in this process")
         request = EvaluationRequest(path, config, params.n_episodes, params.deterministic, params.seed)
+        manager = self.ctx.services.get("rl")
         try:
-            result = await manager.evaluate(request, backend)
+            if manager is not None:
+                result = await manager.evaluate(request, backend)
+            else:
+                own = make_backend(self.ctx.settings, backend_name(self.ctx.settings, backend))
+                try:
+                    result = await own.evaluate(request)
+                finally:
+                    await own.close()
         except Exception as exc:  # noqa: BLE001 - a broken checkpoint or environment
             raise OperationFailed("EVALUATION_FAILED", f"Evaluation failed: {type(exc).__name__}: {exc}") from exc
         result = {**result, "checkpoint": os.path.basename(path)}

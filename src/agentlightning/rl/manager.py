@@ -32,6 +32,7 @@ from typing import Any
 
 from agentlightning.core.context import AppContext
 from agentlightning.observability.metrics import RL_SESSIONS, RL_TRAINING_DURATION
+from agentlightning.rl.backends import backend_name, make_backend
 from agentlightning.rl.backends.base import Backend, TrainingHandle
 from agentlightning.rl.classic.evaluation import EvaluationRequest
 from agentlightning.rl.classic.runner import TrainingJob
@@ -182,20 +183,9 @@ class ExperimentManager:
     # ------------------------------------------------------------------ backends
     def backend_for(self, requested: str | None) -> Backend:
         """The backend an experiment runs on: Ray when asked or when ``RAY_ADDRESS`` is set."""
-        name = (
-            requested if requested in ("subprocess", "ray") else ("ray" if self.settings.ray_address else "subprocess")
-        )
+        name = backend_name(self.settings, requested)
         if name not in self._backends:
-            if name == "ray":
-                from agentlightning.rl.backends.ray import RayBackend
-
-                self._backends[name] = RayBackend(
-                    self.settings.ray_address, self.settings.rl_ray_num_cpus, self.settings.rl_torch_threads
-                )
-            else:
-                from agentlightning.rl.backends.subprocess import SubprocessBackend
-
-                self._backends[name] = SubprocessBackend(torch_threads=self.settings.rl_torch_threads)
+            self._backends[name] = make_backend(self.settings, name)
         return self._backends[name]
 
     async def evaluate(self, request: EvaluationRequest, backend: str | None) -> dict[str, Any]:

@@ -178,7 +178,7 @@ async def test_every_algorithm_runs_queued_beyond_the_cap(
 
 
 async def test_stop_running_experiment_then_evaluate(
-    client: httpx.AsyncClient, developer: dict[str, str], manager: ExperimentManager
+    client: httpx.AsyncClient, developer: dict[str, str], manager: ExperimentManager, ctx: AppContext
 ) -> None:
     body = tiny("ppo", unique("stop"), total_timesteps=2_000_000)
     experiment_id = (await client.post(API, json=body, headers=developer)).json()["data"]["id"]
@@ -206,6 +206,18 @@ async def test_stop_running_experiment_then_evaluate(
         await client.get(f"{API}/{experiment_id}/metrics", params={"kind": "evaluation"}, headers=developer)
     ).json()
     assert history["data"]["items"][-1]["on_demand"] is True
+
+    # A process that runs no RL manager (an API replica with its services off) evaluates in a
+    # child process of its own.
+    running = ctx.services.pop("rl")
+    try:
+        elsewhere = await client.post(
+            f"{API}/{experiment_id}/evaluate", json={"n_episodes": 2, "seed": 1}, headers=developer
+        )
+    finally:
+        ctx.services["rl"] = running
+    assert elsewhere.status_code == 200, elsewhere.text
+    assert elsewhere.json()["data"]["n_episodes"] == 2
 
 
 async def test_stop_before_start_and_queue_cap(
