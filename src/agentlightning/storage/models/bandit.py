@@ -51,6 +51,6 @@ class BanditObservation(Base):
 
     reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id", ondelete="CASCADE"), primary_key=True)
     #: True: taken into an arm; False: passed over (the agent runs no bandit, or does not declare
-    #: the variant); NULL: stored before this record was kept (migration ``0020``).
+    #: the variant); NULL: stored in the day before this record was kept (migration ``0020``).
     learned: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, nullable=False)

@@ -8,6 +8,8 @@ Create Date: 2026-11-29
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -18,8 +20,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """One row per handled reward; the rollout-level rewards stored before count as handled
-    (``learned`` NULL: the listener of the time took them in or passed them over)."""
+    """One row per handled reward.  The rollout-level rewards of the last day (as far back as the
+    bandit's sweep looks) count as handled: the listener of the time took them in or passed them
+    over (``learned`` NULL)."""
     op.create_table(
         "bandit_observations",
         sa.Column(
@@ -33,10 +36,18 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("idx_rewards_created", "rewards", ["created_at"])
-    op.execute(
-        "INSERT INTO bandit_observations (reward_id, learned, created_at) "
-        "SELECT id, NULL, CURRENT_TIMESTAMP FROM rewards WHERE span_id IS NULL"
+    now = datetime.now(timezone.utc)
+    if op.get_bind().dialect.name == "sqlite":  # naive UTC text there, as the app stores it
+        now = now.replace(tzinfo=None)
+    stamp = sa.DateTime(timezone=True)
+    rewards = sa.table("rewards", sa.column("id", sa.Integer), sa.column("span_id"), sa.column("created_at", stamp))
+    observations = sa.table(
+        "bandit_observations", sa.column("reward_id"), sa.column("learned"), sa.column("created_at", stamp)
     )
+    recent = sa.select(rewards.c.id, sa.null(), sa.literal(now, stamp)).where(
+        rewards.c.span_id.is_(None), rewards.c.created_at >= sa.literal(now - timedelta(days=1), stamp)
+    )
+    op.execute(observations.insert().from_select(["reward_id", "learned", "created_at"], recent))
 
 
 def downgrade() -> None:
