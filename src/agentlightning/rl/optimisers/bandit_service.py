@@ -155,11 +155,6 @@ class BanditService:
         """Count a pull of a variant the caller chose itself."""
         await self._increment(agent_id, task_type, variant, pulls=1)
 
-    async def observe(self, agent_id: int, task_type: str, variant: str, reward: float) -> None:
-        """Take one reward of a run with ``variant`` into the arm's posterior (no record of which
-        reward: stored rewards go through :meth:`learn`)."""
-        await self._increment(agent_id, task_type, variant, **_observation(reward))
-
     async def learn(self, rollout_ids: Sequence[str] | None = None, *, since: datetime | None = None) -> int:
         """Take the rollout-level rewards not handled yet into their arms, each exactly once: those
         of ``rollout_ids`` (the listener, just after they were stored), or those stored since
