@@ -23,16 +23,14 @@ from agentlightning.core.context import AppContext
 from agentlightning.settings import Settings
 from agentlightning.storage.migrate import upgrade
 from tests.helpers import login_as, make_settings, serve_app
-from tests.services import RedisSlot, create_postgres_database, drop_postgres_database
+from tests.services import RedisSlot, postgres_database
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test session."""
-    url = create_postgres_database()
-    upgrade(url)
-    yield url
-    drop_postgres_database(url)
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

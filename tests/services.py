@@ -6,8 +6,10 @@ A missing service is an error, never a skip: CI must fail loudly when PostgreSQL
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 
 import asyncpg
 import redis
@@ -48,6 +50,20 @@ def drop_postgres_database(url: str) -> None:
     """Drop a database made by :func:`create_postgres_database`."""
     name = url.rsplit("/", 1)[1]
     asyncio.run(_pg_execute(PG_ADMIN_DSN, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextlib.contextmanager
+def postgres_database(prefix: str = "agl_test", revision: str | None = "head") -> Iterator[str]:
+    """A database of its own for the block, migrated to ``revision`` (None: left empty), then dropped."""
+    url = create_postgres_database(prefix)
+    try:
+        if revision is not None:
+            from agentlightning.storage.migrate import upgrade
+
+            upgrade(url, revision)
+        yield url
+    finally:
+        drop_postgres_database(url)
 
 
 class RedisSlot:

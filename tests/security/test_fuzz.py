@@ -28,9 +28,8 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from agentlightning.storage.migrate import upgrade
 from tests.helpers import login_as
-from tests.services import create_postgres_database, drop_postgres_database
+from tests.services import postgres_database
 
 pytestmark = pytest.mark.slow
 
@@ -85,10 +84,8 @@ def postgres_url() -> Iterator[str]:
     """A database of this module's own: what the fuzzer's ids find must not depend on which tests
     ran before (an experiment ``1`` whose checkpoint another module trained reaches the on-demand
     evaluation, which a process without the RL manager refuses with 503)."""
-    url = create_postgres_database()
-    upgrade(url)
-    yield url
-    drop_postgres_database(url)
+    with postgres_database() as url:
+        yield url
 
 
 def _resolve(node: Any, components: dict[str, Any], depth: int = 0) -> Any:

@@ -14,7 +14,7 @@ from agentlightning.storage.db import Database
 from agentlightning.storage.migrate import upgrade
 from agentlightning.storage.models import BanditObservation, Reward, Rollout
 from agentlightning.storage.types import utcnow
-from tests.services import create_postgres_database, drop_postgres_database
+from tests.services import postgres_database
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -23,9 +23,8 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
         return
-    url = create_postgres_database(prefix="agl_mig")
-    yield url
-    drop_postgres_database(url)
+    with postgres_database("agl_mig", revision=None) as url:
+        yield url
 
 
 async def test_rewards_of_the_last_day_count_as_handled(fresh_url: str) -> None:
