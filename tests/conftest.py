@@ -22,7 +22,7 @@ from agentlightning.api.app import create_app
 from agentlightning.core.context import AppContext
 from agentlightning.settings import Settings
 from agentlightning.storage.migrate import upgrade
-from tests.helpers import login_as, make_settings, serve_app
+from tests.helpers import cancel_unfinished_tasks, login_as, make_settings, serve_app
 from tests.services import RedisSlot, postgres_database
 
 
@@ -121,7 +121,9 @@ def login(client: httpx.AsyncClient, app: FastAPI) -> Callable[[str], Awaitable[
 
 @pytest.fixture
 async def pool(app: FastAPI, settings: Settings) -> AsyncIterator[WorkerPool]:
-    """A worker pool running in the test's app (as ``serve`` runs it)."""
+    """A worker pool running in the test's app (as ``serve`` runs it), on a queue holding only
+    this test's tasks (what earlier tests left unfinished is cancelled first)."""
+    await cancel_unfinished_tasks(app.state.ctx)
     workers = WorkerPool(settings)
     await workers.start(app.state.ctx)
     try:

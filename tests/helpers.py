@@ -21,6 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from agentlightning.auth.service import create_user
+from agentlightning.core.context import AppContext
 from agentlightning.settings import Settings, get_settings
 
 TEST_SECRET = "test-secret-" + "x" * 40
@@ -100,6 +101,32 @@ async def wait_until(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{what}: not so after {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def cancel_unfinished_tasks(ctx: AppContext) -> int:
+    """Cancel every pending or running task in the test session's database (through the
+    scheduler, as a user would); returns how many.
+
+    The session's database is shared by the tests, and some leave tasks queued or leased on
+    purpose (claims without a worker, a worker stopped mid-task). A worker pool started later
+    would otherwise reap and run them first, on whatever model that test serves: on the local
+    model each costs minutes, and the test's own tasks wait behind them.
+    """
+    from sqlalchemy import select
+
+    from agentlightning.agents.scheduler import TaskScheduler
+    from agentlightning.errors import AppError
+    from agentlightning.storage.models import Task
+
+    async with ctx.db.session() as session:
+        ids = list(await session.scalars(select(Task.id).where(Task.status.in_(("pending", "running")))))
+    scheduler = TaskScheduler(ctx)
+    cancelled = 0
+    for task_id in ids:
+        with contextlib.suppress(AppError):  # finished meanwhile
+            await scheduler.cancel(task_id)
+            cancelled += 1
+    return cancelled
 
 
 def free_port() -> int:
