@@ -14,14 +14,8 @@ from agentlightning.agents.pool import WorkerPool
 from agentlightning.agents.scheduler import TaskScheduler
 from agentlightning.storage.models import Agent, Task
 from agentlightning.storage.types import as_utc
-from tests.helpers import unique
+from tests.helpers import cancel_unfinished_tasks, unique
 from tests.integration.agents.helpers import create_agent, wait_for_task
-
-
-async def _drain(scheduler: TaskScheduler) -> None:
-    """Claim whatever other tests left queued, so only this test's tasks are claimed below."""
-    while await scheduler.claim("drain", 50):
-        pass
 
 
 async def test_batch_claim_takes_priority_order_within_each_agents_limit(
@@ -30,7 +24,7 @@ async def test_batch_claim_takes_priority_order_within_each_agents_limit(
     narrow = await create_agent(client, admin, unique("narrow"), config={"max_concurrency": 1})
     wide = await create_agent(client, admin, unique("wide"), config={"max_concurrency": 3})
     scheduler = TaskScheduler(app.state.ctx)
-    await _drain(scheduler)
+    await cancel_unfinished_tasks(app.state.ctx)
     labels: dict[int, str] = {}
     # The narrow agent's critical tasks come first in the queue; they must not hide the others.
     plan = [
@@ -60,7 +54,7 @@ async def test_concurrent_batch_claims_never_exceed_an_agents_limit(
 ) -> None:
     agent = await create_agent(client, admin, unique("contended"), config={"max_concurrency": 3})
     first = TaskScheduler(app.state.ctx)
-    await _drain(first)
+    await cancel_unfinished_tasks(app.state.ctx)
     for i in range(12):
         await first.assign(task=f"contended {i}", agent_id=agent["id"])
     workers = [first, *(TaskScheduler(app.state.ctx) for _ in range(5))]
@@ -75,7 +69,7 @@ async def test_claims_pick_up_a_changed_concurrency_limit(
 ) -> None:
     agent = await create_agent(client, admin, unique("grows"), config={"max_concurrency": 1})
     scheduler = TaskScheduler(app.state.ctx)
-    await _drain(scheduler)
+    await cancel_unfinished_tasks(app.state.ctx)
     for i in range(4):
         await scheduler.assign(task=f"grows {i}", agent_id=agent["id"])
     assert len(await scheduler.claim("w", 10)) == 1  # profile cached at config_version 1
@@ -110,7 +104,7 @@ async def test_idle_worker_is_woken_by_task_created_not_the_poll(
 ) -> None:
     ctx = app.state.ctx
     agent = await create_agent(client, admin, unique("woken"), config={"cache": False})
-    await _drain(TaskScheduler(ctx))
+    await cancel_unfinished_tasks(ctx)
     # A poll this long would fail the test: only the task_created event can start the task in time.
     workers = WorkerPool(ctx.settings.model_copy(update={"agent_poll_interval_seconds": 60.0}), worker_id="sleeper")
     await workers.start(ctx)
@@ -132,7 +126,7 @@ async def test_a_claim_marks_the_agents_last_activity(
 ) -> None:
     agent = await create_agent(client, admin, unique("touched"))
     scheduler = TaskScheduler(app.state.ctx)
-    await _drain(scheduler)
+    await cancel_unfinished_tasks(app.state.ctx)
     task, _ = await scheduler.assign(task="wake up", agent_id=agent["id"])
     claimed = await scheduler.claim("toucher", 5)
     assert [c.id for c in claimed] == [task["id"]]

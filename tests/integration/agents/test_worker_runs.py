@@ -16,7 +16,7 @@ from agentlightning.observability.metrics import REGISTRY
 from agentlightning.rollouts.listeners import RewardEvent, register_reward_listener, unregister_reward_listener
 from agentlightning.storage.models import Task
 from tests.fake_llm_server import FakeLLMServer
-from tests.helpers import unique, wait_until
+from tests.helpers import cancel_unfinished_tasks, unique, wait_until
 from tests.integration.agents.helpers import create_agent, wait_for_task
 
 
@@ -145,6 +145,7 @@ async def test_expired_lease_is_reclaimed_and_result_written_once(
 ) -> None:
     ctx = app.state.ctx
     agent = await create_agent(client, admin, unique("lease"), config={"max_concurrency": 5})
+    await cancel_unfinished_tasks(ctx)
     scheduler = TaskScheduler(ctx)
     task, _ = await scheduler.assign(task="survive a dead worker", agent_id=agent["id"])
     while True:  # a 'worker' that claims and then dies (never heart-beats)
@@ -254,6 +255,7 @@ async def test_pool_scales_with_queue_depth_and_respects_agent_limits(
     client: httpx.AsyncClient, admin: dict[str, str], app: FastAPI
 ) -> None:
     ctx = app.state.ctx
+    await cancel_unfinished_tasks(ctx)  # the backlog is this test's tasks only
     with FakeLLMServer(delay_s=0.4) as slow:
         wide = await create_agent(
             client,
