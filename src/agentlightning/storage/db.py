@@ -73,7 +73,10 @@ class Database:
             # connections a PostgreSQL restart has broken are replaced instead of failing a request.
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800, pool_use_lifo=True)
         else:
-            kwargs.update(connect_args={"timeout": 30})
+            # The same pool sizes: SQLAlchemy's default for SQLite (5, overflow 10) closed the
+            # overflow connections as soon as they were returned, and each new one costs a thread,
+            # the PRAGMAs and SQLite's schema parse (hundreds a minute under a modest load).
+            kwargs.update(connect_args={"timeout": 30}, pool_size=pool_size, max_overflow=max_overflow)
             module = extension_module() if sqlite_extensions else None
             if module is not None:
                 # Extension-capable SQLite (sqlite-vec); see agentlightning.storage.sqlite_driver.

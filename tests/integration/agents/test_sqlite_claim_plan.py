@@ -1,5 +1,6 @@
 """SQLite's claim stays cheap as the queue and the history grow: its running-task count goes through
-the partial index ``idx_tasks_agent_active`` and is taken once per agent, not once per pending task."""
+the partial index ``idx_tasks_agent_active`` and is taken once per agent, not once per pending task,
+and the backlog is read in the claim's order, never sorted."""
 
 from __future__ import annotations
 
@@ -24,3 +25,7 @@ async def test_the_claim_counts_running_tasks_once_per_agent_through_the_partial
     # ran), in a subquery correlated with each pending candidate.
     assert any("idx_tasks_agent_active (agent_id=? AND status=?)" in step for step in plan), plan
     assert any(step.startswith("LIST SUBQUERY") for step in plan), plan  # the open agents, listed once
+    # The pending tasks are read in the claim's order (priority descending, then id): before
+    # migration 0021 SQLite sorted the whole backlog again on each claim ("USE TEMP B-TREE").
+    assert any("USING INDEX idx_tasks_queue (status=?)" in step for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan

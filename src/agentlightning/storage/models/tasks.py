@@ -25,7 +25,7 @@ class Task(Base):
         Index("idx_tasks_status", "status"),
         Index("idx_tasks_agent_id", "agent_id"),
         Index("idx_tasks_created_at", "created_at"),
-        Index("idx_tasks_queue", "status", "priority_rank", "id"),
+        Index("idx_tasks_queue", "status", "priority_rank", "id"),  # SQLite: priority_rank DESC (0021)
         Index("idx_tasks_lease", "status", "lease_expires_at"),
         CheckConstraint(check_sql("status", TASK_STATUSES), name="status"),  # 0007
         CheckConstraint(check_sql("priority", TASK_PRIORITIES), name="priority"),  # 0007
