@@ -129,7 +129,7 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     def pool_status(self) -> dict[str, int]:
-        """Connections checked out and idle in the pool (zeros for SQLite's pool)."""
+        """Connections checked out and idle in the engine's pool."""
         pool = self.engine.pool
         checked_out = getattr(pool, "checkedout", lambda: 0)()
         idle = getattr(pool, "checkedin", lambda: 0)()
