@@ -190,14 +190,21 @@ async def _bench_agent(http: aiohttp.ClientSession) -> int:
         return int((await created.json())["data"]["id"])
 
 
-async def _assign_many(http: aiohttp.ClientSession, agent_id: int, n_tasks: int, label: str) -> None:
-    """POST ``n_tasks`` assigns for ``agent_id``, :data:`IN_FLIGHT` at a time."""
+async def _assign_many(
+    http: aiohttp.ClientSession, agent_id: int, n_tasks: int, label: str, latencies: list[float] | None = None
+) -> None:
+    """POST ``n_tasks`` assigns for ``agent_id``, :data:`IN_FLIGHT` at a time; each one's response
+    time in seconds is appended to ``latencies`` when given."""
     gate = asyncio.Semaphore(IN_FLIGHT)
 
     async def assign(i: int) -> None:
-        async with gate, http.post("/api/v2/agents/assign", json={"task": f"{label} {i}", "agent_id": agent_id}) as r:
-            r.raise_for_status()
-            await r.read()
+        async with gate:
+            sent = time.perf_counter()
+            async with http.post("/api/v2/agents/assign", json={"task": f"{label} {i}", "agent_id": agent_id}) as r:
+                r.raise_for_status()
+                await r.read()
+            if latencies is not None:
+                latencies.append(time.perf_counter() - sent)
 
     await asyncio.gather(*(assign(i) for i in range(n_tasks)))
 

@@ -4,8 +4,8 @@ inside ``serve``.
 Starts ``agentlightning serve`` on a fresh SQLite file with an instant scripted OpenAI-compatible
 LLM (``tests/fake_llm_server.py``, its own process), assigns ``--tasks`` tasks over HTTP (16 in
 flight) and stops the clock when the last one is finished, :data:`REPEATS` times (the median
-counts), after a warm-up.  It prints tasks per second and the server's CPU milliseconds per task
-(the API and the worker share that process), and its last line is
+counts), after a warm-up.  It prints tasks per second, the server's CPU milliseconds per task
+(the API and the worker share that process) and the assigns' response times, and its last line is
 ``sqlite_tasks_per_second=<median>``.  ``--src`` measures another checkout (before and after).
 
     python benchmarks/task_throughput_sqlite.py [--tasks 600] [--max 8] [--src other/src]
@@ -35,12 +35,13 @@ from benchmarks.task_throughput import ADMIN_PASSWORD, _assign_many, _bench_agen
 REPEATS = 3
 
 
-async def _run(base_url: str, headers: dict[str, str], n_tasks: int) -> float:
-    """Assign ``n_tasks`` to a new agent and wait until all are finished; tasks per second."""
+async def _run(base_url: str, headers: dict[str, str], n_tasks: int, latencies: list[float] | None = None) -> float:
+    """Assign ``n_tasks`` to a new agent and wait until all are finished; tasks per second (each
+    assign's response time is appended to ``latencies``)."""
     async with aiohttp.ClientSession(base_url, headers=headers, connector=_connector()) as http:
         agent_id = await _bench_agent(http)
         started = time.perf_counter()
-        await _assign_many(http, agent_id, n_tasks, "sqlite task")
+        await _assign_many(http, agent_id, n_tasks, "sqlite task", latencies)
         while True:
             finished = 0
             for status in ("completed", "failed"):
@@ -85,12 +86,15 @@ def main() -> None:
                 asyncio.run(_run(base_url, headers, max(1, args.tasks // 5)))  # warm-up
                 process = psutil.Process(server.process.pid)
                 cpu_before = sum(process.cpu_times()[:2])
-                rates = [asyncio.run(_run(base_url, headers, args.tasks)) for _ in range(REPEATS)]
+                latencies: list[float] = []
+                rates = [asyncio.run(_run(base_url, headers, args.tasks, latencies)) for _ in range(REPEATS)]
                 cpu_ms = (sum(process.cpu_times()[:2]) - cpu_before) * 1000 / (args.tasks * REPEATS)
     print(
         f"tasks={args.tasks} repeats={REPEATS} worker_max={args.max} src={args.src} cpus={os.cpu_count()} "
         f"runs={[round(r, 1) for r in rates]} server_cpu_ms_per_task={cpu_ms:.2f}"
     )
+    cuts = statistics.quantiles(latencies, n=100)
+    print(f"assign response time while the worker runs: p50={cuts[49] * 1000:.1f} ms p95={cuts[94] * 1000:.1f} ms")
     print(f"sqlite_tasks_per_second={statistics.median(rates):.1f}")
 
 

@@ -96,7 +96,7 @@ class QueueDialect(ABC):
         """Queue a task; None when the idempotency key is taken (the caller replays), or the error
         that refused it when a replay may still win (the agent was disabled since the first try)."""
         agent = await agents.resolve_for_assign(agent_id, agent_type)
-        async with self.db.session() as s:
+        async with self.db.write_session() as s:
             row = Task(agent_id=agent.id, **values)
             s.add(row)
             try:
@@ -132,7 +132,7 @@ class QueueDialect(ABC):
     ) -> Event | None:
         """Write the outcome, its event and the task's rollout under the lease token; None when the
         lease was lost."""
-        async with self.db.session() as s:
+        async with self.db.write_session() as s:
             if spans:
                 await s.execute(insert(TraceSpan), spans)
             res = await s.execute(
@@ -353,7 +353,7 @@ class SqliteQueue(QueueDialect):
             )
             .execution_options(synchronize_session=False)
         )
-        async with self.db.session() as s:
+        async with self.db.write_session() as s:
             row = (
                 await s.execute(lease.where(Task.id == pick, Task.status == "pending").returning(Task))
             ).scalar_one_or_none()
