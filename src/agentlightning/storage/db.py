@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -90,8 +91,11 @@ class Database:
         else:
             install_idle_ping(self.engine.sync_engine)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        #: SQLite's writers of this process, in turn (see :meth:`write_session`); None on PostgreSQL.
-        self._sqlite_writers: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
+        #: SQLite's writers of this process take turns on this lock (see :meth:`write_session`),
+        #: one per event loop (a lock belongs to the loop it first waited in).
+        self._sqlite_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] | None = (
+            weakref.WeakKeyDictionary() if self.dialect == "sqlite" else None
+        )
 
     @property
     def dialect(self) -> str:
@@ -122,7 +126,8 @@ class Database:
             async with self.session() as session:
                 yield session
             return
-        async with self._sqlite_writers, self.session() as session:
+        writers = self._sqlite_writers.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with writers, self.session() as session:
             yield session
 
     @asynccontextmanager
