@@ -118,9 +118,9 @@ class Database:
 
         On SQLite, which lets one connection write at a time, these transactions take turns in
         this process in arrival order.  Left to SQLite, a writer that finds the file locked waits
-        in its busy handler, which sleeps and polls (1, 2, 5, 10 ... ms) rather than being woken:
-        under load an assign waited over 100 ms for a lock held a few milliseconds.  Other writers
-        still meet SQLite's own lock.  On PostgreSQL this is :meth:`session`.
+        in its busy handler, which sleeps and polls rather than being woken: under load one assign
+        in twenty waited over a second for a lock held a few milliseconds.  Other writers still
+        meet SQLite's own lock.  On PostgreSQL this is :meth:`session`.
         """
         if self._sqlite_writers is None:
             async with self.session() as session:
