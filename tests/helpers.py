@@ -19,10 +19,15 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import select
 
+from agentlightning.agents.scheduler import TaskScheduler
 from agentlightning.auth.service import create_user
 from agentlightning.core.context import AppContext
+from agentlightning.errors import AppError
 from agentlightning.settings import Settings, get_settings
+from agentlightning.storage.models import Task
+from agentlightning.vocabulary import TASK_ACTIVE
 
 TEST_SECRET = "test-secret-" + "x" * 40
 _counter = itertools.count()
@@ -112,14 +117,8 @@ async def cancel_unfinished_tasks(ctx: AppContext) -> int:
     would otherwise reap and run them first, on whatever model that test serves: on the local
     model each costs minutes, and the test's own tasks wait behind them.
     """
-    from sqlalchemy import select
-
-    from agentlightning.agents.scheduler import TaskScheduler
-    from agentlightning.errors import AppError
-    from agentlightning.storage.models import Task
-
     async with ctx.db.session() as session:
-        ids = list(await session.scalars(select(Task.id).where(Task.status.in_(("pending", "running")))))
+        ids = list(await session.scalars(select(Task.id).where(Task.status.in_(sorted(TASK_ACTIVE)))))
     scheduler = TaskScheduler(ctx)
     cancelled = 0
     for task_id in ids:

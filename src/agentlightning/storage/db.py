@@ -126,7 +126,10 @@ class Database:
             async with self.session() as session:
                 yield session
             return
-        writers = self._sqlite_writers.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        loop = asyncio.get_running_loop()
+        writers = self._sqlite_writers.get(loop)
+        if writers is None:
+            writers = self._sqlite_writers[loop] = asyncio.Lock()
         async with writers, self.session() as session:
             yield session
 
